@@ -1,0 +1,150 @@
+"""``esc-csp-sim``: run one emulated CSP host, or a cluster of them, as real processes.
+
+A host serves on 127.0.0.1 only. It prints one line ``READY <name> <url>`` on stdout once it
+listens (tests and the cluster launcher wait for it), and stops cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from esc_orch.csp_sim.api import ApiSettings, make_app
+from esc_orch.csp_sim.cluster import run_cluster
+from esc_orch.csp_sim.guestnet import NetnsGuest, NotIsolated
+from esc_orch.csp_sim.host import CspHost
+
+LOOPBACK = "127.0.0.1"
+
+
+def _host_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("host", help="run one CSP host")
+    p.add_argument("--name", required=True)
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--state-dir", type=Path, required=True)
+    p.add_argument("--local-dir", type=Path, required=True)
+    p.add_argument("--gluster-dir", type=Path)
+    p.add_argument("--cluster-name")
+    p.add_argument("--user", default="admin")
+    p.add_argument("--password-file", type=Path, help="first line is the password")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--cert", type=Path)
+    p.add_argument("--key", type=Path)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of 503 answers")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--ram-mb", type=int, default=65536)
+    p.add_argument("--cpus", type=int, default=32)
+    p.add_argument("--guest-net", choices=["none", "netns"], default="none")
+
+
+def _cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("cluster", help="run several hosts sharing one Gluster directory")
+    p.add_argument("--hosts", type=int, default=3)
+    p.add_argument("--base-port", type=int, required=True)
+    p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--cluster-name", default="Cluster_Test")
+    p.add_argument("--user", default="admin")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--cert", type=Path)
+    p.add_argument("--key", type=Path)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--error-rate", type=float, default=0.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esc-csp-sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _host_parser(sub)
+    _cluster_parser(sub)
+    return parser
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        lines = args.password_file.read_text().splitlines()
+        if not lines or not lines[0]:
+            raise SystemExit(f"esc-csp-sim: empty password file {args.password_file}")
+        return str(lines[0])
+    generated = secrets.token_urlsafe(18)
+    print(f"generated password for {args.user}: {generated}", file=sys.stderr, flush=True)
+    return generated
+
+
+async def _serve_host(args: argparse.Namespace) -> int:
+    guest: NetnsGuest | None = None
+    if args.guest_net == "netns":
+        try:
+            guest = NetnsGuest(record=args.state_dir / "guest-addresses.json")
+        except NotIsolated as exc:
+            print(f"esc-csp-sim: {exc}", file=sys.stderr, flush=True)
+            return 2
+    ssl_ctx: ssl.SSLContext | None = None
+    if args.tls:
+        if args.cert is None or args.key is None:
+            print("esc-csp-sim: --tls needs --cert and --key", file=sys.stderr)
+            return 2
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(args.cert, args.key)
+    host = CspHost(
+        name=args.name,
+        state_dir=args.state_dir,
+        local_dir=args.local_dir,
+        gluster_dir=args.gluster_dir,
+        cluster_name=args.cluster_name,
+        ram_total_mb=args.ram_mb,
+        cpus_total=args.cpus,
+        guest=guest,
+    )
+    host.load()
+    settings = ApiSettings(
+        user=args.user,
+        password=_password(args),
+        latency_s=args.latency_ms / 1000.0,
+        error_rate=args.error_rate,
+        seed=args.seed,
+    )
+    runner = web.AppRunner(make_app(host, settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, args.port, ssl_context=ssl_ctx)
+    await site.start()
+    port = int(runner.addresses[0][1])
+    scheme = "https" if ssl_ctx else "http"
+    print(f"READY {args.name} {scheme}://{LOOPBACK}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for entry in host.services.values():
+            if entry.lock is not None:
+                entry.lock.release()
+        if guest is not None:
+            guest.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "host":
+        if not 0 <= args.error_rate <= 1:
+            raise SystemExit("esc-csp-sim: --error-rate must be within [0, 1]")
+        return asyncio.run(_serve_host(args))
+    with contextlib.suppress(KeyboardInterrupt):
+        return run_cluster(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
