@@ -9,6 +9,7 @@ into the Authorization header: it is never logged nor part of any repr or error 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import ssl
@@ -137,8 +138,9 @@ class CspConnector:
         if self._session is None or self._session.closed:
             creds = self._config.credentials
             assert creds is not None
+            token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
             self._session = aiohttp.ClientSession(
-                auth=aiohttp.BasicAuth(creds.user, creds.password),
+                headers={"Authorization": f"Basic {token}"},
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 connector=aiohttp.TCPConnector(ssl=self._ssl()),
             )
@@ -154,7 +156,12 @@ class CspConnector:
             headers["Content-Type"] = YANG_JSON
         try:
             async with self._client().request(
-                method, self._base + path, data=data, headers=headers, params=params
+                method,
+                self._base + path,
+                data=data,
+                headers=headers,
+                params=params,
+                allow_redirects=False,  # never carry the credentials elsewhere
             ) as resp:
                 text = await resp.text()
                 log.debug("%s %s -> %s", self._config.id, what, resp.status)

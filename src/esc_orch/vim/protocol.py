@@ -95,7 +95,10 @@ class VimConnector(Protocol):
         ...
 
     async def reboot(self, *, name: str) -> VmState:
-        """Restart a running VM in place. Needs :attr:`Capability.REBOOT`."""
+        """Restart a running VM in place. Needs :attr:`Capability.REBOOT`.
+
+        A stopped VM cannot be rebooted: :class:`VimConflict`.
+        """
         ...
 
     async def copy_disk(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from esc_orch.vim.errors import TemporaryVimError
@@ -47,3 +48,4 @@ async def poll_changes(
             yield change
         seen = current
         await sleep(interval)
+        await asyncio.sleep(0)  # an instant (fake) sleep must still let others run
