@@ -1,4 +1,4 @@
-"""Errors as data: the RFC 6241 ``rpc-error`` fields, produced by any layer, rendered by one function.
+"""Errors as data: RFC 6241 ``rpc-error`` fields, produced by any layer, rendered by one function.
 
 Every layer that can reject a request (XML parsing, YANG validation, the edit engine, the
 datastore, the NETCONF session) returns or raises :class:`RpcError` values instead of ad-hoc
@@ -93,6 +93,7 @@ def render_rpc_error(error: RpcError, *, nsmap: Mapping[str, str] | None = None)
     ``nsmap`` declares the prefixes used in ``error-path`` (e.g. ``{"esc": ESC_NS}``) on the
     ``error-path`` element itself, so the path stays resolvable wherever the element is moved.
     """
+
     def sub(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
         child = etree.SubElement(parent, f"{{{NC_BASE_NS}}}{name}")
         if text is not None:
@@ -107,7 +108,9 @@ def render_rpc_error(error: RpcError, *, nsmap: Mapping[str, str] | None = None)
         sub(root, "error-app-tag", error.app_tag)
     if error.path:
         path_el = etree.SubElement(
-            root, f"{{{NC_BASE_NS}}}error-path", nsmap=dict(nsmap or {})  # type: ignore[arg-type]
+            root,
+            f"{{{NC_BASE_NS}}}error-path",
+            nsmap=dict(nsmap or {}),  # type: ignore[arg-type]
         )
         path_el.text = error.path
     msg = sub(root, "error-message", error.message)

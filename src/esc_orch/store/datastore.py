@@ -1,0 +1,506 @@
+"""The configuration datastore: running and candidate, RFC 6241 edits, atomic commits.
+
+Implements :class:`esc_orch.northbound.backend.ConfigBackend` on SQLAlchemy. An edit is
+checked (structure, then types with libyang) before anything is read; the units it touches
+are loaded into a small tree, edited with the pure engine, validated with libyang together
+with the units they reference and the units that reference them, and written in one
+transaction. Nothing is written when anything fails (stop-on-error and rollback-on-error);
+with continue-on-error the units that failed keep their old content and the rest is applied.
+Every change of running yields a :class:`ConfigDiff` handed to the registered listeners.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from lxml import etree
+from sqlalchemy import Engine, and_, delete, exists, select
+from sqlalchemy.orm import Session, aliased
+
+from esc_orch.model.diff import ConfigDiff, diff_units
+from esc_orch.model.edit import (
+    OPERATION_ATTR,
+    SECRET_MASK,
+    Operation,
+    apply_edit,
+    check_edit,
+)
+from esc_orch.model.errors import ErrorTag, RpcError, RpcErrors
+from esc_orch.model.schema import ESC_NS, NodeKind, data_roots
+from esc_orch.model.units import (
+    KINDS,
+    UnitId,
+    Wildcard,
+    assemble,
+    new_data,
+    references_of,
+    split,
+    touched,
+    unit_of_path,
+)
+from esc_orch.model.validate import check_types, validate_config
+from esc_orch.northbound.backend import (
+    Datastore,
+    DefaultOperation,
+    ErrorOption,
+    TestOption,
+)
+from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
+
+log = logging.getLogger(__name__)
+
+RUNNING = Datastore.RUNNING.value
+CANDIDATE = Datastore.CANDIDATE.value
+DiffListener = Callable[[ConfigDiff], None]
+
+
+def _row_id(row: ConfigUnitRow) -> UnitId:
+    return UnitId(row.kind, tuple(row.key.split("/")))
+
+
+class SqlDatastore:
+    """running + candidate configuration on SQLite (default) or PostgreSQL."""
+
+    def __init__(self, *, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.RLock()
+        self._listeners: list[DiffListener] = []
+
+    @classmethod
+    def open(cls, *, data_dir: Path | None = None, url: str | None = None) -> SqlDatastore:
+        if url is None:
+            if data_dir is None:
+                raise ValueError("give a data directory or a database URL")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            url = sqlite_url(data_dir)
+        return cls(engine=make_engine(url))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def add_listener(self, listener: DiffListener) -> None:
+        """Call ``listener`` with every non-empty diff of running, after it is durable."""
+        self._listeners.append(listener)
+
+    # ---------------------------------------------------------------- reading
+
+    def _view_rows(
+        self, session: Session, view: str, *, kind: str | None = None
+    ) -> dict[UnitId, bytes]:
+        """All units of a datastore view (candidate = running overlaid by candidate rows)."""
+        query = select(ConfigUnitRow).where(ConfigUnitRow.datastore == RUNNING)
+        if kind:
+            query = query.where(ConfigUnitRow.kind == kind)
+        units: dict[UnitId, bytes] = {}
+        for row in session.scalars(query):
+            if row.xml is not None:
+                units[_row_id(row)] = row.xml
+        if view == CANDIDATE:
+            overlay = select(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE)
+            if kind:
+                overlay = overlay.where(ConfigUnitRow.kind == kind)
+            for row in session.scalars(overlay):
+                if row.xml is None:
+                    units.pop(_row_id(row), None)
+                else:
+                    units[_row_id(row)] = row.xml
+        return units
+
+    def _load(
+        self, session: Session, view: str, ids: Iterable[UnitId]
+    ) -> dict[UnitId, bytes | None]:
+        wanted = set(ids)
+        out: dict[UnitId, bytes | None] = dict.fromkeys(wanted)
+        by_kind: dict[str, list[str]] = {}
+        for unit in wanted:
+            by_kind.setdefault(unit.kind, []).append(unit.text_key)
+        for datastore in (RUNNING, CANDIDATE) if view == CANDIDATE else (RUNNING,):
+            for kind, keys in by_kind.items():
+                for chunk_start in range(0, len(keys), 500):
+                    chunk = keys[chunk_start : chunk_start + 500]
+                    rows = session.scalars(
+                        select(ConfigUnitRow).where(
+                            ConfigUnitRow.datastore == datastore,
+                            ConfigUnitRow.kind == kind,
+                            ConfigUnitRow.key.in_(chunk),
+                        )
+                    )
+                    for row in rows:
+                        out[_row_id(row)] = row.xml
+        return out
+
+    def _expand(self, session: Session, view: str, wildcard: Wildcard) -> set[UnitId]:
+        ids: set[UnitId] = set()
+        for unit in self._view_rows(session, view, kind=wildcard.kind):
+            if unit.key[: len(wildcard.prefix)] == wildcard.prefix:
+                ids.add(unit)
+        return ids
+
+    def _referrers(self, session: Session, view: str, targets: Iterable[UnitId]) -> set[UnitId]:
+        """Units of ``view`` holding a leafref to any of ``targets``."""
+        found: set[UnitId] = set()
+        for target in targets:
+            cond = and_(
+                ConfigRefRow.dst_kind == target.kind, ConfigRefRow.dst_key == target.text_key
+            )
+            running_refs = select(ConfigRefRow).where(ConfigRefRow.datastore == RUNNING, cond)
+            if view == CANDIDATE:
+                overlay = aliased(ConfigUnitRow)
+                running_refs = running_refs.where(
+                    ~exists().where(
+                        overlay.datastore == CANDIDATE,
+                        overlay.kind == ConfigRefRow.src_kind,
+                        overlay.key == ConfigRefRow.src_key,
+                    )
+                )
+            for ref in session.scalars(running_refs):
+                found.add(UnitId(ref.src_kind, tuple(ref.src_key.split("/"))))
+            if view == CANDIDATE:
+                for ref in session.scalars(
+                    select(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE, cond)
+                ):
+                    found.add(UnitId(ref.src_kind, tuple(ref.src_key.split("/"))))
+        return found
+
+    def get_config(self, *, source: Datastore) -> etree._Element:
+        if source not in (Datastore.RUNNING, Datastore.CANDIDATE):
+            raise RpcError(tag=ErrorTag.INVALID_VALUE, message=f"no {source} datastore")
+        with Session(self._engine) as session:
+            units = self._view_rows(session, source.value)
+        return mask_secrets(assemble(units.items()))
+
+    def get_state(self) -> etree._Element:
+        data = new_data()
+        top = etree.SubElement(data, f"{{{ESC_NS}}}esc_datamodel")
+        etree.SubElement(top, f"{{{ESC_NS}}}opdata")
+        return data
+
+    def running_units(self, kind: str) -> dict[UnitId, bytes]:
+        """All running units of one kind (for the reconciler's resync)."""
+        with Session(self._engine) as session:
+            return self._view_rows(session, RUNNING, kind=kind)
+
+    def candidate_is_dirty(self) -> bool:
+        with Session(self._engine) as session:
+            return (
+                session.scalar(
+                    select(ConfigUnitRow.key).where(ConfigUnitRow.datastore == CANDIDATE).limit(1)
+                )
+                is not None
+            )
+
+    # ---------------------------------------------------------------- editing
+
+    def edit_config(
+        self,
+        *,
+        target: Datastore,
+        config: etree._Element,
+        default_operation: DefaultOperation = DefaultOperation.MERGE,
+        test_option: TestOption = TestOption.TEST_THEN_SET,
+        error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
+    ) -> ConfigDiff | None:
+        """Apply an edit; return the diff of running when ``target`` is running."""
+        if target not in (Datastore.RUNNING, Datastore.CANDIDATE):
+            raise RpcError(
+                tag=ErrorTag.OPERATION_NOT_SUPPORTED, message=f"cannot edit the {target} datastore"
+            )
+        default_op = Operation(default_operation.value)
+        config = copy.deepcopy(config)
+        errors = check_edit(config, default_operation=default_op)
+        if not errors:
+            errors = check_types(_strip_operations(config))
+        if errors:
+            raise RpcErrors(errors)
+        continue_on_error = error_option is ErrorOption.CONTINUE_ON_ERROR
+        view = target.value
+        with self._lock, Session(self._engine) as session, session.begin():
+            ids, wildcards = touched(config, default_operation=default_op)
+            for wildcard in wildcards:
+                ids |= self._expand(session, view, wildcard)
+            ids |= {p for p in (u.parent for u in list(ids)) if p is not None}
+            before = self._load(session, view, ids)
+            data = assemble((u, x) for u, x in before.items() if x is not None)
+            result = apply_edit(
+                data, config, default_operation=default_op, continue_on_error=continue_on_error
+            )
+            if result.errors and not continue_on_error:
+                raise RpcErrors(result.errors)
+            after: dict[UnitId, bytes | None] = dict.fromkeys(before)
+            after.update(split(data))
+            errors = list(result.errors)
+            validate = target is Datastore.RUNNING or test_option is not TestOption.SET
+            if validate:
+                after, validation_errors = self._validated(
+                    session, view, before, after, continue_on_error=continue_on_error
+                )
+                errors += validation_errors
+            if errors and not continue_on_error:
+                raise RpcErrors(errors)
+            if test_option is TestOption.TEST_ONLY:
+                if errors:
+                    raise RpcErrors(errors)
+                return None
+            diff = self._write(session, view, before, after)
+        if diff is not None and not diff.empty:
+            self._notify(diff)
+        if errors:
+            raise RpcErrors(errors)
+        return diff
+
+    def _validated(
+        self,
+        session: Session,
+        view: str,
+        before: dict[UnitId, bytes | None],
+        after: dict[UnitId, bytes | None],
+        *,
+        continue_on_error: bool,
+    ) -> tuple[dict[UnitId, bytes | None], list[RpcError]]:
+        """Validate ``after`` with its context; with continue-on-error revert failing units."""
+        reported: list[RpcError] = []
+        current = dict(after)
+        for _attempt in range(len(current) + 1):
+            errors = self._validate_units(session, view, current)
+            if not errors:
+                return current, reported
+            reported += errors
+            if not continue_on_error:
+                return current, reported
+            culprits = {unit_of_path(e.path) for e in errors}
+            reverted = False
+            for unit in culprits:
+                if unit is not None and unit in current and current[unit] != before.get(unit):
+                    current[unit] = before.get(unit)
+                    reverted = True
+            if not reverted:
+                current = dict(before)
+        return current, reported
+
+    def _validate_units(
+        self, session: Session, view: str, units: dict[UnitId, bytes | None]
+    ) -> list[RpcError]:
+        present = {u: x for u, x in units.items() if x is not None}
+        context: set[UnitId] = set()
+        for unit, xml in present.items():
+            context |= references_of(unit, xml)
+        deleted = [u for u, x in units.items() if x is None]
+        if deleted:
+            context |= self._referrers(session, view, deleted)
+        context -= set(units)
+        context |= {p for p in (u.parent for u in list(context)) if p is not None}
+        context -= set(units)
+        loaded = {u: x for u, x in self._load(session, view, context).items() if x is not None}
+        data = assemble([*present.items(), *loaded.items()])
+        return validate_config(data)
+
+    def _write(
+        self,
+        session: Session,
+        view: str,
+        before: dict[UnitId, bytes | None],
+        after: dict[UnitId, bytes | None],
+    ) -> ConfigDiff | None:
+        changed = {u: x for u, x in after.items() if x != before.get(u)}
+        if view == CANDIDATE:
+            running = self._load(session, RUNNING, changed)
+            for unit, xml in changed.items():
+                if xml == running.get(unit):
+                    self._delete_row(session, CANDIDATE, unit)
+                else:
+                    self._put_row(session, CANDIDATE, unit, xml, tombstone_ok=True)
+            return None
+        txid = self._next_txid(session) if changed else 0
+        for unit, xml in changed.items():
+            if xml is None:
+                self._delete_row(session, RUNNING, unit)
+            else:
+                self._put_row(session, RUNNING, unit, xml)
+        return diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
+
+    def _put_row(
+        self,
+        session: Session,
+        datastore: str,
+        unit: UnitId,
+        xml: bytes | None,
+        *,
+        tombstone_ok: bool = False,
+    ) -> None:
+        if xml is None and not tombstone_ok:
+            raise ValueError("only the candidate records deletions")
+        parent = unit.parent
+        session.merge(
+            ConfigUnitRow(
+                datastore=datastore,
+                kind=unit.kind,
+                key=unit.text_key,
+                parent_key=parent.text_key if parent else None,
+                xml=xml,
+            )
+        )
+        self._set_refs(session, datastore, unit, xml)
+
+    def _delete_row(self, session: Session, datastore: str, unit: UnitId) -> None:
+        session.execute(
+            delete(ConfigUnitRow).where(
+                ConfigUnitRow.datastore == datastore,
+                ConfigUnitRow.kind == unit.kind,
+                ConfigUnitRow.key == unit.text_key,
+            )
+        )
+        self._set_refs(session, datastore, unit, None)
+
+    def _set_refs(self, session: Session, datastore: str, unit: UnitId, xml: bytes | None) -> None:
+        session.execute(
+            delete(ConfigRefRow).where(
+                ConfigRefRow.datastore == datastore,
+                ConfigRefRow.src_kind == unit.kind,
+                ConfigRefRow.src_key == unit.text_key,
+            )
+        )
+        if xml is None:
+            return
+        for target in references_of(unit, xml):
+            session.add(
+                ConfigRefRow(
+                    datastore=datastore,
+                    src_kind=unit.kind,
+                    src_key=unit.text_key,
+                    dst_kind=target.kind,
+                    dst_key=target.text_key,
+                )
+            )
+
+    def _next_txid(self, session: Session) -> int:
+        row = session.get(MetaRow, "txid")
+        if row is None:
+            row = MetaRow(name="txid", value=0)
+            session.add(row)
+        row.value += 1
+        return row.value
+
+    def _notify(self, diff: ConfigDiff) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(diff)
+            except Exception:
+                log.exception("commit listener failed for txid %s", diff.txid)
+
+    # ---------------------------------------------------------------- candidate
+
+    def validate(self, *, source: Datastore | etree._Element) -> None:
+        if isinstance(source, etree._Element):
+            errors = check_edit(copy.deepcopy(source), default_operation=Operation.MERGE)
+            if not errors:
+                errors = validate_config(_strip_operations(source))
+            if errors:
+                raise RpcErrors(errors)
+            return
+        if source is Datastore.RUNNING:
+            return  # running is only ever written valid
+        with Session(self._engine) as session:
+            overlay = self._overlay(session)
+            errors = self._validate_units(session, CANDIDATE, overlay)
+        if errors:
+            raise RpcErrors(errors)
+
+    def _overlay(self, session: Session) -> dict[UnitId, bytes | None]:
+        rows = session.scalars(select(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE))
+        return {_row_id(row): row.xml for row in rows}
+
+    def commit(self) -> ConfigDiff:
+        with self._lock, Session(self._engine) as session, session.begin():
+            overlay = self._overlay(session)
+            errors = self._validate_units(session, CANDIDATE, overlay)
+            if errors:
+                raise RpcErrors(errors)
+            before = self._load(session, RUNNING, overlay)
+            diff = self._write(session, RUNNING, before, overlay)
+            session.execute(delete(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE))
+            session.execute(delete(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE))
+        assert diff is not None
+        if not diff.empty:
+            self._notify(diff)
+        return diff
+
+    def discard_changes(self) -> None:
+        with self._lock, Session(self._engine) as session, session.begin():
+            session.execute(delete(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE))
+            session.execute(delete(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE))
+
+    def copy_config(self, *, target: Datastore, source: Datastore | etree._Element) -> None:
+        """Replace ``target`` with ``source`` (running→candidate is a discard)."""
+        if target is Datastore.CANDIDATE and source is Datastore.RUNNING:
+            self.discard_changes()
+            return
+        if target is Datastore.RUNNING and source is Datastore.CANDIDATE:
+            self.commit()
+            return
+        if isinstance(source, etree._Element) and target in (
+            Datastore.RUNNING,
+            Datastore.CANDIDATE,
+        ):
+            self._replace_all(target, source)
+            return
+        raise RpcError(
+            tag=ErrorTag.OPERATION_NOT_SUPPORTED,
+            message=f"copy-config from {source if isinstance(source, Datastore) else 'inline config'} to {target} is not supported",
+        )
+
+    def _replace_all(self, target: Datastore, config: etree._Element) -> None:
+        config = copy.deepcopy(config)
+        present = {etree.QName(child).localname for child in config if isinstance(child.tag, str)}
+        for root in data_roots().values():
+            if root.name not in present and root.config:
+                etree.SubElement(config, f"{{{ESC_NS}}}{root.name}")
+        self.edit_config(target=target, config=config, default_operation=DefaultOperation.REPLACE)
+
+    def delete_config(self, *, target: Datastore) -> None:
+        if target is Datastore.CANDIDATE:
+            self.discard_changes()
+            return
+        raise RpcError(
+            tag=ErrorTag.OPERATION_NOT_SUPPORTED,
+            message=f"the {target} datastore cannot be deleted",
+        )
+
+
+def _strip_operations(config: etree._Element) -> etree._Element:
+    """A copy without NETCONF attributes, for libyang's type check."""
+    stripped = copy.deepcopy(config)
+    for element in stripped.iter():
+        for attr in list(element.attrib):
+            if attr.startswith("{urn:ietf:params:xml:ns:netconf:base:1.0}") or attr.startswith(
+                "{urn:ietf:params:xml:ns:yang:1}"
+            ):
+                del element.attrib[attr]
+    etree.cleanup_namespaces(stripped)
+    return stripped
+
+
+def mask_secrets(data: etree._Element) -> etree._Element:
+    """Replace every secret leaf's value by the mask (get-config never shows secrets)."""
+    secrets = [n for root in data_roots().values() for n in root.walk() if n.secret]
+    for node in secrets:
+        for leaf in data.iter(f"{{{node.namespace}}}{node.name}"):
+            if _is_secret(leaf):
+                leaf.text = SECRET_MASK
+    return data
+
+
+def _is_secret(leaf: etree._Element) -> bool:
+    # the only secret leaf: vim_connector/users/user/credentials/properties/property/value
+    parent = leaf.getparent()
+    chain = []
+    while parent is not None and len(chain) < 4:
+        chain.append(etree.QName(parent).localname)
+        parent = parent.getparent()
+    return chain == ["property", "properties", "credentials", "user"]
+
+
+__all__ = ["KINDS", "OPERATION_ATTR", "NodeKind", "SqlDatastore", "mask_secrets"]

@@ -1,0 +1,81 @@
+"""SQLAlchemy tables and engine set-up: the only place that knows the database schema.
+
+``config_unit`` holds each configuration unit's canonical XML per datastore. The candidate is
+an overlay on running (rows of datastore ``candidate``; ``xml`` NULL is a deletion), so an
+edit, a commit and a discard cost what they touch, never a copy of the whole configuration.
+``config_ref`` indexes leafrefs between units so that deleting a flavor finds the
+deployments that use it without scanning them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ConfigUnitRow(Base):
+    __tablename__ = "config_unit"
+
+    datastore: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    parent_key: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    xml: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+    __table_args__ = (Index("ix_config_unit_parent", "datastore", "kind", "parent_key"),)
+
+
+class ConfigRefRow(Base):
+    __tablename__ = "config_ref"
+
+    datastore: Mapped[str] = mapped_column(String(16), primary_key=True)
+    src_kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    src_key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    dst_kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dst_key: Mapped[str] = mapped_column(String(600), primary_key=True)
+
+    __table_args__ = (Index("ix_config_ref_dst", "datastore", "dst_kind", "dst_key"),)
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'esc-orch.sqlite'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
