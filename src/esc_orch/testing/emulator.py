@@ -6,12 +6,17 @@ Faults are real process states (SIGKILL, SIGSTOP, restart), so this module only 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import aiohttp
 
 from esc_orch.csp_sim.cluster import host_command, wait_ready
 from esc_orch.vim.types import ConnectorConfig, Credentials
@@ -126,6 +131,31 @@ class EmulatorHost:
             properties={k: v for k, v in props.items() if v != ""},
             credentials=Credentials(user=self.user, password=password or self.password),
         )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        raw: str | None = None,
+        content_type: str = "application/vnd.yang.data+json",
+        auth: tuple[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        """One raw HTTP request to the host; returns (status, headers, decoded JSON or None)."""
+        user, password = auth or (self.user, self.password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers = {"Authorization": f"Basic {token}"}
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        if data is not None:
+            headers["Content-Type"] = content_type
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, self.url + path, data=data, headers=headers) as resp,
+        ):
+            text = await resp.text()
+            return resp.status, dict(resp.headers), json.loads(text) if text else None
 
     def __enter__(self) -> EmulatorHost:
         self.start()
