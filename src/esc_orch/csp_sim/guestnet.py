@@ -9,32 +9,50 @@ machine. A guard process removes the addresses when the host process dies, howev
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 IFF_UP = 0x1
+SIOCGIFFLAGS = 0x8913
 
 
 class NotIsolated(RuntimeError):
     """The process is not in a private network namespace without a way out."""
 
 
-def _ns_inode(pid: str) -> int:
-    return os.stat(f"/proc/{pid}/ns/net").st_ino
+def interface_flags() -> dict[str, int]:
+    """Interfaces of THIS network namespace and their flags (SIOCGIFFLAGS).
+
+    /sys/class/net is not used: sysfs shows the namespace of whoever mounted it, so inside
+    ``unshare --net`` it still lists the host's interfaces.
+    """
+    flags: dict[str, int] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            req = struct.pack("16sH14x", name.encode()[:15], 0)
+            res = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, req)
+            flags[name] = struct.unpack("16sH14x", res)[1]
+    return flags
 
 
 def isolation_problems(
-    proc: Path = Path("/proc"), sys_net: Path = Path("/sys/class/net")
+    proc: Path = Path("/proc"), interfaces: Callable[[], dict[str, int]] = interface_flags
 ) -> list[str]:
     """Why this network namespace is not safe for guest addresses (empty list: it is)."""
     problems: list[str] = []
     try:
         if os.stat(proc / "self/ns/net").st_ino == os.stat(proc / "1/ns/net").st_ino:
             problems.append("runs in the same network namespace as PID 1 (use unshare --net)")
+    except PermissionError:
+        pass  # PID 1 hidden from us (containers): the route and interface checks decide
     except OSError as exc:
         problems.append(f"cannot compare network namespaces: {exc}")
     try:
@@ -52,12 +70,9 @@ def isolation_problems(
     except FileNotFoundError:
         pass  # IPv6 disabled: nothing to route
     try:
-        for dev in sorted(sys_net.iterdir()):
-            if dev.name == "lo":
-                continue
-            flags = int((dev / "flags").read_text().strip(), 16)
-            if flags & IFF_UP:
-                problems.append(f"interface {dev.name} is up")
+        for name, flags in sorted(interfaces().items()):
+            if name != "lo" and flags & IFF_UP:
+                problems.append(f"interface {name} is up")
     except OSError as exc:
         problems.append(f"cannot list interfaces: {exc}")
     return problems
@@ -87,6 +102,7 @@ class NetnsGuest:
     def __init__(self, *, record: Path) -> None:
         check_isolated()
         self.record = record
+        record.parent.mkdir(parents=True, exist_ok=True)
         self.current: set[str] = set()
         self._cleanup_recorded()
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from esc_orch.csp_sim.guestnet import isolation_problems
+from esc_orch.csp_sim.guestnet import interface_flags, isolation_problems
 
 
-def _tree(tmp_path: Path, *, same_ns: bool, route: bool, up: list[str]) -> tuple[Path, Path]:
-    proc, sysnet = tmp_path / "proc", tmp_path / "net"
+def _tree(
+    tmp_path: Path, *, same_ns: bool, route: bool, up: list[str]
+) -> tuple[Path, Callable[[], dict[str, int]]]:
+    proc = tmp_path / "proc"
     (proc / "self/ns").mkdir(parents=True)
     (proc / "1/ns").mkdir(parents=True)
     (proc / "net").mkdir()
@@ -21,10 +24,8 @@ def _tree(tmp_path: Path, *, same_ns: bool, route: bool, up: list[str]) -> tuple
     header = "Iface\tDestination\tGateway\tFlags\n"
     (proc / "net/route").write_text(header + ("eth0\t00000000\t010200C0\t0003\n" if route else ""))
     (proc / "net/ipv6_route").write_text("00000000000000000000000000000001 80 0 0 0 0 0 0 0 lo\n")
-    for dev in ["lo", "eth0", *up]:
-        (sysnet / dev).mkdir(parents=True, exist_ok=True)
-        (sysnet / dev / "flags").write_text("0x9\n" if dev in up or dev == "lo" else "0x1002\n")
-    return proc, sysnet
+    flags = {dev: 0x9 if dev in up or dev == "lo" else 0x1002 for dev in ["lo", "eth0", *up]}
+    return proc, lambda: flags
 
 
 def test_sealed_namespace_is_accepted(tmp_path: Path) -> None:
@@ -44,3 +45,8 @@ def test_this_test_process_namespace_is_refused_unless_sealed() -> None:
     routes = Path("/proc/net/route").read_text().splitlines()[1:]
     if any(line.strip() for line in routes):
         assert problems
+
+
+def test_interface_flags_reads_this_namespace() -> None:
+    flags = interface_flags()
+    assert "lo" in flags
