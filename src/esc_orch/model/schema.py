@@ -56,6 +56,8 @@ class SchemaNode:
     #: For leafrefs: the target path with prefixes, as written in the module.
     leafref: str | None = None
     base_type: str | None = None
+    #: For leaves: the YANG default as libyang types it (int, bool or str), else None.
+    default: object = None
     children: Mapping[tuple[str, str], SchemaNode] = field(default_factory=dict)
 
     def child(self, namespace: str, name: str) -> SchemaNode | None:
@@ -113,6 +115,7 @@ def _convert(snode: libyang.SNode) -> SchemaNode:
     presence = False
     leafref: str | None = None
     base_type: str | None = None
+    default: object = None
     if kind in (NodeKind.CONTAINER, NodeKind.LIST):
         for child in snode.children():
             if child.keyword() not in _KINDS:
@@ -131,6 +134,8 @@ def _convert(snode: libyang.SNode) -> SchemaNode:
         base_type = ytype.basename()
         if base_type == "leafref":
             leafref = ytype.leafref_path()
+    if isinstance(snode, libyang.SLeaf):
+        default = snode.default()
     secret = any(ext.name() == "secret" for ext in snode.extensions())
     return SchemaNode(
         name=snode.name(),
@@ -146,6 +151,7 @@ def _convert(snode: libyang.SNode) -> SchemaNode:
         cases=_case_chain(snode.cdata),
         leafref=leafref,
         base_type=base_type,
+        default=default,
         children=children,
     )
 

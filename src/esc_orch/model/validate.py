@@ -36,8 +36,8 @@ class LyError:
 
 
 _LOCATION = re.compile(
-    r'^(?:Schema location "[^"]*",\s*)?(?:data location "(?P<path>[^"]*)"'
-    r"(?:,\s*line number \d+)?\.\s*|line number \d+\.\s*|schema location \"[^\"]*\"\.\s*)",
+    r'^(?:Schema location "(?P<schema>[^"]*)",\s*)?(?:data location "(?P<path>[^"]*)"'
+    r'(?:,\s*line number \d+)?\.\s*|line number \d+\.\s*|schema location "(?P<only>[^"]*)"\.\s*)',
     re.IGNORECASE,
 )
 
@@ -47,7 +47,10 @@ def _split_location(message: str) -> tuple[str, str | None]:
     match = _LOCATION.match(message)
     if not match:
         return message, None
-    return message[match.end() :], match["path"]
+    if match["path"]:
+        return message[match.end() :], match["path"]
+    schema = match["schema"] or match["only"]
+    return message[match.end() :], f"schema:{schema}" if schema else None
 
 
 def _drain_errors() -> list[LyError]:
@@ -216,7 +219,42 @@ def validate_config(data: etree._Element | bytes) -> list[RpcError]:
         _tree,
         errors,
     ):
-        return [to_rpc_error(e) for e in errors]
+        located = [_locate(e, data) for e in errors]
+        return [to_rpc_error(e) for e in located]
+
+
+def _locate(err: LyError, data: etree._Element | bytes) -> LyError:
+    """libyang names only the schema node of a missing mandatory node: find the instance."""
+    if not err.path or not err.path.startswith("schema:"):
+        return err
+    steps = [s.split(":", 1)[-1] for s in err.path[len("schema:") :].split("/") if s]
+    root = etree.fromstring(data) if isinstance(data, bytes) else data
+    tops = [root] if etree.QName(root).localname == steps[0] else list(root)
+    from esc_orch.model.schema import data_roots
+
+    for top in tops:
+        if etree.QName(top).localname != steps[0]:
+            continue
+        node = data_roots()[(ESC_NS, steps[0])]
+        level: list[tuple[etree._Element, str]] = [(top, f"/{steps[0]}")]
+        for step in steps[1:-1]:
+            if (ESC_NS, step) not in node.children:
+                continue  # a choice or case name: not a data node
+            node = node.children[(ESC_NS, step)]
+            nxt = []
+            for element, path in level:
+                for child in element.iterchildren(f"{{{ESC_NS}}}{step}"):
+                    preds = "".join(
+                        f"[{k}='{child.findtext(f'{{{ESC_NS}}}{k}')}']" for k in node.keys
+                    )
+                    nxt.append((child, f"{path}/{step}{preds}"))
+            level = nxt
+        for element, path in level:
+            if element.find(f"{{{ESC_NS}}}{steps[-1]}") is None:
+                return LyError(
+                    err.code, err.vecode, err.message, f"{path}/{steps[-1]}", err.app_tag
+                )
+    return LyError(err.code, err.vecode, err.message, "/" + "/".join(steps), err.app_tag)
 
 
 def _wrap(data: etree._Element | bytes) -> bytes:
