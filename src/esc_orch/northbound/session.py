@@ -1,0 +1,328 @@
+"""The NETCONF session state machine, sans-I/O: hello exchange, rpc envelope, rpc-reply rendering.
+
+One :class:`NetconfSession` per SSH channel. It takes the bytes the transport read and
+returns *events* (an rpc to execute, bytes to write, a reason to close); it renders replies
+to framed bytes. It never touches a socket, a clock or the datastore, so every protocol rule
+here (hello validation, framing switch, message-id and attribute echo, malformed-message
+replies) is unit-tested without a network. The transport (``ssh.py``) executes the events
+in order and writes the bytes through its single writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lxml import etree
+
+from esc_orch.model.errors import (
+    NC_BASE_NS,
+    ErrorTag,
+    ErrorType,
+    RpcError,
+    RpcErrors,
+    render_rpc_error,
+)
+from esc_orch.model.xmlsafe import parse_xml
+from esc_orch.northbound.framing import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FrameDecoder,
+    FramingError,
+    FramingMode,
+    encode,
+)
+
+ESC_NS = "http://www.cisco.com/esc/esc"
+ESC_MODULE = "esc"
+
+
+class Capability(StrEnum):
+    """Capability URIs this server may announce (only announced when implemented)."""
+
+    BASE_10 = "urn:ietf:params:netconf:base:1.0"
+    BASE_11 = "urn:ietf:params:netconf:base:1.1"
+    WRITABLE_RUNNING = "urn:ietf:params:netconf:capability:writable-running:1.0"
+    CANDIDATE = "urn:ietf:params:netconf:capability:candidate:1.0"
+    VALIDATE_11 = "urn:ietf:params:netconf:capability:validate:1.1"
+    ROLLBACK_ON_ERROR = "urn:ietf:params:netconf:capability:rollback-on-error:1.0"
+    XPATH = "urn:ietf:params:netconf:capability:xpath:1.0"
+    STARTUP = "urn:ietf:params:netconf:capability:startup:1.0"
+    NOTIFICATION = "urn:ietf:params:netconf:capability:notification:1.0"
+    INTERLEAVE = "urn:ietf:params:netconf:capability:interleave:1.0"
+
+
+BASE_CAPABILITIES: tuple[str, ...] = (
+    Capability.BASE_10,
+    Capability.BASE_11,
+    Capability.WRITABLE_RUNNING,
+    Capability.CANDIDATE,
+    Capability.VALIDATE_11,
+    Capability.ROLLBACK_ON_ERROR,
+    Capability.XPATH,
+)
+
+
+def module_capability(*, namespace: str, module: str, revision: str) -> str:
+    """The RFC 6020 YANG module capability URI, e.g. ``...esc?module=esc&revision=...``."""
+    return f"{namespace}?module={module}&revision={revision}"
+
+
+def server_capabilities(*, esc_revision: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Everything we announce: the implemented base set, the esc module, then ``extra``.
+
+    ``esc_revision`` comes from the model layer (the revision of ``yang/esc.yang``);
+    ``extra`` is how later features (notifications, interleave) add their URIs.
+    """
+    caps = [*BASE_CAPABILITIES]
+    caps.append(module_capability(namespace=ESC_NS, module=ESC_MODULE, revision=esc_revision))
+    caps.extend(c for c in extra if c not in caps)
+    return tuple(caps)
+
+
+class SessionState(StrEnum):
+    AWAITING_HELLO = "awaiting-hello"
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+# ---------------------------------------------------------------- events (session -> transport)
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReceived:
+    """The client's hello was valid; the session is established."""
+
+    capabilities: tuple[str, ...]
+    framing: FramingMode
+
+
+@dataclass(frozen=True, slots=True)
+class RpcRequest:
+    """A well-formed ``<rpc>`` with a message-id and exactly one operation element."""
+
+    message_id: str
+    rpc: etree._Element
+    operation: etree._Element
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(namespace, local name)`` of the operation, the registry key."""
+        qname = etree.QName(self.operation)
+        return qname.namespace or "", qname.localname
+
+
+@dataclass(frozen=True, slots=True)
+class SendBytes:
+    """Framed bytes to write as they are (an error reply produced by the session itself)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """The session is over; close the channel without replying."""
+
+    reason: str
+
+
+Event = HelloReceived | RpcRequest | SendBytes | CloseConnection
+
+
+# ---------------------------------------------------------------- replies (handler -> session)
+
+
+@dataclass(frozen=True, slots=True)
+class OkReply:
+    """``<rpc-reply><ok/></rpc-reply>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataReply:
+    """``<rpc-reply>`` holding a ``<data>`` element (already filtered)."""
+
+    data: etree._Element
+
+
+@dataclass(frozen=True, slots=True)
+class ElementsReply:
+    """``<rpc-reply>`` holding arbitrary output elements (RPCs with YANG output)."""
+
+    elements: tuple[etree._Element, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """``<rpc-reply>`` holding one or more ``<rpc-error>``."""
+
+    errors: tuple[RpcError, ...]
+
+    @classmethod
+    def of(cls, exc: RpcError | RpcErrors) -> ErrorReply:
+        return cls(errors=(exc,) if isinstance(exc, RpcError) else exc.errors)
+
+
+Reply = OkReply | DataReply | ElementsReply | ErrorReply
+
+
+def _nc(name: str) -> str:
+    return f"{{{NC_BASE_NS}}}{name}"
+
+
+@dataclass
+class NetconfSession:
+    """The protocol side of one NETCONF session (server role)."""
+
+    session_id: int
+    capabilities: Sequence[str]
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    state: SessionState = SessionState.AWAITING_HELLO
+    client_capabilities: tuple[str, ...] = ()
+    _decoder: FrameDecoder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._decoder = FrameDecoder(max_message_size=self.max_message_size)
+
+    @property
+    def framing(self) -> FramingMode:
+        return self._decoder.mode
+
+    @property
+    def has_partial_message(self) -> bool:
+        return self._decoder.has_partial_message
+
+    def hello_bytes(self) -> bytes:
+        """Our hello, framed for base:1.0 (always sent first, before the client's arrives)."""
+        hello = etree.Element(_nc("hello"), nsmap={None: NC_BASE_NS})  # type: ignore[dict-item]
+        caps = etree.SubElement(hello, _nc("capabilities"))
+        for uri in self.capabilities:
+            etree.SubElement(caps, _nc("capability")).text = uri
+        etree.SubElement(hello, _nc("session-id")).text = str(self.session_id)
+        return encode(_serialize(hello), mode=FramingMode.EOM)
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the transport; returns the events they complete, in order."""
+        if self.state is SessionState.CLOSED:
+            return []
+        events: list[Event] = []
+        try:
+            self._decoder.feed(data)
+            while not self.closed:
+                message = self._decoder.next_message()
+                if message is None:
+                    break
+                events.extend(self._handle_message(message))
+        except FramingError as exc:
+            events.append(self._close(f"framing error: {exc}"))
+        return events
+
+    @property
+    def closed(self) -> bool:
+        return self.state is SessionState.CLOSED
+
+    def close(self) -> None:
+        """Mark the session closed (after close-session, kill-session or a transport error)."""
+        self.state = SessionState.CLOSED
+
+    def _close(self, reason: str) -> CloseConnection:
+        self.state = SessionState.CLOSED
+        return CloseConnection(reason=reason)
+
+    def _handle_message(self, message: bytes) -> list[Event]:
+        if self.state is SessionState.AWAITING_HELLO:
+            return [self._handle_hello(message)]
+        return [self._handle_rpc(message)]
+
+    def _handle_hello(self, message: bytes) -> Event:
+        try:
+            root = parse_xml(
+                message, max_bytes=self.max_message_size, error_type=ErrorType.PROTOCOL
+            )
+        except RpcError as exc:
+            return self._close(f"unparsable hello: {exc.message}")
+        if root.tag != _nc("hello"):
+            return self._close(f"expected a hello, got {etree.QName(root).localname!r}")
+        if root.find(_nc("session-id")) is not None:
+            return self._close("a client hello must not carry a session-id")
+        caps = tuple(
+            (el.text or "").strip()
+            for el in root.iterfind(f"{_nc('capabilities')}/{_nc('capability')}")
+        )
+        if Capability.BASE_11 in caps and Capability.BASE_11 in self.capabilities:
+            mode = FramingMode.CHUNKED
+        elif Capability.BASE_10 in caps:
+            mode = FramingMode.EOM
+        else:
+            return self._close("the client hello announces neither base:1.0 nor base:1.1")
+        self._decoder.mode = mode
+        self.client_capabilities = caps
+        self.state = SessionState.ESTABLISHED
+        return HelloReceived(capabilities=caps, framing=mode)
+
+    def _handle_rpc(self, message: bytes) -> Event:
+        try:
+            root = parse_xml(message, max_bytes=self.max_message_size)
+        except RpcError as exc:
+            return SendBytes(self._render(None, ErrorReply(errors=(exc,))))
+        if root.tag != _nc("rpc"):
+            err = RpcError(
+                tag=ErrorTag.MALFORMED_MESSAGE,
+                type=ErrorType.RPC,
+                message=f"expected an rpc element, got {etree.QName(root).text!r}",
+            )
+            return SendBytes(self._render(None, ErrorReply(errors=(err,))))
+        message_id = root.get("message-id")
+        if message_id is None:
+            err = RpcError(
+                tag=ErrorTag.MISSING_ATTRIBUTE,
+                type=ErrorType.RPC,
+                message="the rpc element has no message-id attribute",
+                info={"bad-attribute": "message-id", "bad-element": "rpc"},
+            )
+            return SendBytes(self._render(root, ErrorReply(errors=(err,))))
+        operations = [child for child in root if isinstance(child.tag, str)]
+        if len(operations) != 1:
+            err = RpcError(
+                tag=ErrorTag.MISSING_ELEMENT if not operations else ErrorTag.BAD_ELEMENT,
+                type=ErrorType.RPC,
+                message="an rpc must contain exactly one operation element",
+                info={"bad-element": "rpc"},
+            )
+            return SendBytes(self._render(root, ErrorReply(errors=(err,))))
+        return RpcRequest(message_id=message_id, rpc=root, operation=operations[0])
+
+    def render_reply(self, request: RpcRequest, reply: Reply) -> bytes:
+        """The framed ``rpc-reply`` for ``request``, echoing all its attributes."""
+        return self._render(request.rpc, reply)
+
+    def frame(self, message: bytes) -> bytes:
+        """Frame an unsolicited message (a notification) in the session's current mode."""
+        return encode(message, mode=self._decoder.mode)
+
+    def _render(self, rpc: etree._Element | None, reply: Reply) -> bytes:
+        return encode(_serialize(build_reply(rpc, reply)), mode=self._decoder.mode)
+
+
+def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
+    """The ``<rpc-reply>`` element; attributes (namespaced too) are copied from ``rpc``."""
+    nsmap: dict[str | None, str] = {None: NC_BASE_NS}
+    if rpc is not None:
+        nsmap.update({k: v for k, v in rpc.nsmap.items() if k is not None})
+    root = etree.Element(_nc("rpc-reply"), nsmap=nsmap)  # type: ignore[arg-type]
+    if rpc is not None:
+        for name, value in rpc.attrib.items():
+            root.set(name, value)
+    if isinstance(reply, OkReply):
+        etree.SubElement(root, _nc("ok"))
+    elif isinstance(reply, DataReply):
+        root.append(reply.data)
+    elif isinstance(reply, ElementsReply):
+        root.extend(reply.elements)
+    else:
+        for err in reply.errors:
+            root.append(render_rpc_error(err))
+    return root
+
+
+def _serialize(element: etree._Element) -> bytes:
+    return etree.tostring(element, encoding="UTF-8", xml_declaration=True)
