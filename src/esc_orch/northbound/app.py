@@ -1,0 +1,40 @@
+"""Assembly of the NETCONF server's protocol side: registry, operations, capabilities, core.
+
+One function, so the daemon and the tests build exactly the same server, and so the places
+where later work plugs in (the ESC action sink, libyang RPC validation, list keys from the
+schema, extra capabilities such as notifications) are parameters, not edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from esc_orch.northbound.backend import ConfigBackend
+from esc_orch.northbound.core import Limits, NetconfCore
+from esc_orch.northbound.esc_rpcs import EscActionSink, RpcValidator, register_esc_rpcs
+from esc_orch.northbound.filters import KeyResolver
+from esc_orch.northbound.ops import register_base_operations
+from esc_orch.northbound.rpc import RpcRegistry
+from esc_orch.northbound.session import server_capabilities
+
+
+def build_core(
+    *,
+    backend: ConfigBackend,
+    esc_revision: str,
+    limits: Limits | None = None,
+    extra_capabilities: Iterable[str] = (),
+    esc_sink: EscActionSink | None = None,
+    esc_validator: RpcValidator | None = None,
+    key_leaves: KeyResolver | None = None,
+) -> NetconfCore:
+    """A :class:`NetconfCore` with the base operations and the ESC RPCs registered."""
+    registry = RpcRegistry()
+    register_base_operations(registry, key_leaves=key_leaves)
+    register_esc_rpcs(registry, sink=esc_sink, validator=esc_validator)
+    return NetconfCore(
+        backend=backend,
+        registry=registry,
+        capabilities=server_capabilities(esc_revision=esc_revision, extra=extra_capabilities),
+        limits=limits,
+    )

@@ -1,0 +1,201 @@
+"""State shared by all NETCONF sessions of one server: session ids, locks, datastore access.
+
+The per-session protocol lives in ``session.py`` and the transport in ``ssh.py``; what
+crosses sessions lives here: the session table (for kill-session), the datastore locks (which
+die with their session) and the one mutex that serialises datastore access so that a lock
+check and the edit it guards can never be separated by another session's request.
+Datastore calls are synchronous (see ``backend.py``) and run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
+from esc_orch.northbound.backend import ConfigBackend, Datastore
+from esc_orch.northbound.framing import DEFAULT_MAX_MESSAGE_SIZE
+from esc_orch.northbound.rpc import RpcRegistry
+from esc_orch.northbound.session import NetconfSession
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits of the NETCONF server (all configurable in the daemon's TOML file)."""
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    hello_timeout: float = 30.0  # seconds for the client's hello after the channel opens
+    idle_timeout: float = 3600.0  # seconds without any byte from the client; 0 = never
+    message_timeout: float = 60.0  # seconds to finish a message once its first byte arrived
+    max_sessions: int = 64
+
+
+@dataclass(slots=True)
+class SessionInfo:
+    session_id: int
+    username: str
+    peer: str
+    terminate: Callable[[str], None]  # closes the transport; called by kill-session
+
+
+@dataclass
+class LockTable:
+    """Global datastore locks (RFC 6241 §7.5): datastore -> holding session id."""
+
+    holders: dict[Datastore, int] = field(default_factory=dict)
+
+    def holder(self, datastore: Datastore) -> int | None:
+        return self.holders.get(datastore)
+
+    def acquire(self, datastore: Datastore, session_id: int) -> None:
+        holder = self.holders.get(datastore)
+        if holder is not None:
+            whom = "this session" if holder == session_id else f"session {holder}"
+            raise RpcError(
+                tag=ErrorTag.LOCK_DENIED,
+                type=ErrorType.PROTOCOL,
+                message=f"the {datastore} datastore is already locked by {whom}",
+                info={"session-id": str(holder)},
+            )
+        self.holders[datastore] = session_id
+
+    def release(self, datastore: Datastore, session_id: int) -> None:
+        holder = self.holders.get(datastore)
+        if holder != session_id:
+            message = (
+                f"the {datastore} datastore is not locked"
+                if holder is None
+                else f"the {datastore} datastore is locked by session {holder}, not by this one"
+            )
+            raise RpcError(
+                tag=ErrorTag.OPERATION_FAILED,
+                type=ErrorType.PROTOCOL,
+                message=message,
+                info={"session-id": str(holder or 0)},
+            )
+        del self.holders[datastore]
+
+    def check_writable(self, datastores: Sequence[Datastore], session_id: int) -> None:
+        """Raise ``in-use`` when one of ``datastores`` is locked by another session."""
+        for datastore in datastores:
+            holder = self.holders.get(datastore)
+            if holder is not None and holder != session_id:
+                raise RpcError(
+                    tag=ErrorTag.IN_USE,
+                    type=ErrorType.PROTOCOL,
+                    message=f"the {datastore} datastore is locked by session {holder}",
+                    info={"session-id": str(holder)},
+                )
+
+    def release_all(self, session_id: int) -> list[Datastore]:
+        released = [ds for ds, holder in self.holders.items() if holder == session_id]
+        for ds in released:
+            del self.holders[ds]
+        return released
+
+
+class NetconfCore:
+    """One per server; every session and handler reaches the datastore through it."""
+
+    def __init__(
+        self,
+        *,
+        backend: ConfigBackend,
+        registry: RpcRegistry,
+        capabilities: Sequence[str],
+        limits: Limits | None = None,
+    ) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.capabilities = tuple(capabilities)
+        self.limits = limits or Limits()
+        self.locks = LockTable()
+        self.sessions: dict[int, SessionInfo] = {}
+        self._ids = itertools.count(1)
+        self._mutex = asyncio.Lock()
+
+    def new_session(
+        self, *, username: str, peer: str, terminate: Callable[[str], None]
+    ) -> NetconfSession:
+        """Register a session and return its protocol state machine."""
+        session_id = next(self._ids)
+        self.sessions[session_id] = SessionInfo(
+            session_id=session_id, username=username, peer=peer, terminate=terminate
+        )
+        return NetconfSession(
+            session_id=session_id,
+            capabilities=self.capabilities,
+            max_message_size=self.limits.max_message_size,
+        )
+
+    @property
+    def session_count(self) -> int:
+        return len(self.sessions)
+
+    async def run(self, fn: Callable[[], T], *, before: Callable[[], None] | None = None) -> T:
+        """Run ``fn`` in a worker thread under the datastore mutex, ``before`` first.
+
+        ``before`` runs on the event loop inside the mutex (lock checks). Cancelling the
+        caller (kill-session) does not release the mutex before ``fn`` has returned.
+        """
+        async with self._mutex:
+            if before is not None:
+                before()
+            task = asyncio.ensure_future(asyncio.to_thread(fn))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait({task})
+                raise
+
+    async def end_session(self, session_id: int) -> None:
+        """Forget a session and release its locks; idempotent.
+
+        Uncommitted candidate changes of a session that held the candidate lock are
+        abandoned, so they are discarded (RFC 6241 §8.3.5).
+        """
+        if self.sessions.pop(session_id, None) is None:
+            return
+
+        def release() -> list[Datastore]:
+            released = self.locks.release_all(session_id)
+            if Datastore.CANDIDATE in released:
+                self.backend.discard_changes()
+            return released
+
+        released = await self.run(release)
+        log.info(
+            "session ended",
+            extra={"session": session_id, "released_locks": ",".join(released) or "-"},
+        )
+
+    async def kill_session(self, *, target: int, by: int) -> None:
+        """Terminate another session (its locks are released before this returns)."""
+        if target == by:
+            raise RpcError(
+                tag=ErrorTag.INVALID_VALUE,
+                type=ErrorType.PROTOCOL,
+                message="a session cannot kill itself; use close-session",
+                info={"bad-element": "session-id"},
+            )
+        info = self.sessions.get(target)
+        if info is None:
+            raise RpcError(
+                tag=ErrorTag.INVALID_VALUE,
+                type=ErrorType.PROTOCOL,
+                message=f"no session with id {target}",
+                info={"bad-element": "session-id"},
+            )
+        log.info("session killed", extra={"session": target, "killed_by": by})
+        info.terminate(f"killed by session {by}")
+        await self.end_session(target)

@@ -1,0 +1,1 @@
+"""Test support for the northbound: an in-memory ConfigBackend and server/client helpers."""
