@@ -1,0 +1,402 @@
+"""The asyncssh adapter: the NETCONF SSH subsystem on top of the sans-I/O session.
+
+This is the only module that imports asyncssh. It authenticates (password and public key
+against the user store, with throttled failures), accepts the ``netconf`` subsystem, feeds
+received bytes to :class:`~esc_orch.northbound.session.NetconfSession` and executes its
+events in order on one worker task per session. Every byte a session sends goes through
+:meth:`_NetconfChannel.write`, which holds the session's write lock and honours SSH flow
+control, so replies (and, later, notifications) never interleave inside a frame.
+
+Waiting costs nothing: timeouts are ``loop.call_later`` timers (hello, idle, unfinished
+message), reads are callbacks, and a slow reader pauses our reading instead of queueing work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from esc_orch.northbound.auth import Authenticator, LoginThrottle
+from esc_orch.northbound.core import NetconfCore
+from esc_orch.northbound.rpc import RpcContext
+from esc_orch.northbound.session import (
+    CloseConnection,
+    Event,
+    HelloReceived,
+    NetconfSession,
+    RpcRequest,
+    SendBytes,
+)
+
+log = logging.getLogger(__name__)
+
+SUBSYSTEM = "netconf"
+_QUEUE_HIGH_WATER = 32  # queued events above which we stop reading from the client
+
+
+def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
+    """The server's ed25519 host key, created (mode 0600) on first start."""
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key.export_private_key())
+        log.info("created SSH host key", extra={"path": str(path)})
+    return asyncssh.read_private_key(path)
+
+
+def public_key_matches(key: asyncssh.SSHKey, authorized: Sequence[str]) -> bool:
+    """True if ``key`` is one of the OpenSSH public key lines in ``authorized``."""
+    for line in authorized:
+        try:
+            candidate = asyncssh.import_public_key(line)
+        except (asyncssh.KeyImportError, ValueError):
+            continue
+        if candidate.public_data == key.public_data:
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Eof:
+    """The client closed its side of the channel."""
+
+
+class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
+    """One SSH channel running the netconf subsystem: one NETCONF session."""
+
+    def __init__(self, *, core: NetconfCore, username: str, peer: str, conn: _SshServer) -> None:
+        self._core = core
+        self._username = username
+        self._peer = peer
+        self._conn = conn
+        self._chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self._session: NetconfSession | None = None
+        self._queue: asyncio.Queue[Event | _Eof] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._reading_paused = False
+        self._hello_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._message_timer: asyncio.TimerHandle | None = None
+        self._closing = False
+
+    # --------------------------------------------------------------- asyncssh callbacks
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self._chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        if subsystem != SUBSYSTEM:
+            return False
+        if self._core.session_count >= self._core.limits.max_sessions:
+            log.warning("session refused: too many sessions", extra={"peer": self._peer})
+            return False
+        return True
+
+    def session_started(self) -> None:
+        assert self._chan is not None
+        if self._chan.get_subsystem() != SUBSYSTEM:
+            self._chan.close()
+            return
+        self._conn.channel_started()
+        self._session = self._core.new_session(
+            username=self._username, peer=self._peer, terminate=self.terminate
+        )
+        log.info(
+            "session started",
+            extra={"session": self._session.session_id, "user": self._username, "peer": self._peer},
+        )
+        self._chan.write(self._session.hello_bytes())
+        loop = asyncio.get_running_loop()
+        self._hello_timer = loop.call_later(
+            self._core.limits.hello_timeout, self.terminate, "no hello before the timeout"
+        )
+        self._reset_idle_timer()
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self._session is None or self._closing:
+            return
+        self._reset_idle_timer()
+        for event in self._session.receive_data(data):
+            if isinstance(event, HelloReceived) and self._hello_timer is not None:
+                self._hello_timer.cancel()
+            self._queue.put_nowait(event)
+        self._update_message_timer()
+        if self._queue.qsize() > _QUEUE_HIGH_WATER and not self._reading_paused:
+            assert self._chan is not None
+            self._chan.pause_reading()
+            self._reading_paused = True
+
+    def eof_received(self) -> bool:
+        self._queue.put_nowait(_Eof())
+        return False
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._cancel_timers()
+        if self._worker is not None:
+            self._worker.cancel()
+        self._can_write.set()
+        if self._session is not None:
+            self._conn.spawn(self._core.end_session(self._session.session_id))
+            self._conn.channel_ended()
+
+    # --------------------------------------------------------------- the session's work
+
+    async def write(self, data: bytes) -> None:
+        """The session's only writer: whole frames, one at a time, respecting flow control."""
+        async with self._write_lock:
+            await self._can_write.wait()
+            if self._chan is not None and not self._closing:
+                self._chan.write(data)
+
+    def terminate(self, reason: str) -> None:
+        """Close the session now (timeouts, kill-session, protocol violations)."""
+        if self._closing:
+            return
+        self._closing = True
+        sid = self._session.session_id if self._session else 0
+        log.info("session closed", extra={"session": sid, "peer": self._peer, "reason": reason})
+        if self._session is not None:
+            self._session.close()
+        self._cancel_timers()
+        if self._worker is not None and self._worker is not asyncio.current_task():
+            self._worker.cancel()
+        if self._chan is not None:
+            self._chan.close()
+
+    async def _work(self) -> None:
+        assert self._session is not None
+        session = self._session
+        while not self._closing:
+            event = await self._queue.get()
+            if self._reading_paused and self._queue.qsize() <= _QUEUE_HIGH_WATER // 2:
+                assert self._chan is not None
+                self._chan.resume_reading()
+                self._reading_paused = False
+            if isinstance(event, RpcRequest):
+                ctx = RpcContext(
+                    core=self._core,
+                    session_id=session.session_id,
+                    username=self._username,
+                    request=event,
+                )
+                reply = await self._core.registry.dispatch(ctx)
+                await self.write(session.render_reply(event, reply))
+                if ctx.close_after_reply:
+                    self.terminate("close-session")
+            elif isinstance(event, SendBytes):
+                await self.write(event.data)
+            elif isinstance(event, HelloReceived):
+                log.info(
+                    "hello received",
+                    extra={"session": session.session_id, "framing": str(event.framing)},
+                )
+            elif isinstance(event, CloseConnection):
+                self.terminate(event.reason)
+            else:
+                self.terminate("client closed the channel")
+
+    def _reset_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        timeout = self._core.limits.idle_timeout
+        if timeout > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                timeout, self.terminate, "idle timeout"
+            )
+
+    def _update_message_timer(self) -> None:
+        assert self._session is not None
+        if not self._session.has_partial_message:
+            if self._message_timer is not None:
+                self._message_timer.cancel()
+                self._message_timer = None
+        elif self._message_timer is None:
+            self._message_timer = asyncio.get_running_loop().call_later(
+                self._core.limits.message_timeout, self.terminate, "incomplete message timeout"
+            )
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._hello_timer, self._idle_timer, self._message_timer):
+            if timer is not None:
+                timer.cancel()
+
+
+class _SshServer(asyncssh.SSHServer):
+    """One SSH connection: authentication, then netconf channels."""
+
+    def __init__(self, server: NetconfSshServer) -> None:
+        self._server = server
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._peer = "?"
+        self._channels = 0
+        self._no_channel_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        peer = conn.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else "?"
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        if self._no_channel_timer is not None:
+            self._no_channel_timer.cancel()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._server.spawn(coro)
+
+    def channel_started(self) -> None:
+        self._channels += 1
+        if self._no_channel_timer is not None:
+            self._no_channel_timer.cancel()
+            self._no_channel_timer = None
+
+    def channel_ended(self) -> None:
+        self._channels -= 1
+        if self._channels <= 0:
+            self.close()  # one NETCONF session per connection: free the connection too
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # authentication is always required
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        throttle = self._server.throttle
+        keys = throttle.keys(username=username, peer=self._peer)
+        delay = throttle.delay(keys)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ok = await asyncio.to_thread(
+            self._server.authenticator.verify_password, username=username, password=password
+        )
+        if ok:
+            throttle.record_success(keys[:1])
+        else:
+            throttle.record_failure(keys)
+            log.warning("login failed", extra={"user": username, "peer": self._peer})
+        return ok
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        authorized = await asyncio.to_thread(
+            self._server.authenticator.authorized_keys, username=username
+        )
+        return public_key_matches(key, authorized)
+
+    def auth_completed(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._no_channel_timer = loop.call_later(
+            self._server.core.limits.hello_timeout, self._close_if_idle
+        )
+
+    def _close_if_idle(self) -> None:
+        if self._channels == 0:
+            log.info("connection closed: no netconf session opened", extra={"peer": self._peer})
+            self.close()
+
+    def session_requested(self) -> _NetconfChannel:
+        assert self._conn is not None
+        username = self._conn.get_extra_info("username") or "?"
+        return _NetconfChannel(
+            core=self._server.core, username=str(username), peer=self._peer, conn=self
+        )
+
+
+class NetconfSshServer:
+    """NETCONF over SSH on one address; ``start()``, then ``close()`` + ``wait_closed()``."""
+
+    def __init__(
+        self,
+        *,
+        core: NetconfCore,
+        authenticator: Authenticator,
+        host_key_path: Path,
+        host: str = "127.0.0.1",
+        port: int = 830,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        self.core = core
+        self.authenticator = authenticator
+        self.throttle = throttle or LoginThrottle()
+        self.connections: set[_SshServer] = set()
+        self._host_key_path = host_key_path
+        self._host = host
+        self._port = port
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        assert self._acceptor is not None, "server not started"
+        return self._acceptor.get_port()
+
+    async def start(self) -> None:
+        host_key = await asyncio.to_thread(load_or_create_host_key, self._host_key_path)
+        self._acceptor = await asyncssh.create_server(
+            lambda: _SshServer(self),
+            self._host,
+            self._port,
+            server_host_keys=[host_key],
+            encoding=None,
+            login_timeout=max(self.core.limits.hello_timeout, self.throttle.max_delay + 5),
+            keepalive_interval=60,
+            keepalive_count_max=3,
+            reuse_address=True,
+        )
+        log.info("listening", extra={"address": self._host, "port": self.port})
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a cleanup coroutine to completion even after its channel is gone."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        """Stop accepting and close every connection."""
+        if self._acceptor is not None:
+            self._acceptor.close()
+        for conn in list(self.connections):
+            conn.close()
+
+    async def wait_closed(self) -> None:
+        if self._acceptor is not None:
+            await self._acceptor.wait_closed()
+        for _ in range(100):
+            if not self.connections and not self._tasks:
+                break
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
