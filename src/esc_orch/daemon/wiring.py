@@ -1,0 +1,59 @@
+"""Where the daemon gets its parts: the one place that chooses the datastore implementation.
+
+``esc-orchd serve`` calls :func:`build_backend`; tests inject an in-memory backend instead
+(``serve(backend=...)`` in-process, or ``ESC_ORCHD_TEST_BACKEND=module:factory`` for a
+subprocess), so the NETCONF server is exercised without the SQL store.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import cast
+
+from esc_orch.daemon.config import DaemonConfig
+from esc_orch.northbound.backend import ConfigBackend
+
+TEST_BACKEND_ENV = "ESC_ORCHD_TEST_BACKEND"
+
+# Announced in the hello until the model layer's constant is importable.
+PLACEHOLDER_ESC_REVISION = "1970-01-01"
+
+
+class WiringError(Exception):
+    """A part the daemon needs is missing or misconfigured."""
+
+
+def esc_revision() -> str:
+    """The revision of ``yang/esc.yang``, for the module capability in our hello."""
+    try:
+        from esc_orch.model.schema import ESC_REVISION  # noqa: PLC0415
+    except ImportError:
+        return PLACEHOLDER_ESC_REVISION
+    return str(ESC_REVISION)
+
+
+def build_backend(data_dir: Path, config: DaemonConfig) -> ConfigBackend:
+    """The production datastore for ``data_dir``."""
+    test_factory = os.environ.get(TEST_BACKEND_ENV)
+    if test_factory:
+        return _load_test_backend(test_factory, data_dir, config)
+    try:
+        # Imported by name so the northbound/daemon type check does not depend on the store.
+        datastore = importlib.import_module("esc_orch.store.datastore")
+    except ImportError as exc:
+        raise WiringError(
+            f"the SQL datastore (esc_orch.store.datastore) is unavailable: {exc}"
+        ) from None
+    url = config.store.get("url")
+    backend = datastore.SqlDatastore.open(data_dir=data_dir, url=str(url) if url else None)
+    return cast(ConfigBackend, backend)
+
+
+def _load_test_backend(spec: str, data_dir: Path, config: DaemonConfig) -> ConfigBackend:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise WiringError(f"{TEST_BACKEND_ENV} must look like 'package.module:factory'")
+    factory = getattr(importlib.import_module(module_name), attr)
+    return cast(ConfigBackend, factory(data_dir, config))
