@@ -1,0 +1,1 @@
+"""esc_nc_cli: the ESC-compatible command-line NETCONF client."""
