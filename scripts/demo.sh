@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The README's demo command: install what is needed, then run the demo (see docs/demo.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m esc_orch.demo "$@"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's test command: install what is needed, then run the whole test suite.
+# Exits non-zero when a test fails, and also when no test ran (pytest's exit 5).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test: no tests ran - treated as a failure" >&2
+  exit 1
+fi
+exit "$rc"
