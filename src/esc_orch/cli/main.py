@@ -62,7 +62,7 @@ def connect(args: argparse.Namespace) -> Any:
 
 def _print_data(reply: Any) -> None:
     data = reply.data_ele
-    print(payloads.pretty(data))
+    print(payloads.pretty(data if data is not None else parse_xml(reply.xml)))
 
 
 def cmd_edit_config(m: Any, args: argparse.Namespace) -> None:

@@ -315,13 +315,33 @@ def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
     if isinstance(reply, OkReply):
         etree.SubElement(root, _nc("ok"))
     elif isinstance(reply, DataReply):
-        root.append(reply.data)
+        _adopt(etree.SubElement(root, _nc("data")), list(reply.data))
     elif isinstance(reply, ElementsReply):
-        root.extend(reply.elements)
+        _adopt(root, list(reply.elements))
     else:
         for err in reply.errors:
             root.append(render_rpc_error(err))
     return root
+
+
+def _adopt(parent: etree._Element, nodes: list[etree._Element]) -> None:
+    """Move ``nodes`` under ``parent``, each top node declaring its own default namespace.
+
+    Appending a foreign tree as is can serialize wrongly (lxml drops a prefix whose
+    declaration the new parent repeats: ``<nc:data xmlns="esc">`` came out as
+    ``<data xmlns="esc">``), and otherwise yields ``ns0:`` prefixes. Rebuilding only the
+    top nodes is cheap and gives ``<esc_datamodel xmlns="...esc">`` as clients expect.
+    """
+    for node in nodes:
+        if not isinstance(node.tag, str):
+            continue
+        ns = etree.QName(node).namespace
+        nsmap = {None: ns} if ns and ns != NC_BASE_NS else None
+        top = etree.SubElement(parent, node.tag, nsmap=nsmap)  # type: ignore[arg-type]
+        for name, value in node.attrib.items():
+            top.set(name, value)
+        top.text = node.text
+        top.extend(list(node))
 
 
 def _serialize(element: etree._Element) -> bytes:

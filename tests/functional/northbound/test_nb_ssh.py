@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncssh
@@ -13,10 +14,19 @@ from lxml import etree
 from ncclient.operations.rpc import RPCError
 from ncclient.transport.errors import AuthenticationError
 
+from esc_orch.daemon.users import UserStore
 from esc_orch.northbound.framing import encode_chunked, encode_eom
 from esc_orch.northbound.session import Capability
 from nbsupport.memory_backend import MemoryBackend
-from nbsupport.server import PASSWORD, USER, ServerThread, nc_connect, prepare_data_dir
+from nbsupport.server import (
+    FAST_LIMITS,
+    PASSWORD,
+    USER,
+    ServerThread,
+    cheap_hasher,
+    nc_connect,
+    prepare_data_dir,
+)
 
 pytestmark = pytest.mark.functional
 
@@ -373,3 +383,47 @@ async def test_base10_client_session(server: ServerThread) -> None:
         assert reply.get("message-id") == "5"
     finally:
         raw.close()
+
+
+async def test_public_key_login_and_unknown_key_refused(
+    server: ServerThread, data_dir: Path
+) -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    store = UserStore(path=data_dir / "users.json", hasher=cheap_hasher())
+    if "keyuser" not in store.users():
+        store.add(
+            name="keyuser", password=None, authorized_keys=(key.export_public_key().decode(),)
+        )
+
+    async def login(client_key: asyncssh.SSHKey) -> bytes:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            server.port,
+            username="keyuser",
+            client_keys=[client_key],
+            known_hosts=None,
+            agent_path=None,
+            password=None,
+        ) as conn:
+            _, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+            return await asyncio.wait_for(reader.readuntil(b"]]>]]>"), timeout=5)
+
+    hello = await asyncio.wait_for(login(key), timeout=10)
+    assert b"<session-id>" in hello
+    with pytest.raises(asyncssh.PermissionDenied):
+        await asyncio.wait_for(login(other), timeout=10)
+
+
+async def test_max_sessions(data_dir: Path) -> None:
+    limits = replace(FAST_LIMITS, max_sessions=1)
+    srv = ServerThread(data_dir=data_dir, backend=MemoryBackend(), limits=limits).start()
+    try:
+        first = await RawClient.open(srv.port)
+        try:
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await RawClient.open(srv.port)
+        finally:
+            first.close()
+    finally:
+        await asyncio.to_thread(srv.stop)

@@ -197,3 +197,21 @@ def test_message_split_byte_by_byte_after_hello() -> None:
             assert s.has_partial_message
     assert len(events) == 1
     assert isinstance(events[0], RpcRequest)
+
+
+def test_data_from_a_prefixed_backend_tree_keeps_its_namespaces() -> None:
+    # A backend returning <nc:data xmlns="esc"> inside a reply to an nc:-prefixed rpc
+    # (ncclient's form) once serialized as <data xmlns="esc">, i.e. the wrong namespace.
+    s = _established()
+    rpc = f'<nc:rpc xmlns:nc="{NC}" message-id="1"><nc:get/></nc:rpc>'.encode()
+    (request,) = s.receive_data(encode_chunked(rpc))
+    assert isinstance(request, RpcRequest)
+    esc = "http://www.cisco.com/esc/esc"
+    data = etree.fromstring(
+        f'<nc:data xmlns="{esc}" xmlns:nc="{NC}">'
+        "<esc_datamodel><tenants/></esc_datamodel></nc:data>"
+    )
+    wire = s.render_reply(request, DataReply(data))
+    assert b'<esc_datamodel xmlns="http://www.cisco.com/esc/esc">' in wire
+    reply = _decode(wire, s.framing)
+    assert reply.find(f"{{{NC}}}data/{{{esc}}}esc_datamodel/{{{esc}}}tenants") is not None
