@@ -1,7 +1,8 @@
 """Bench: validate + commit a one-deployment edit with 10, 1,000 and 10,000 vm_groups stored.
 
 The goal is flat cost: an edit loads and validates only the units it touches and what they
-reference. Prints the median and p90 of 50 edits (after 5 warm-up edits) (each moves one deployment's locator
+reference. Prints the median and p90 of 50 edits, after 5 warm-up edits (each moves one
+deployment's locator
 between CSP-1 and CSP-2, on running, so each is a full validate + commit + diff) per size,
 and the ratio of the largest to the smallest median.
 
@@ -98,7 +99,7 @@ def main() -> None:
         median = statistics.median(timings)
         p90 = timings[int(len(timings) * 0.9) - 1]
         medians[size] = median
-        print(f"  one-deployment edit (validate + commit): median {median:.2f} ms, p90 {p90:.2f} ms")
+        print(f"  one-deployment edit (validate + commit): median {median:.2f} ms, p90 {p90:.2f}")
     smallest, largest = min(medians), max(medians)
     print(
         f"ratio median({largest})/median({smallest}) = {medians[largest] / medians[smallest]:.2f}"

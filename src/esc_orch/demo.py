@@ -41,13 +41,10 @@ def _show(diff: ConfigDiff) -> None:
         for group in dep.vm_groups:
             detail = ""
             if "locator" in group.fields and group.before and group.after:
-                detail = (
-                    f" locator {group.before.locator.vim_id} -> {group.after.locator.vim_id}"
-                )
+                detail = f" locator {group.before.locator.vim_id} -> {group.after.locator.vim_id}"
             if "extensions" in group.fields and group.before and group.after:
                 detail += (
-                    f", storage {group.before.disk_storage_name}"
-                    f" -> {group.after.disk_storage_name}"
+                    f", storage {group.before.disk_storage_name} -> {group.after.disk_storage_name}"
                 )
             fields = ", ".join(sorted(group.fields)) or "-"
             print(f"      vm_group {group.name}: {group.change} ({fields}){detail}")
@@ -69,9 +66,7 @@ def run(data_dir: Path) -> int:
     print(f"esc-orch demo: datastore {data_dir / 'esc-orch.sqlite'}")
     print("\n== A deployment naming a VIM connector that does not exist is refused")
     try:
-        store.edit_config(
-            target=Datastore.RUNNING, config=_config(EXAMPLES / "deploy_csp_1.xml")
-        )
+        store.edit_config(target=Datastore.RUNNING, config=_config(EXAMPLES / "deploy_csp_1.xml"))
     except (RpcError, RpcErrors) as exc:
         errors = exc.errors if isinstance(exc, RpcErrors) else (exc,)
         for error in errors:
@@ -79,7 +74,7 @@ def run(data_dir: Path) -> int:
     _step(store, "The cluster: VIM connectors CSP-1..3", "vim_connectors.xml")
     _step(store, "Deploy the seed payload on CSP-1", "deploy_csp_1.xml")
     _step(store, "Scenarios 1 and 2: move Group1 from CSP-1 to CSP-2", "deploy_csp_2.xml")
-    _step(store, "Scenario 3 set-up: back on CSP-1, disk on local storage", "deploy_csp_1_local.xml")
+    _step(store, "Scenario 3 set-up: CSP-1, disk on local storage", "deploy_csp_1_local.xml")
     _step(
         store,
         "Scenario 3: a cluster connector, then locator + disk_storage_name gluster",

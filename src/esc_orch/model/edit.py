@@ -17,6 +17,7 @@ only the parts an edit touches into it (see :mod:`esc_orch.model.units`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -288,12 +289,10 @@ def apply_edit(
 ) -> EditResult:
     """Apply the (checked) ``config`` to ``data`` in place."""
     result = EditResult()
-    try:
+    with contextlib.suppress(_Stop):
         _apply_children(
             data, config, data_roots(), default_operation, "", result, continue_on_error
         )
-    except _Stop:
-        pass
     _prune_empty(data)
     return result
 
@@ -324,7 +323,7 @@ def _find_existing(
     return target.find(tag)
 
 
-def _apply_children(
+def _apply_children(  # noqa: PLR0917 (internal recursion)
     target: etree._Element,
     edit: etree._Element,
     schema_children: Mapping[tuple[str, str], SchemaNode],
@@ -368,7 +367,7 @@ def _index_keys() -> None:
                 _KEYS_BY_CHILDREN[id(node.children)] = node.keys
 
 
-def _apply_one(
+def _apply_one(  # noqa: PLR0917 (internal recursion)
     target: etree._Element,
     child: etree._Element,
     snode: SchemaNode,

@@ -100,7 +100,7 @@ def render_rpc_error(error: RpcError, *, nsmap: Mapping[str, str] | None = None)
             child.text = text
         return child
 
-    root = etree.Element(f"{{{NC_BASE_NS}}}rpc-error", nsmap={None: NC_BASE_NS})
+    root = etree.Element(f"{{{NC_BASE_NS}}}rpc-error", nsmap={None: NC_BASE_NS})  # type: ignore[dict-item]
     sub(root, "error-type", str(error.type))
     sub(root, "error-tag", str(error.tag))
     sub(root, "error-severity", str(error.severity))
@@ -110,7 +110,7 @@ def render_rpc_error(error: RpcError, *, nsmap: Mapping[str, str] | None = None)
         path_el = etree.SubElement(
             root,
             f"{{{NC_BASE_NS}}}error-path",
-            nsmap=dict(nsmap or {}),  # type: ignore[arg-type]
+            nsmap=dict(nsmap or {}),
         )
         path_el.text = error.path
     msg = sub(root, "error-message", error.message)

@@ -117,13 +117,13 @@ def _convert(snode: libyang.SNode) -> SchemaNode:
     base_type: str | None = None
     default: object = None
     if kind in (NodeKind.CONTAINER, NodeKind.LIST):
-        for child in snode.children():
+        for child in snode.children():  # type: ignore[attr-defined]
             if child.keyword() not in _KINDS:
                 continue
             converted = _convert(child)
             children[(converted.namespace, converted.name)] = converted
     if isinstance(snode, libyang.SList):
-        keys = tuple(k.name() for k in snode.keys())
+        keys = tuple(k.name() for k in snode.keys())  # noqa: SIM118 (not a dict)
         ordered = snode.ordered()
     if isinstance(snode, libyang.SLeafList):
         ordered = snode.ordered()

@@ -124,7 +124,7 @@ def touched(
     return ids, wildcards
 
 
-def _walk_touch(
+def _walk_touch(  # noqa: PLR0917 (internal recursion)
     element: etree._Element,
     steps: tuple[str, ...],
     key: tuple[str, ...],
@@ -168,9 +168,8 @@ def split(data: etree._Element) -> dict[UnitId, bytes]:
     units: dict[UnitId, bytes] = {}
     for kind in UNIT_KINDS:
         for key, entry in _entries(data, kind):
-            if kind.detached:
-                entry = _copy_without(entry, kind.detached)
-            units[UnitId(kind.name, key)] = canonical(entry)
+            unit = _copy_without(entry, kind.detached) if kind.detached else entry
+            units[UnitId(kind.name, key)] = canonical(unit)
     return units
 
 
@@ -204,7 +203,7 @@ def _entries(
 
 def new_data() -> etree._Element:
     """An empty ``<data>`` wrapper whose children get the esc namespace as default."""
-    return etree.Element(f"{{{NC_NS}}}data", nsmap={None: ESC_NS, "nc": NC_NS})
+    return etree.Element(f"{{{NC_NS}}}data", nsmap={None: ESC_NS, "nc": NC_NS})  # type: ignore[dict-item]
 
 
 def assemble(
@@ -292,7 +291,8 @@ def references_of(unit_id: UnitId, xml: bytes) -> set[UnitId]:
             continue
         if element is None:
             element = etree.fromstring(xml)
-        for value in element.xpath(f"{ref.xpath}/text()", namespaces={"esc": ESC_NS}):
+        values = element.xpath(f"{ref.xpath}/text()", namespaces={"esc": ESC_NS})
+        for value in values if isinstance(values, list) else ():
             found.add(UnitId(ref.target, (str(value),)))
     return found
 

@@ -18,7 +18,7 @@ from _libyang import ffi, lib
 from lxml import etree
 
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
-from esc_orch.model.schema import ESC_NS, ESC_PREFIX, context
+from esc_orch.model.schema import ESC_NS, ESC_PREFIX, context, data_roots
 
 #: Prefix map for error paths rendered by the NETCONF layer.
 ERROR_PATH_NSMAP = {ESC_PREFIX: ESC_NS}
@@ -230,8 +230,6 @@ def _locate(err: LyError, data: etree._Element | bytes) -> LyError:
     steps = [s.split(":", 1)[-1] for s in err.path[len("schema:") :].split("/") if s]
     root = etree.fromstring(data) if isinstance(data, bytes) else data
     tops = [root] if etree.QName(root).localname == steps[0] else list(root)
-    from esc_orch.model.schema import data_roots
-
     for top in tops:
         if etree.QName(top).localname != steps[0]:
             continue

@@ -52,7 +52,7 @@ def parse_xml(
             tag=ErrorTag.MALFORMED_MESSAGE, type=error_type, message=f"malformed XML: {exc}"
         ) from None
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    if docinfo.doctype or docinfo.internalDTD is not None:  # type: ignore[union-attr]
         raise RpcError(
             tag=ErrorTag.MALFORMED_MESSAGE,
             type=error_type,

@@ -449,7 +449,7 @@ class SqlDatastore:
             return
         raise RpcError(
             tag=ErrorTag.OPERATION_NOT_SUPPORTED,
-            message=f"copy-config from {source if isinstance(source, Datastore) else 'inline config'} to {target} is not supported",
+            message=f"copy-config from {_name(source)} to {target} is not supported",
         )
 
     def _replace_all(self, target: Datastore, config: etree._Element) -> None:
@@ -470,11 +470,15 @@ class SqlDatastore:
         )
 
 
+def _name(source: Datastore | etree._Element) -> str:
+    return str(source) if isinstance(source, Datastore) else "inline config"
+
+
 def _strip_operations(config: etree._Element) -> etree._Element:
     """A copy without NETCONF attributes, for libyang's type check."""
     stripped = copy.deepcopy(config)
     for element in stripped.iter():
-        for attr in list(element.attrib):
+        for attr in [str(a) for a in element.attrib]:
             if attr.startswith("{urn:ietf:params:xml:ns:netconf:base:1.0}") or attr.startswith(
                 "{urn:ietf:params:xml:ns:yang:1}"
             ):
@@ -496,7 +500,7 @@ def mask_secrets(data: etree._Element) -> etree._Element:
 def _is_secret(leaf: etree._Element) -> bool:
     # the only secret leaf: vim_connector/users/user/credentials/properties/property/value
     parent = leaf.getparent()
-    chain = []
+    chain: list[str] = []
     while parent is not None and len(chain) < 4:
         chain.append(etree.QName(parent).localname)
         parent = parent.getparent()

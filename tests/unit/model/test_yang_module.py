@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from esc_orch.model.edit import Operation, apply_edit, check_edit
 from esc_orch.model.schema import yang_dir
+from esc_orch.model.units import new_data
 from esc_orch.model.validate import validate_config, validate_notification
-from payloads import EXAMPLES, FIXTURES
+from payloads import EXAMPLES, FIXTURES, config_of
 
 YANG = yang_dir()
 
@@ -61,10 +63,6 @@ def _body(path: Path) -> bytes:
     ],
 )
 def test_examples_validate_together(connectors: list[str], deployment: str) -> None:
-    from esc_orch.model.edit import Operation, apply_edit, check_edit
-    from esc_orch.model.units import new_data
-    from payloads import config_of
-
     data = new_data()
     for name in [*connectors, deployment]:  # one edit each, as a client would send them
         config = config_of(EXAMPLES / name)

@@ -11,7 +11,8 @@ from lxml import etree
 
 from esc_orch.model.errors import RpcError, RpcErrors
 from esc_orch.model.xmlsafe import parse_xml
-from esc_orch.northbound.backend import Datastore
+from esc_orch.northbound import backend
+from esc_orch.northbound.backend import Datastore, ErrorOption
 from esc_orch.store.datastore import SqlDatastore
 from payloads import ESC_NS, EXAMPLES, config_of, dump, esc
 
@@ -199,8 +200,6 @@ def test_fifty_megabyte_payload_is_too_big(seeded: SqlDatastore, tmp_path: Path)
 
 
 def test_continue_on_error_applies_the_good_units(seeded: SqlDatastore) -> None:
-    from esc_orch.northbound.backend import ErrorOption
-
     payload = esc(
         "<tenants><tenant><name>fresh</name></tenant>"
         '<tenant nc:operation="delete"><name>ghost</name></tenant></tenants>'
@@ -220,18 +219,16 @@ def test_continue_on_error_applies_the_good_units(seeded: SqlDatastore) -> None:
 
 
 def test_test_only_validates_without_applying(seeded: SqlDatastore, tmp_path: Path) -> None:
-    from esc_orch.northbound.backend import TestOption
-
     before = dump(tmp_path)
     seeded.edit_config(
         target=Datastore.RUNNING,
         config=config_of(esc("<tenants><tenant><name>probe</name></tenant></tenants>")),
-        test_option=TestOption.TEST_ONLY,
+        test_option=backend.TestOption.TEST_ONLY,
     )
     assert dump(tmp_path) == before
     with pytest.raises(RpcErrors):
         seeded.edit_config(
             target=Datastore.RUNNING,
             config=config_of(_variant("<vim_id>CSP-1</vim_id>", "<vim_id>CSP-9</vim_id>")),
-            test_option=TestOption.TEST_ONLY,
+            test_option=backend.TestOption.TEST_ONLY,
         )
