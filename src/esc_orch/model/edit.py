@@ -415,6 +415,8 @@ def _apply_one(  # noqa: PLR0917 (internal recursion)
             _apply_children(existing, child, snode.children, op, here, result, continue_on_error)
         return
     # merge, replace, create
+    if existing is None and snode.cases:
+        _clear_other_cases(target, snode)
     if snode.kind is NodeKind.LEAF:
         value = child.text or ""
         if snode.secret and value == SECRET_MASK:
@@ -455,6 +457,18 @@ def _apply_one(  # noqa: PLR0917 (internal recursion)
         # and secrets handled exactly as for a merge.
         op = Operation.MERGE
     _apply_children(existing, child, snode.children, op, here, result, continue_on_error)
+
+
+def _clear_other_cases(target: etree._Element, snode: SchemaNode) -> None:
+    """Creating a node of one case deletes the nodes of the choice's other cases (RFC 7950 7.9)."""
+    mine = dict(snode.cases)
+    for sibling in list(_children(target)):
+        qname = etree.QName(sibling)
+        other = _parent_children(snode).get((qname.namespace or "", qname.localname))
+        if other is None or other is snode:
+            continue
+        if any(mine.get(choice) not in (None, case) for choice, case in other.cases):
+            target.remove(sibling)
 
 
 def _restore_masked_secrets(
