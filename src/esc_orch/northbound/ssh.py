@@ -39,6 +39,7 @@ from esc_orch.northbound.session import (
 log = logging.getLogger(__name__)
 
 SUBSYSTEM = "netconf"
+_CLOSE_GRACE = 0.2  # seconds between the close-session reply and closing the channel
 _QUEUE_HIGH_WATER = 32  # queued events above which we stop reading from the client
 
 
@@ -203,7 +204,13 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                 reply = await self._core.registry.dispatch(ctx)
                 await self.write(session.render_reply(event, reply))
                 if ctx.close_after_reply:
-                    self.terminate("close-session")
+                    # Let the reply arrive in its own read before EOF: some clients
+                    # (yangcli) discard a final buffer that comes together with EOF.
+                    session.close()
+                    asyncio.get_running_loop().call_later(
+                        _CLOSE_GRACE, self.terminate, "close-session"
+                    )
+                    return
             elif isinstance(event, SendBytes):
                 await self.write(event.data)
             elif isinstance(event, HelloReceived):
