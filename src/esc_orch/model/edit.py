@@ -195,61 +195,41 @@ def _check_children(
 def _operation(
     element: etree._Element, inherited: Operation, path: str, errors: list[RpcError]
 ) -> Operation | None:
-    raw = element.get(OPERATION_ATTR)
+    """The element's effective operation, or None (with an error) when its attributes are bad."""
+    name = etree.QName(element).localname
+
+    def refuse(tag: ErrorTag, message: str, attribute: str, **kw: object) -> None:
+        info = {"bad-attribute": attribute, "bad-element": name}
+        errors.append(_err(tag, message, path, info=info, **kw))
+
     insert = element.get(INSERT_ATTR)
     if insert is not None and insert not in ("first", "last"):
-        errors.append(
-            _err(
-                ErrorTag.OPERATION_NOT_SUPPORTED,
-                f'insert="{insert}" is not supported (only first and last)',
-                path,
-                info={"bad-attribute": "insert", "bad-element": etree.QName(element).localname},
-            )
+        refuse(
+            ErrorTag.OPERATION_NOT_SUPPORTED,
+            f'insert="{insert}" is not supported (only first and last)',
+            "insert",
         )
         return None
+    raw = element.get(OPERATION_ATTR)
     if raw is None:
         return inherited
-    try:
-        op = Operation(raw)
-    except ValueError:
-        errors.append(
-            _err(
-                ErrorTag.BAD_ATTRIBUTE,
-                f'unknown operation "{raw}"',
-                path,
-                type=ErrorType.RPC,
-                info={"bad-attribute": "operation", "bad-element": etree.QName(element).localname},
-            )
+    if raw not in set(Operation):
+        refuse(
+            ErrorTag.BAD_ATTRIBUTE, f'unknown operation "{raw}"', "operation", type=ErrorType.RPC
         )
         return None
+    op = Operation(raw)
     if op is Operation.NONE:
-        errors.append(
-            _err(
-                ErrorTag.BAD_ATTRIBUTE,
-                'operation="none" is only a default-operation',
-                path,
-                info={"bad-attribute": "operation", "bad-element": etree.QName(element).localname},
-            )
-        )
+        refuse(ErrorTag.BAD_ATTRIBUTE, 'operation="none" is only a default-operation', "operation")
         return None
-    if inherited in _REMOVING and op is not inherited:
-        errors.append(
-            _err(
-                ErrorTag.BAD_ATTRIBUTE,
-                f'operation "{op}" inside a "{inherited}" makes no sense',
-                path,
-                info={"bad-attribute": "operation", "bad-element": etree.QName(element).localname},
-            )
-        )
-        return None
-    if inherited in _WRITING and op in _REMOVING:
-        errors.append(
-            _err(
-                ErrorTag.BAD_ATTRIBUTE,
-                f'operation "{op}" inside a "{inherited}" makes no sense',
-                path,
-                info={"bad-attribute": "operation", "bad-element": etree.QName(element).localname},
-            )
+    nested_badly = (inherited in _REMOVING and op is not inherited) or (
+        inherited in _WRITING and op in _REMOVING
+    )
+    if nested_badly:
+        refuse(
+            ErrorTag.BAD_ATTRIBUTE,
+            f'operation "{op}" inside a "{inherited}" makes no sense',
+            "operation",
         )
         return None
     return op
@@ -272,12 +252,14 @@ class EditResult:
     """What applying an edit did; ``errors`` empty means it fully applied."""
 
     errors: list[RpcError] = field(default_factory=list)
-    #: Paths (XPath-like, prefixed) of subtrees whose edit failed (continue-on-error).
-    failed_paths: list[str] = field(default_factory=list)
 
 
 class _Stop(Exception):
-    pass
+    """Raised to abandon the whole edit at the first error (stop-on-error)."""
+
+
+class _Skip(Exception):
+    """Raised to abandon one subtree and go on (continue-on-error)."""
 
 
 def apply_edit(
@@ -288,25 +270,18 @@ def apply_edit(
     continue_on_error: bool = False,
 ) -> EditResult:
     """Apply the (checked) ``config`` to ``data`` in place."""
-    result = EditResult()
+    applier = _Applier(continue_on_error=continue_on_error)
     with contextlib.suppress(_Stop):
-        _apply_children(
-            data, config, data_roots(), default_operation, "", result, continue_on_error
-        )
+        applier.children(data, config, data_roots(), default_operation, "", shadow=None)
     _prune_empty(data)
-    return result
-
-
-def _fail(result: EditResult, error: RpcError, continue_on_error: bool) -> None:
-    result.errors.append(error)
-    result.failed_paths.append(error.path or "/")
-    if not continue_on_error:
-        raise _Stop
+    return applier.result
 
 
 def _find_existing(
-    target: etree._Element, edit_child: etree._Element, snode: SchemaNode
+    target: etree._Element | None, edit_child: etree._Element, snode: SchemaNode
 ) -> etree._Element | None:
+    if target is None:
+        return None
     tag = f"{{{snode.namespace}}}{snode.name}"
     if snode.kind is NodeKind.LIST:
         wanted = _key_values(edit_child, snode)
@@ -323,208 +298,136 @@ def _find_existing(
     return target.find(tag)
 
 
-def _apply_children(  # noqa: PLR0917 (internal recursion)
-    target: etree._Element,
-    edit: etree._Element,
-    schema_children: Mapping[tuple[str, str], SchemaNode],
-    inherited: Operation,
-    path: str,
-    result: EditResult,
-    continue_on_error: bool,
-) -> None:
-    for child in _children(edit):
-        qname = etree.QName(child)
-        snode = schema_children[(qname.namespace or "", qname.localname)]
-        raw = child.get(OPERATION_ATTR)
-        op = Operation(raw) if raw is not None else inherited
-        here = f"{path}/{_step(child, snode)}"
+@dataclass
+class _Applier:
+    """One edit's application: walks the request and the data tree side by side.
+
+    ``shadow`` is the content a replace is overwriting: the new content is built by merging
+    into an empty node, and a secret sent back as the mask is taken from the shadow.
+    """
+
+    continue_on_error: bool
+    result: EditResult = field(default_factory=EditResult)
+
+    def fail(self, tag: ErrorTag, message: str, path: str) -> None:
+        self.result.errors.append(_err(tag, message, path))
+        if not self.continue_on_error:
+            raise _Stop
+        raise _Skip
+
+    def children(
+        self,
+        target: etree._Element,
+        edit: etree._Element,
+        siblings: Mapping[tuple[str, str], SchemaNode],
+        inherited: Operation,
+        path: str,
+        *,
+        shadow: etree._Element | None,
+    ) -> None:
+        for child in _children(edit):
+            qname = etree.QName(child)
+            snode = siblings[(qname.namespace or "", qname.localname)]
+            if snode.is_key:
+                continue  # keys identify their entry; they are never edited on their own
+            raw = child.get(OPERATION_ATTR)
+            op = Operation(raw) if raw is not None else inherited
+            with contextlib.suppress(_Skip):
+                self.one(
+                    target, child, snode, siblings, op, f"{path}/{_step(child, snode)}", shadow
+                )
+
+    def one(  # noqa: PLR0917 (one call site, all positional for readability there)
+        self,
+        target: etree._Element,
+        child: etree._Element,
+        snode: SchemaNode,
+        siblings: Mapping[tuple[str, str], SchemaNode],
+        op: Operation,
+        here: str,
+        shadow: etree._Element | None,
+    ) -> None:
         existing = _find_existing(target, child, snode)
-        if snode.kind is NodeKind.LEAF and snode.name in _parent_keys(schema_children):
-            continue  # list keys identify the entry; they are never edited on their own
-        try:
-            _apply_one(target, child, snode, op, existing, here, result, continue_on_error)
-        except _Skip:
-            continue
-
-
-class _Skip(Exception):
-    pass
-
-
-def _parent_keys(schema_children: Mapping[tuple[str, str], SchemaNode]) -> tuple[str, ...]:
-    # The key names of the list these children belong to are recorded on the key leaves'
-    # siblings' parent; we find them through any child whose parent is a list.
-    return _KEYS_BY_CHILDREN.get(id(schema_children), ())
-
-
-_KEYS_BY_CHILDREN: dict[int, tuple[str, ...]] = {}
-
-
-def _index_keys() -> None:
-    for root in data_roots().values():
-        for node in root.walk():
-            if node.kind is NodeKind.LIST:
-                _KEYS_BY_CHILDREN[id(node.children)] = node.keys
-
-
-def _apply_one(  # noqa: PLR0917 (internal recursion)
-    target: etree._Element,
-    child: etree._Element,
-    snode: SchemaNode,
-    op: Operation,
-    existing: etree._Element | None,
-    here: str,
-    result: EditResult,
-    continue_on_error: bool,
-) -> None:
-    if op is Operation.CREATE and existing is not None:
-        _fail(
-            result,
-            _err(ErrorTag.DATA_EXISTS, f'"{snode.name}" already exists', here),
-            continue_on_error,
-        )
-        raise _Skip
-    if op is Operation.DELETE and existing is None:
-        _fail(
-            result,
-            _err(ErrorTag.DATA_MISSING, f'"{snode.name}" does not exist', here),
-            continue_on_error,
-        )
-        raise _Skip
-    if op in _REMOVING:
-        if existing is not None:
-            target.remove(existing)
-        return
-    if op is Operation.NONE:
-        if existing is None:
-            if snode.kind is NodeKind.LIST:
-                _fail(
-                    result,
-                    _err(
-                        ErrorTag.DATA_MISSING,
-                        f'"{snode.name}" does not exist (default-operation none)',
-                        here,
-                    ),
-                    continue_on_error,
-                )
-                raise _Skip
-            if snode.kind is not NodeKind.CONTAINER:
-                return
-            existing = _insert(target, child.tag, snode)
-        if snode.kind in (NodeKind.CONTAINER, NodeKind.LIST):
-            _apply_children(existing, child, snode.children, op, here, result, continue_on_error)
-        return
-    # merge, replace, create
-    if existing is None and snode.cases:
-        _clear_other_cases(target, snode)
-    if snode.kind is NodeKind.LEAF:
-        value = child.text or ""
-        if snode.secret and value == SECRET_MASK:
-            if existing is None:
-                _fail(
-                    result,
-                    _err(
-                        ErrorTag.INVALID_VALUE,
-                        "a secret cannot be set to the mask shown by get-config",
-                        here,
-                    ),
-                    continue_on_error,
-                )
-                raise _Skip
+        previous = _find_existing(shadow, child, snode)
+        if op is Operation.CREATE and existing is not None:
+            self.fail(ErrorTag.DATA_EXISTS, f'"{snode.name}" already exists', here)
+        if op is Operation.DELETE and existing is None:
+            self.fail(ErrorTag.DATA_MISSING, f'"{snode.name}" does not exist', here)
+        if op in _REMOVING:
+            if existing is not None:
+                target.remove(existing)
             return
-        if existing is None:
-            existing = _insert(target, child.tag, snode)
-        existing.text = child.text
-        return
-    if snode.kind is NodeKind.LEAF_LIST:
-        if existing is None:
-            new = _insert(target, child.tag, snode, first=child.get(INSERT_ATTR) == "first")
-            new.text = child.text
-        return
-    if op is Operation.REPLACE or existing is None:
-        if existing is not None:
-            _restore_masked_secrets(child, existing, snode)
-            fresh = etree.SubElement(target, child.tag)
-            target.replace(existing, fresh)
-        else:
-            fresh = _insert(target, child.tag, snode, first=child.get(INSERT_ATTR) == "first")
-        for key in snode.keys:
-            key_leaf = child.find(f"{{{ESC_NS}}}{key}")
-            if key_leaf is not None:
-                etree.SubElement(fresh, key_leaf.tag).text = key_leaf.text
-        existing = fresh
-        # Build the new content through merge, so nested lists and leaf-lists are ordered
-        # and secrets handled exactly as for a merge.
-        op = Operation.MERGE
-    _apply_children(existing, child, snode.children, op, here, result, continue_on_error)
+        if op is Operation.NONE:
+            if existing is None:
+                if snode.kind is NodeKind.LIST:
+                    message = f'"{snode.name}" does not exist (default-operation none)'
+                    self.fail(ErrorTag.DATA_MISSING, message, here)
+                if snode.kind is not NodeKind.CONTAINER:
+                    return
+                existing = _insert(target, child.tag, snode, siblings)
+            if snode.kind in (NodeKind.CONTAINER, NodeKind.LIST):
+                self.children(existing, child, snode.children, op, here, shadow=previous)
+            return
+        # merge, replace, create
+        if existing is None and snode.cases:
+            _clear_other_cases(target, snode, siblings)
+        first = child.get(INSERT_ATTR) == "first"
+        if snode.kind is NodeKind.LEAF:
+            value = child.text
+            if snode.secret and value == SECRET_MASK:
+                kept = existing if existing is not None else previous
+                if kept is None:
+                    message = "a secret cannot be set to the mask shown by get-config"
+                    self.fail(ErrorTag.INVALID_VALUE, message, here)
+                value = kept.text if kept is not None else None
+            if existing is None:
+                existing = _insert(target, child.tag, snode, siblings)
+            existing.text = value
+            return
+        if snode.kind is NodeKind.LEAF_LIST:
+            if existing is None:
+                _insert(target, child.tag, snode, siblings, first=first).text = child.text
+            return
+        if op is Operation.REPLACE or existing is None:
+            # Build the new content by merging into an empty node, so nested lists are
+            # ordered and secrets handled as for a merge; the old node stays as the shadow.
+            fresh = _insert(target, child.tag, snode, siblings, first=first)
+            if existing is not None:
+                previous = existing
+                target.remove(fresh)
+                target.replace(existing, fresh)
+            for key in snode.keys:
+                key_leaf = child.find(f"{{{ESC_NS}}}{key}")
+                if key_leaf is not None:
+                    etree.SubElement(fresh, key_leaf.tag).text = key_leaf.text
+            existing = fresh
+            op = Operation.MERGE
+        self.children(existing, child, snode.children, op, here, shadow=previous)
 
 
-def _clear_other_cases(target: etree._Element, snode: SchemaNode) -> None:
+def _clear_other_cases(
+    target: etree._Element, snode: SchemaNode, siblings: Mapping[tuple[str, str], SchemaNode]
+) -> None:
     """Creating a node of one case deletes the nodes of the choice's other cases (RFC 7950 7.9)."""
     mine = dict(snode.cases)
     for sibling in list(_children(target)):
         qname = etree.QName(sibling)
-        other = _parent_children(snode).get((qname.namespace or "", qname.localname))
+        other = siblings.get((qname.namespace or "", qname.localname))
         if other is None or other is snode:
             continue
         if any(mine.get(choice) not in (None, case) for choice, case in other.cases):
             target.remove(sibling)
 
 
-def _restore_masked_secrets(
-    edit: etree._Element, existing: etree._Element, snode: SchemaNode
-) -> None:
-    """A replace that sends back the mask for a secret keeps the stored secret."""
-    for secret_path in _secret_paths(snode):
-        for leaf in edit.iterfind(secret_path, namespaces={ESC_PREFIX: ESC_NS}):
-            if leaf.text != SECRET_MASK:
-                continue
-            relative = _relative_xpath(edit, leaf)
-            found = existing.xpath(relative, namespaces={ESC_PREFIX: ESC_NS})
-            if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-                leaf.text = found[0].text
-
-
-def _secret_paths(snode: SchemaNode) -> list[str]:
-    paths: list[str] = []
-
-    def walk(node: SchemaNode, prefix: str) -> None:
-        for child in node.children.values():
-            step = f"{prefix}/{ESC_PREFIX}:{child.name}" if prefix else f"{ESC_PREFIX}:{child.name}"
-            if child.secret:
-                paths.append(".//" + f"{ESC_PREFIX}:{child.name}")
-            walk(child, step)
-
-    walk(snode, "")
-    return sorted(set(paths))
-
-
-def _relative_xpath(root: etree._Element, node: etree._Element) -> str:
-    steps: list[str] = []
-    current: etree._Element | None = node
-    while current is not None and current is not root:
-        parent = current.getparent()
-        local = etree.QName(current).localname
-        step = f"{ESC_PREFIX}:{local}"
-        if parent is not None:
-            same = [c for c in parent if isinstance(c.tag, str) and c.tag == current.tag]
-            if len(same) > 1:
-                name = current.find(f"{{{ESC_NS}}}name")
-                ident = current.find(f"{{{ESC_NS}}}id")
-                key = name if name is not None else ident
-                if key is not None:
-                    step += f"[{ESC_PREFIX}:{etree.QName(key).localname}='{key.text}']"
-        steps.append(step)
-        current = parent
-    return "./" + "/".join(reversed(steps))
-
-
 def _insert(
-    target: etree._Element, tag: str, snode: SchemaNode, *, first: bool = False
+    target: etree._Element,
+    tag: str,
+    snode: SchemaNode,
+    siblings: Mapping[tuple[str, str], SchemaNode],
+    *,
+    first: bool = False,
 ) -> etree._Element:
     """Create a ``tag`` child of ``target`` in schema order (keys first), in target's nsmap."""
-    order = _ORDER.get(id(_parent_children(snode)), {})
-    rank = order.get(snode.name, len(order))
     same = [c for c in _children(target) if c.tag == tag]
     if same:
         anchor = same[0] if first else same[-1]
@@ -534,31 +437,14 @@ def _insert(
         for position, existing in enumerate(target):
             if not isinstance(existing.tag, str):
                 continue
-            if order.get(etree.QName(existing).localname, len(order)) <= rank:
+            qname = etree.QName(existing)
+            other = siblings.get((qname.namespace or "", qname.localname))
+            if other is None or other.position <= snode.position:
                 index = position + 1
     new = etree.SubElement(target, tag)  # created in place: inherits target's namespace map
     if index < len(target) - 1:
         target.insert(index, new)
     return new
-
-
-_ORDER: dict[int, dict[str, int]] = {}
-_PARENT_CHILDREN: dict[int, Mapping[tuple[str, str], SchemaNode]] = {}
-
-
-def _parent_children(snode: SchemaNode) -> Mapping[tuple[str, str], SchemaNode]:
-    return _PARENT_CHILDREN.get(id(snode), {})
-
-
-def _index_order() -> None:
-    def visit(children: Mapping[tuple[str, str], SchemaNode], keys: tuple[str, ...]) -> None:
-        names = list(keys) + [n.name for n in children.values() if n.name not in keys]
-        _ORDER[id(children)] = {name: i for i, name in enumerate(names)}
-        for node in children.values():
-            _PARENT_CHILDREN[id(node)] = children
-            visit(node.children, node.keys)
-
-    visit(data_roots(), ())
 
 
 def _prune_empty(data: etree._Element) -> None:
@@ -577,5 +463,19 @@ def _prune_empty(data: etree._Element) -> None:
     visit(data, data_roots())
 
 
-_index_keys()
-_index_order()
+def mask_secrets(data: etree._Element) -> etree._Element:
+    """Replace every secret leaf's value by :data:`SECRET_MASK` (get-config shows no secret)."""
+
+    def visit(element: etree._Element, children: Mapping[tuple[str, str], SchemaNode]) -> None:
+        for child in _children(element):
+            qname = etree.QName(child)
+            snode = children.get((qname.namespace or "", qname.localname))
+            if snode is None:
+                continue
+            if snode.secret:
+                child.text = SECRET_MASK
+            elif snode.children:
+                visit(child, snode.children)
+
+    visit(data, data_roots())
+    return data

@@ -51,6 +51,9 @@ class SchemaNode:
     presence: bool = False
     secret: bool = False
     mandatory: bool = False
+    is_key: bool = False
+    #: Rank among its siblings in schema order, list keys first (data is written in this order).
+    position: int = 0
     #: (choice, case) pairs from the nearest data parent down to this node.
     cases: tuple[tuple[str, str], ...] = ()
     #: For leafrefs: the target path with prefixes, as written in the module.
@@ -107,7 +110,7 @@ _KINDS = {
 }
 
 
-def _convert(snode: libyang.SNode) -> SchemaNode:
+def _convert(snode: libyang.SNode, position: int = 0) -> SchemaNode:
     kind = _KINDS[snode.keyword()]
     children: dict[tuple[str, str], SchemaNode] = {}
     keys: tuple[str, ...] = ()
@@ -117,10 +120,10 @@ def _convert(snode: libyang.SNode) -> SchemaNode:
     base_type: str | None = None
     default: object = None
     if kind in (NodeKind.CONTAINER, NodeKind.LIST):
-        for child in snode.children():  # type: ignore[attr-defined]
-            if child.keyword() not in _KINDS:
-                continue
-            converted = _convert(child)
+        kids = [c for c in snode.children() if c.keyword() in _KINDS]  # type: ignore[attr-defined]
+        kids.sort(key=lambda c: not (isinstance(c, libyang.SLeaf) and c.is_key()))  # keys first
+        for rank, child in enumerate(kids):
+            converted = _convert(child, rank)
             children[(converted.namespace, converted.name)] = converted
     if isinstance(snode, libyang.SList):
         keys = tuple(k.name() for k in snode.keys())  # noqa: SIM118 (not a dict)
@@ -148,6 +151,8 @@ def _convert(snode: libyang.SNode) -> SchemaNode:
         presence=presence,
         secret=secret,
         mandatory=snode.mandatory(),
+        is_key=isinstance(snode, libyang.SLeaf) and snode.is_key(),
+        position=position,
         cases=_case_chain(snode.cdata),
         leafref=leafref,
         base_type=base_type,
@@ -161,9 +166,9 @@ def data_roots() -> Mapping[tuple[str, str], SchemaNode]:
     """Top-level data nodes of the module (``esc_datamodel``, ``esc_system_config``)."""
     module = context().get_module(ESC_MODULE)
     roots: dict[tuple[str, str], SchemaNode] = {}
-    for snode in module.children():
+    for rank, snode in enumerate(module.children()):
         if snode.keyword() in _KINDS:
-            node = _convert(snode)
+            node = _convert(snode, rank)
             roots[(node.namespace, node.name)] = node
     return roots
 

@@ -34,11 +34,6 @@ class UnitKind:
     #: The escEvent noun for create/delete events (CREATE_<noun>), if any.
     event_noun: str | None = None
 
-    @property
-    def depth(self) -> int:
-        """How many list keys identify a unit of this kind."""
-        return sum(1 for kind in UNIT_KINDS if self.steps[: len(kind.steps)] == kind.steps)
-
 
 UNIT_KINDS: tuple[UnitKind, ...] = (
     UnitKind("flavor", ("esc_datamodel", "flavors", "flavor"), event_noun="FLAVOR"),
@@ -139,13 +134,9 @@ def _walk_touch(  # noqa: PLR0917 (internal recursion)
         key = (*key, _key_of(element, _schema_at(steps)))
         ids.add(UnitId(unit.name, key))
     below = [k for k in UNIT_KINDS if k.steps[: len(steps)] == steps and len(k.steps) > len(steps)]
-    if op in _WHOLE:
+    if op in _WHOLE:  # the whole subtree is replaced or removed: every unit below is touched
         for kind in below:
             wildcards.add(Wildcard(kind.name, key))
-        if unit is not None or not below:
-            return
-        return
-    if not below:
         return
     for child in element:
         if isinstance(child.tag, str):

@@ -22,17 +22,10 @@ from sqlalchemy import Engine, and_, delete, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from esc_orch.model.diff import ConfigDiff, diff_units
-from esc_orch.model.edit import (
-    OPERATION_ATTR,
-    SECRET_MASK,
-    Operation,
-    apply_edit,
-    check_edit,
-)
+from esc_orch.model.edit import Operation, apply_edit, check_edit, mask_secrets
 from esc_orch.model.errors import ErrorTag, RpcError, RpcErrors
-from esc_orch.model.schema import ESC_NS, NodeKind, data_roots
+from esc_orch.model.schema import ESC_NS, data_roots
 from esc_orch.model.units import (
-    KINDS,
     UnitId,
     Wildcard,
     assemble,
@@ -485,26 +478,3 @@ def _strip_operations(config: etree._Element) -> etree._Element:
                 del element.attrib[attr]
     etree.cleanup_namespaces(stripped)
     return stripped
-
-
-def mask_secrets(data: etree._Element) -> etree._Element:
-    """Replace every secret leaf's value by the mask (get-config never shows secrets)."""
-    secrets = [n for root in data_roots().values() for n in root.walk() if n.secret]
-    for node in secrets:
-        for leaf in data.iter(f"{{{node.namespace}}}{node.name}"):
-            if _is_secret(leaf):
-                leaf.text = SECRET_MASK
-    return data
-
-
-def _is_secret(leaf: etree._Element) -> bool:
-    # the only secret leaf: vim_connector/users/user/credentials/properties/property/value
-    parent = leaf.getparent()
-    chain: list[str] = []
-    while parent is not None and len(chain) < 4:
-        chain.append(etree.QName(parent).localname)
-        parent = parent.getparent()
-    return chain == ["property", "properties", "credentials", "user"]
-
-
-__all__ = ["KINDS", "OPERATION_ATTR", "NodeKind", "SqlDatastore", "mask_secrets"]
