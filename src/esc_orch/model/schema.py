@@ -18,6 +18,7 @@ from pathlib import Path
 
 import libyang
 from _libyang import ffi, lib
+from lxml import etree
 
 ESC_NS = "http://www.cisco.com/esc/esc"
 ESC_MODULE = "esc"
@@ -183,3 +184,28 @@ def find(path: str) -> SchemaNode:
             raise KeyError(path)
         node = nxt
     return node
+
+
+def list_keys(element: etree._Element) -> tuple[str, ...]:
+    """The key leaf names of the list a data element is an entry of (``()`` if not a list).
+
+    Used by the NETCONF filters to keep keys in selected output; the element may sit in any
+    wrapper (``<data>``, ``<rpc-reply>``): the path is read from its top-level data ancestor.
+    """
+    steps: list[tuple[str, str]] = []
+    current: etree._Element | None = element
+    while current is not None:
+        qname = etree.QName(current)
+        steps.append((qname.namespace or "", qname.localname))
+        if steps[-1] in data_roots():
+            break
+        current = current.getparent()
+    else:
+        return ()
+    node = data_roots()[steps.pop()]
+    for step in reversed(steps):
+        child = node.child(*step)
+        if child is None:
+            return ()
+        node = child
+    return node.keys

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from _libyang import ffi, lib
 from lxml import etree
 
-from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
+from esc_orch.model.errors import ErrorTag, ErrorType, RpcError, RpcErrors
 from esc_orch.model.schema import ESC_NS, ESC_PREFIX, context, data_roots
 
 #: Prefix map for error paths rendered by the NETCONF layer.
@@ -186,6 +186,10 @@ def _parsed(
         else:
             op = ffi.new("struct lyd_node **", ffi.NULL)
             ret = lib.lyd_parse_op(ctx.cdata, ffi.NULL, data_in[0], lib.LYD_XML, dtype, tree, op)
+            if ret == lib.LY_SUCCESS:
+                # parsing an operation checks types only; mandatory nodes need validation
+                kind = lib.LYD_TYPE_NOTIF_YANG if dtype == lib.LYD_TYPE_NOTIF_NETCONF else dtype
+                ret = lib.lyd_validate_op(op[0], ffi.NULL, kind, ffi.NULL)
         errors = _drain_errors() if ret != lib.LY_SUCCESS else []
         if ret != lib.LY_SUCCESS and not errors:
             errors = [LyError(int(ret), 0, "libyang refused the data", None, None)]
@@ -274,6 +278,13 @@ def validate_rpc_input(rpc: etree._Element) -> list[RpcError]:
         errors,
     ):
         return [_rpc_error(e) for e in errors]
+
+
+def require_valid_rpc(rpc: etree._Element) -> None:
+    """:func:`validate_rpc_input`, raising the errors (the NETCONF RPC validator hook)."""
+    errors = validate_rpc_input(rpc)
+    if errors:
+        raise RpcErrors(errors)
 
 
 def validate_notification(notification: etree._Element) -> list[RpcError]:

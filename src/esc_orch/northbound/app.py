@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from esc_orch.model.validate import require_valid_rpc
 from esc_orch.northbound.backend import ConfigBackend
 from esc_orch.northbound.core import Limits, NetconfCore
 from esc_orch.northbound.esc_rpcs import EscActionSink, RpcValidator, register_esc_rpcs
@@ -28,10 +29,14 @@ def build_core(
     esc_validator: RpcValidator | None = None,
     key_leaves: KeyResolver | None = None,
 ) -> NetconfCore:
-    """A :class:`NetconfCore` with the base operations and the ESC RPCs registered."""
+    """A :class:`NetconfCore` with the base operations and the ESC RPCs registered.
+
+    ESC RPC input is validated against yang/esc.yang by libyang unless ``esc_validator``
+    replaces it.
+    """
     registry = RpcRegistry()
     register_base_operations(registry, key_leaves=key_leaves)
-    register_esc_rpcs(registry, sink=esc_sink, validator=esc_validator)
+    register_esc_rpcs(registry, sink=esc_sink, validator=esc_validator or require_valid_rpc)
     return NetconfCore(
         backend=backend,
         registry=registry,

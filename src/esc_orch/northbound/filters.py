@@ -10,7 +10,7 @@ XPath ESC-style paths such as
 use bare names: unprefixed name tests are rewritten to the module namespace (the filter
 element's default namespace if it declares one, else the esc namespace); prefixes come from
 the filter element's namespace declarations. Ancestors of selected nodes are output with
-their list keys so the result stays unambiguous (see :data:`DEFAULT_KEY_LEAVES`).
+their list keys so the result stays unambiguous (read from the YANG schema).
 """
 
 from __future__ import annotations
@@ -23,13 +23,8 @@ from enum import Enum
 from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
+from esc_orch.model.schema import list_keys
 from esc_orch.northbound.session import ESC_NS
-
-# The key leaves of the esc_datamodel lists (reference §2, §3). The model layer can supply
-# an exact resolver from the YANG schema instead (``key_leaves=`` of :func:`apply_filter`).
-DEFAULT_KEY_LEAVES: frozenset[str] = frozenset(
-    {"name", "id", "deployment_name", "vm_name", "vm_id", "nicid", "event_name", "dst", "network"}
-)
 
 KeyResolver = Callable[[etree._Element], Collection[str]]
 
@@ -41,8 +36,9 @@ class _Mark(Enum):
     FULL = 2  # keep the node with its whole subtree
 
 
-def _default_keys(_element: etree._Element) -> Collection[str]:
-    return DEFAULT_KEY_LEAVES
+def _default_keys(element: etree._Element) -> Collection[str]:
+    """The list keys of ``element`` from the YANG schema."""
+    return list_keys(element)
 
 
 def apply_filter(

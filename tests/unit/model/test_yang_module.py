@@ -88,3 +88,10 @@ def test_notification_with_unknown_event_type_is_refused() -> None:
     bad = text.replace(b"SERVICE_UPDATED", b"SERVICE_TELEPORTED")
     errors = validate_notification(etree.fromstring(bad))
     assert errors and errors[0].tag == "invalid-value"
+
+
+def test_notification_without_event_type_is_refused() -> None:
+    text = (FIXTURES / "notifications" / "s1_service_updated.xml").read_bytes()
+    bad = text.replace(b"<type>SERVICE_UPDATED</type>", b"")
+    errors = validate_notification(etree.fromstring(bad))
+    assert errors and errors[0].tag == "data-missing"
