@@ -6,7 +6,9 @@ deployment's locator
 between CSP-1 and CSP-2, on running, so each is a full validate + commit + diff) per size,
 and the ratio of the largest to the smallest median.
 
-Run: .venv/bin/python bench/datastore_edit.py [--sizes 10,1000,10000] [--edits 50]
+Run: .venv/bin/python bench/datastore_edit.py [--sizes 10,1000,10000] [--edits 50] [--url URL]
+(``--url`` measures another database, e.g. the PostgreSQL of scripts/postgres.sh; its tables
+are dropped first.)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lxml import etree
 from esc_orch.model.schema import ESC_NS, NC_NS
 from esc_orch.northbound.backend import Datastore
 from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.tables import Base, make_engine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GROUPS_PER_DEPLOYMENT = 1
@@ -64,9 +67,13 @@ def _populate(store: SqlDatastore, groups: int) -> None:
         store.edit_config(target=Datastore.RUNNING, config=_config(xml))
 
 
-def measure(groups: int, edits: int) -> list[float]:
+def measure(groups: int, edits: int, url: str | None = None) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="esc-bench-") as tmp:
-        store = SqlDatastore.open(data_dir=Path(tmp))
+        if url:
+            engine = make_engine(url)
+            Base.metadata.drop_all(engine)
+            engine.dispose()
+        store = SqlDatastore.open(data_dir=Path(tmp), url=url)
         started = time.perf_counter()
         _populate(store, groups)
         print(f"  populated {groups} vm_groups in {time.perf_counter() - started:.1f} s")
@@ -91,11 +98,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,1000,10000")
     parser.add_argument("--edits", type=int, default=50)
+    parser.add_argument("--url", help="a SQLAlchemy database URL instead of a temporary SQLite")
     args = parser.parse_args()
     medians = {}
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"{size} vm_groups stored:")
-        timings = sorted(measure(size, args.edits))
+        timings = sorted(measure(size, args.edits, args.url))
         median = statistics.median(timings)
         p90 = timings[int(len(timings) * 0.9) - 1]
         medians[size] = median

@@ -4,6 +4,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
+# The datastore tests also run against a local PostgreSQL when one can be started here.
+if [ -z "${ESC_ORCH_TEST_PG_URL:-}" ]; then
+  if url=$(bash scripts/postgres.sh); then
+    export ESC_ORCH_TEST_PG_URL="$url"
+  else
+    echo "test: PostgreSQL unavailable; its datastore tests will be skipped (fail in CI)" >&2
+  fi
+fi
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from lxml import etree
+from sqlalchemy import select
 
 from esc_orch.model.xmlsafe import parse_xml
+from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.tables import Base
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -30,10 +32,11 @@ def esc(body: str) -> str:
     return f'<esc_datamodel xmlns="{ESC_NS}" xmlns:nc="{NC_NS}">{body}</esc_datamodel>'
 
 
-def dump(data_dir: Path) -> str:
-    """Every row of the database, as SQL text: equal dumps mean an unchanged datastore."""
-    con = sqlite3.connect(data_dir / "esc-orch.sqlite")
-    try:
-        return "\n".join(con.iterdump())
-    finally:
-        con.close()
+def dump(store: SqlDatastore) -> str:
+    """Every row of every table, in a stable order: equal dumps mean an unchanged datastore."""
+    lines: list[str] = []
+    with store.engine.connect() as connection:
+        for table in sorted(Base.metadata.tables.values(), key=lambda t: t.name):
+            rows = connection.execute(select(table)).all()
+            lines += [f"{table.name} {tuple(row)!r}" for row in sorted(rows, key=repr)]
+    return "\n".join(lines)

@@ -72,6 +72,11 @@ class SqlDatastore:
             url = sqlite_url(data_dir)
         return cls(engine=make_engine(url))
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for maintenance tools and tests)."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 

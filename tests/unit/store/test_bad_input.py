@@ -4,7 +4,6 @@ datastore byte-for-byte unchanged afterwards (the SQLite dump is compared)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -136,22 +135,20 @@ CASES: dict[str, tuple[str, str | None, str]] = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_refused_and_changes_nothing(
-    name: str, seeded: SqlDatastore, tmp_path: Path
-) -> None:
+def test_bad_input_is_refused_and_changes_nothing(name: str, seeded: SqlDatastore) -> None:
     payload, tag, path_suffix = CASES[name]
-    before = dump(tmp_path)
+    before = dump(seeded)
     before_config = etree.tostring(seeded.get_config(source=Datastore.RUNNING))
     errors = _errors(_edit(seeded, payload))
     assert errors[0].tag == tag, errors
     assert errors[0].path is not None and errors[0].path.endswith(path_suffix), errors[0].path
-    assert dump(tmp_path) == before
+    assert dump(seeded) == before
     assert etree.tostring(seeded.get_config(source=Datastore.RUNNING)) == before_config
 
 
-def test_half_good_edit_applies_nothing(seeded: SqlDatastore, tmp_path: Path) -> None:
+def test_half_good_edit_applies_nothing(seeded: SqlDatastore) -> None:
     """A good tenant and a bad deployment in one edit: stop-on-error keeps neither."""
-    before = dump(tmp_path)
+    before = dump(seeded)
     payload = esc(
         "<tenants><tenant><name>fresh</name></tenant>"
         '<tenant><name>name1</name><deployments><deployment nc:operation="create">'
@@ -159,7 +156,7 @@ def test_half_good_edit_applies_nothing(seeded: SqlDatastore, tmp_path: Path) ->
     )
     errors = _errors(_edit(seeded, payload))
     assert errors[0].tag == "data-exists"
-    assert dump(tmp_path) == before
+    assert dump(seeded) == before
 
 
 @pytest.mark.parametrize(
@@ -176,19 +173,17 @@ def test_half_good_edit_applies_nothing(seeded: SqlDatastore, tmp_path: Path) ->
     ],
     ids=["unclosed", "garbage", "billion-laughs", "external-entity"],
 )
-def test_malformed_xml_and_entities_are_refused(
-    document: bytes, seeded: SqlDatastore, tmp_path: Path
-) -> None:
-    before = dump(tmp_path)
+def test_malformed_xml_and_entities_are_refused(document: bytes, seeded: SqlDatastore) -> None:
+    before = dump(seeded)
     with pytest.raises(RpcError) as info:
         parse_xml(document)
     assert info.value.tag == "malformed-message"
     assert b"root:" not in str(info.value).encode()  # /etc/passwd was never read
-    assert dump(tmp_path) == before
+    assert dump(seeded) == before
 
 
-def test_fifty_megabyte_payload_is_too_big(seeded: SqlDatastore, tmp_path: Path) -> None:
-    before = dump(tmp_path)
+def test_fifty_megabyte_payload_is_too_big(seeded: SqlDatastore) -> None:
+    before = dump(seeded)
     filler = "<tenant><name>t{}</name></tenant>"
     chunk = "".join(filler.format(i) for i in range(1000))
     big = esc("<tenants>" + chunk * (50 * 1024 * 1024 // len(chunk) + 1) + "</tenants>")
@@ -196,7 +191,7 @@ def test_fifty_megabyte_payload_is_too_big(seeded: SqlDatastore, tmp_path: Path)
     with pytest.raises(RpcError) as info:
         parse_xml(big.encode())
     assert info.value.tag == "too-big"
-    assert dump(tmp_path) == before
+    assert dump(seeded) == before
 
 
 def test_continue_on_error_applies_the_good_units(seeded: SqlDatastore) -> None:
@@ -218,14 +213,14 @@ def test_continue_on_error_applies_the_good_units(seeded: SqlDatastore) -> None:
     assert sorted(names) == ["fresh", "name1"]
 
 
-def test_test_only_validates_without_applying(seeded: SqlDatastore, tmp_path: Path) -> None:
-    before = dump(tmp_path)
+def test_test_only_validates_without_applying(seeded: SqlDatastore) -> None:
+    before = dump(seeded)
     seeded.edit_config(
         target=Datastore.RUNNING,
         config=config_of(esc("<tenants><tenant><name>probe</name></tenant></tenants>")),
         test_option=backend.TestOption.TEST_ONLY,
     )
-    assert dump(tmp_path) == before
+    assert dump(seeded) == before
     with pytest.raises(RpcErrors):
         seeded.edit_config(
             target=Datastore.RUNNING,

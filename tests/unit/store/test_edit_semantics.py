@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from lxml import etree
 
@@ -113,7 +111,7 @@ def test_choice_case_replaces_the_other_case(seeded: SqlDatastore) -> None:
     assert _running(seeded, "//e:configuration/e:file") == []
 
 
-def test_candidate_commit_and_discard(seeded: SqlDatastore, tmp_path: Path) -> None:
+def test_candidate_commit_and_discard(seeded: SqlDatastore) -> None:
     seeded.edit_config(
         target=Datastore.CANDIDATE, config=config_of(EXAMPLES / "vim_connector_cluster.xml")
     )
@@ -136,21 +134,21 @@ def test_candidate_commit_and_discard(seeded: SqlDatastore, tmp_path: Path) -> N
     assert not seeded.candidate_is_dirty()
 
 
-def test_invalid_candidate_cannot_be_committed(seeded: SqlDatastore, tmp_path: Path) -> None:
+def test_invalid_candidate_cannot_be_committed(seeded: SqlDatastore) -> None:
     dangling = (EXAMPLES / "deploy_csp_1.xml").read_text().replace("CSP-1", "CSP-7")
     seeded.edit_config(
         target=Datastore.CANDIDATE,
         config=config_of(dangling),
         test_option=backend.TestOption.SET,  # on the candidate, validation waits for commit
     )
-    before = dump(tmp_path)
+    before = dump(seeded)
     with pytest.raises(RpcErrors) as info:
         seeded.commit()
     assert info.value.errors[0].tag == "data-missing"
-    assert dump(tmp_path) == before
+    assert dump(seeded) == before
 
 
-def test_secrets_are_masked_and_the_mask_keeps_them(seeded: SqlDatastore, tmp_path: Path) -> None:
+def test_secrets_are_masked_and_the_mask_keeps_them(seeded: SqlDatastore) -> None:
     shown = etree.tostring(seeded.get_config(source=Datastore.RUNNING))
     assert b"change-me" not in shown and b"********" in shown
     # a get-config -> edit-config round trip with replace keeps the stored password
@@ -165,10 +163,10 @@ def test_secrets_are_masked_and_the_mask_keeps_them(seeded: SqlDatastore, tmp_pa
     assert stored.count(b"<value>change-me</value>") == 3
 
 
-def test_configuration_survives_reopening(seeded: SqlDatastore, tmp_path: Path) -> None:
+def test_configuration_survives_reopening(seeded: SqlDatastore, store_url: str) -> None:
     before = etree.tostring(seeded.get_config(source=Datastore.RUNNING))
     seeded.close()
-    reopened = SqlDatastore.open(data_dir=tmp_path)
+    reopened = SqlDatastore.open(url=store_url)
     try:
         assert etree.tostring(reopened.get_config(source=Datastore.RUNNING)) == before
     finally:
