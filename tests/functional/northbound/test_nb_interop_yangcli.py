@@ -1,5 +1,8 @@
-"""Interop with an independent client: Debian's yangcli (yuma123, C). Skipped if absent.
+"""Interop with an independent client: Debian's yangcli (yuma123, C).
 
+Run twice: against the in-thread server over the in-memory backend, and against the real
+``esc-orchd serve`` subprocess with its SQLite datastore (what operators run). Skipped when
+yangcli is absent, except in CI, where setup installs it and its absence is a failure.
 yangcli always exits 0, even after an rpc-error or a failed login: judge its output.
 """
 
@@ -13,19 +16,27 @@ from pathlib import Path
 import pytest
 
 from nbsupport.memory_backend import MemoryBackend
+from nbsupport.orchd import OrchdProcess, require_tool
 from nbsupport.server import PASSWORD, USER, ServerThread, prepare_data_dir
 
-pytestmark = [
-    pytest.mark.functional,
-    pytest.mark.skipif(shutil.which("yangcli") is None, reason="yangcli not installed"),
-]
+pytestmark = pytest.mark.functional
 
 YANG_DIR = Path(__file__).resolve().parents[3] / "yang"
 ESC = "http://www.cisco.com/esc/esc"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerThread]:
+def yangcli() -> str:
+    """Asked for before ``server``, so a missing tool skips before a server is started."""
+    return require_tool(shutil.which("yangcli"), name="yangcli")
+
+
+@pytest.fixture(params=["memory", "daemon-sqlite"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerThread | OrchdProcess]:
+    if request.param == "daemon-sqlite":
+        with OrchdProcess(data_dir=tmp_path / "data", user=USER, password=PASSWORD) as proc:
+            yield proc
+        return
     srv = ServerThread(data_dir=prepare_data_dir(tmp_path / "data"), backend=MemoryBackend())
     srv.start()
     try:
@@ -34,7 +45,9 @@ def server(tmp_path: Path) -> Iterator[ServerThread]:
         srv.stop()
 
 
-def test_yangcli_edit_get_lock_close(server: ServerThread, tmp_path: Path) -> None:
+def test_yangcli_edit_get_lock_close(
+    yangcli: str, server: ServerThread | OrchdProcess, tmp_path: Path
+) -> None:
     inner = tmp_path / "inner.xml"
     inner.write_text(
         f'<esc_datamodel xmlns="{ESC}"><tenants><tenant><name>YC</name></tenant></tenants>'
@@ -51,7 +64,7 @@ def test_yangcli_edit_get_lock_close(server: ServerThread, tmp_path: Path) -> No
     )
     result = subprocess.run(
         [
-            "yangcli",
+            yangcli,
             "--server=127.0.0.1",
             f"--ncport={server.port}",
             f"--user={USER}",
