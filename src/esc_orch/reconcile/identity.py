@@ -1,0 +1,124 @@
+"""VM identity: who a VM is, independent of where it runs.
+
+ESC names a VM ``<deployment>_<group>_<index>_<uuid>`` and that name is both ``vmname`` and
+``generated_vmname``; ``vmid`` is a second uuid. Both are chosen once, when the VM is first
+planned, and never change: an update, a re-creation or a move to another host keeps them. The
+name is also the VM's identity on every connector (the connector contract says so), which is
+what makes ``ensure_vm`` idempotent and a crash resumable. uuids come from a caller-supplied
+provider so planning stays deterministic under test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+UuidFactory = Callable[[], str]
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmIdentity:
+    """One VM of a deployment, for its whole life."""
+
+    deployment: str
+    group: str
+    index: int
+    uuid: str  # the suffix of the generated name
+    vmid: str
+
+    def __post_init__(self) -> None:
+        if self.index < 0:
+            raise ValueError(f"VM index must be >= 0, got {self.index}")
+        if not _UUID.match(self.uuid):
+            raise ValueError(f"not a uuid: {self.uuid!r}")
+
+    @property
+    def name(self) -> str:
+        """``vmname`` and ``generated_vmname``: ``<dep>_<group>_<index>_<uuid>``."""
+        return vm_name(
+            deployment=self.deployment, group=self.group, index=self.index, uuid=self.uuid
+        )
+
+    @property
+    def slot(self) -> tuple[str, int]:
+        """(group, index): the place this VM fills in its deployment."""
+        return (self.group, self.index)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedName:
+    group: str
+    index: int
+    uuid: str
+
+
+def vm_name(*, deployment: str, group: str, index: int, uuid: str) -> str:
+    return f"{deployment}_{group}_{index}_{uuid}"
+
+
+def parse_vm_name(name: str, *, deployment: str) -> ParsedName | None:
+    """Split a generated name of ``deployment``; ``None`` when it is not one.
+
+    Parsed from the right (uuid, then index) so group names may contain underscores. A name of
+    deployment ``dep_x`` also parses for deployment ``dep`` (group ``x_...``): callers only
+    trust a parse whose group they know (see :func:`adopt_identities`).
+    """
+    prefix = f"{deployment}_"
+    if not name.startswith(prefix):
+        return None
+    parts = name[len(prefix) :].rsplit("_", 2)
+    if len(parts) != 3:
+        return None
+    group, index, uuid = parts
+    if not group or not index.isdigit() or not _UUID.match(uuid):
+        return None
+    return ParsedName(group=group, index=int(index), uuid=uuid)
+
+
+def new_identity(*, deployment: str, group: str, index: int, new_uuid: UuidFactory) -> VmIdentity:
+    """A fresh identity: the name's uuid first, then the vmid (provider order is fixed)."""
+    return VmIdentity(
+        deployment=deployment, group=group, index=index, uuid=new_uuid(), vmid=new_uuid()
+    )
+
+
+def adopt_identities(
+    *,
+    deployment: str,
+    groups: Iterable[str],
+    observed_names: Iterable[str],
+    known: Iterable[VmIdentity],
+    new_uuid: UuidFactory,
+) -> tuple[VmIdentity, ...]:
+    """Identities for VMs found on the VIMs that fill a slot nobody known fills.
+
+    The safety net when the orchestrator lost its memory (no opdata, journal gone): a VM named
+    like ours in a known group is taken back rather than a second one created beside it. The
+    first name (sorted) wins a slot; other claimants stay orphans. The vmid cannot be read back
+    from the name, so an adopted VM gets a new one.
+    """
+    group_set = set(groups)
+    taken = {k.slot for k in known}
+    known_names = {k.name for k in known}
+    adopted: list[VmIdentity] = []
+    for name in sorted(set(observed_names) - known_names):
+        parsed = parse_vm_name(name, deployment=deployment)
+        if parsed is None or parsed.group not in group_set:
+            continue
+        slot = (parsed.group, parsed.index)
+        if slot in taken:
+            continue
+        taken.add(slot)
+        adopted.append(
+            VmIdentity(
+                deployment=deployment,
+                group=parsed.group,
+                index=parsed.index,
+                uuid=parsed.uuid,
+                vmid=new_uuid(),
+            )
+        )
+    return tuple(adopted)
