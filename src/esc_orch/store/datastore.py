@@ -6,7 +6,9 @@ are loaded into a small tree, edited with the pure engine, validated with libyan
 with the units they reference and the units that reference them, and written in one
 transaction. Nothing is written when anything fails (stop-on-error and rollback-on-error);
 with continue-on-error the units that failed keep their old content and the rest is applied.
-Every change of running yields a :class:`ConfigDiff` handed to the registered listeners.
+Every change of running yields a :class:`ConfigDiff` handed to the registered listeners,
+and the escEvents it implies (CREATE_TENANT...) are appended to the event log in the same
+transaction as the change (``_write``), so neither exists without the other.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lxml import etree
 from sqlalchemy import Engine, and_, delete, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from esc_orch.model.config_events import config_events
 from esc_orch.model.diff import ConfigDiff, diff_units
 from esc_orch.model.edit import Operation, apply_edit, check_edit, mask_secrets
 from esc_orch.model.errors import ErrorTag, RpcError, RpcErrors
@@ -42,6 +45,7 @@ from esc_orch.northbound.backend import (
     ErrorOption,
     TestOption,
 )
+from esc_orch.store.events import Clock, EventLog, utc_now
 from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
 
 log = logging.getLogger(__name__)
@@ -58,19 +62,23 @@ def _row_id(row: ConfigUnitRow) -> UnitId:
 class SqlDatastore:
     """running + candidate configuration on SQLite (default) or PostgreSQL."""
 
-    def __init__(self, *, engine: Engine) -> None:
+    def __init__(self, *, engine: Engine, clock: Clock = utc_now) -> None:
         self._engine = engine
         self._lock = threading.RLock()
         self._listeners: list[DiffListener] = []
+        #: The durable escEvent log of this database (append inside store transactions).
+        self.events = EventLog(engine=engine, clock=clock)
 
     @classmethod
-    def open(cls, *, data_dir: Path | None = None, url: str | None = None) -> SqlDatastore:
+    def open(
+        cls, *, data_dir: Path | None = None, url: str | None = None, clock: Clock = utc_now
+    ) -> SqlDatastore:
         if url is None:
             if data_dir is None:
                 raise ValueError("give a data directory or a database URL")
             data_dir.mkdir(parents=True, exist_ok=True)
             url = sqlite_url(data_dir)
-        return cls(engine=make_engine(url))
+        return cls(engine=make_engine(url), clock=clock)
 
     @property
     def engine(self) -> Engine:
@@ -318,7 +326,10 @@ class SqlDatastore:
                 self._delete_row(session, RUNNING, unit)
             else:
                 self._put_row(session, RUNNING, unit, xml)
-        return diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
+        diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
+        # Same transaction as the change: published by the log after the commit.
+        self.events.append(session, config_events(diff))
+        return diff
 
     def _put_row(
         self,

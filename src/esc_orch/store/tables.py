@@ -4,7 +4,8 @@
 an overlay on running (rows of datastore ``candidate``; ``xml`` NULL is a deletion), so an
 edit, a commit and a discard cost what they touch, never a copy of the whole configuration.
 ``config_ref`` indexes leafrefs between units so that deleting a flavor finds the
-deployments that use it without scanning them.
+deployments that use it without scanning them. ``event_log`` is the durable escEvent log:
+its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import (
+    BigInteger,
     Engine,
     Index,
     Integer,
@@ -56,6 +58,19 @@ class MetaRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class EventRow(Base):
+    __tablename__ = "event_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: Milliseconds since the epoch, UTC; strictly increasing with ``id``.
+    event_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: The serialized ``<escEvent>`` element.
+    payload: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+    __table_args__ = (Index("ix_event_log_time", "event_time"),)
 
 
 def sqlite_url(data_dir: Path) -> str:
