@@ -1,0 +1,164 @@
+"""escEvent notifications as typed values, and the small sink the reactor publishes them to.
+
+The fields are those of the ``escEvent`` notification in ``yang/esc.yang`` (reference §5), in
+wire order; rendering to XML and stamping ``eventTime`` belong to the notification bus, which
+implements :class:`EventSink`. The status messages ESC clients match on are kept byte-for-byte
+here, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from esc_orch.reconcile.identity import VmIdentity
+from esc_orch.reconcile.vocab import EventStatus, EventType, Operation, VmUpdateType
+from esc_orch.vim.types import NicSpec, VmState
+
+# Exact messages (seed and ESC guides).
+LOCATOR_UPDATED = "VIM Locator Updated Successfully"
+SERVICE_UPDATED = "Service group update completed successfully"
+SERVICE_DEPLOYED = "Service group deployment completed successfully!"
+SERVICE_UNDEPLOYED = "Service group undeployment completed successfully"
+# Ours, in ESC's style (ESC's OpenStack driver says "OpenStack Driver: ...").
+VM_CREATED = "VIM Driver: VM successfully created, VM Name: [{name}]"
+VM_DELETED = "VIM Driver: VM successfully deleted"
+VM_UPDATED = "VM updated successfully, VM Name: [{name}]"
+VM_STARTED = "VM [{name}] started successfully."
+VM_STOPPED = "VM [{name}] stopped successfully."
+VM_REBOOTED = "VM [{name}] rebooted successfully."
+
+
+def vm_alive_message(name: str) -> str:
+    """ESC's VM_ALIVE message; X is the generated VM name."""
+    return f"VM_Alive event received, VM ID: [{name}]"
+
+
+_SERVICE_EVENT = {
+    Operation.DEPLOY: (EventType.SERVICE_ALIVE, SERVICE_DEPLOYED, "deployment"),
+    Operation.UPDATE: (EventType.SERVICE_UPDATED, SERVICE_UPDATED, "update"),
+    Operation.UNDEPLOY: (EventType.SERVICE_UNDEPLOYED, SERVICE_UNDEPLOYED, "undeployment"),
+}
+
+
+def service_event_of(operation: Operation) -> EventType:
+    return _SERVICE_EVENT[operation][0]
+
+
+def service_message(operation: Operation, *, failure: str | None = None) -> str:
+    _, ok, noun = _SERVICE_EVENT[operation]
+    return ok if failure is None else f"Service group {noun} completed with errors: {failure}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterfaceDetails:
+    nicid: int
+    type: str | None = None
+    port_id: str | None = None
+    admin_state_up: bool | None = None
+    network: str | None = None
+    subnet: str | None = None
+    ip_address: str | None = None
+    mac_address: str | None = None
+    netmask: str | None = None
+    gateway: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmDetails:
+    """``vm_source`` / ``vm_target``: the VM, where it runs now."""
+
+    vmid: str
+    vmname: str
+    generated_vmname: str
+    hostid: str | None = None
+    hostname: str | None = None
+    vim_id: str | None = None
+    vim_project: str | None = None
+    interfaces: tuple[InterfaceDetails, ...] = ()
+
+
+def vm_details(
+    *,
+    identity: VmIdentity,
+    connector_id: str | None,
+    vim_project: str | None,
+    state: VmState | None,
+    nics: tuple[NicSpec, ...] = (),
+) -> VmDetails:
+    """Details from the identity, the placement and (when known) the observed VM."""
+    wanted = {n.nicid: n for n in nics}
+    interfaces = tuple(
+        InterfaceDetails(
+            nicid=n.nicid,
+            type=n.type.value,
+            port_id=n.port_id,
+            admin_state_up=wanted[n.nicid].admin_state_up if n.nicid in wanted else None,
+            network=n.network,
+            ip_address=n.ip_address,
+            mac_address=n.mac_address,
+            netmask=n.netmask,
+        )
+        for n in (state.interfaces if state else ())
+    )
+    return VmDetails(
+        vmid=identity.vmid,
+        vmname=identity.name,
+        generated_vmname=identity.name,
+        hostid=state.host if state else None,
+        hostname=state.host if state else None,
+        vim_id=connector_id,
+        vim_project=vim_project,
+        interfaces=interfaces,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EscEvent:
+    """One escEvent, fields in wire order; ``event_type`` is ``event/type``."""
+
+    status: EventStatus
+    status_code: int
+    status_message: str
+    event_type: EventType
+    vm_update_type: VmUpdateType | None = None
+    depname: str | None = None
+    tenant: str | None = None
+    tenant_id: str | None = None
+    depid: str | None = None
+    vm_group: str | None = None
+    vm_source: VmDetails | None = None
+    vm_target: VmDetails | None = None
+    details: str | None = None  # event/details
+
+    @property
+    def ok(self) -> bool:
+        return self.status is EventStatus.SUCCESS
+
+
+class EventSink(Protocol):
+    """Where the reactor sends escEvents (the notification bus and event log implement it).
+
+    ``publish`` is awaited in event order for one deployment; it should return quickly (queue,
+    do not deliver inline) and must not raise for a slow or absent subscriber. The sink stamps
+    ``eventTime``.
+    """
+
+    async def publish(self, event: EscEvent) -> None: ...
+
+
+@dataclass
+class MemoryEventSink:
+    """Keeps every event, in order (tests, and a stand-in until the bus is wired)."""
+
+    events: list[EscEvent] = field(default_factory=list)
+
+    async def publish(self, event: EscEvent) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        """``TYPE`` or ``TYPE/FAILURE``, in order, for compact assertions."""
+        return [e.event_type.value + ("" if e.ok else f"/{e.status.value}") for e in self.events]
+
+    def of(self, event_type: EventType) -> list[EscEvent]:
+        return [e for e in self.events if e.event_type is event_type]

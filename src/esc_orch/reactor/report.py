@@ -1,0 +1,168 @@
+"""Turning a run's steps into escEvents: which event, which status, which message.
+
+Kept apart from the loop so the wording and the field choices (reference §5) are in one place
+and the loop reads as control flow only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from esc_orch.reactor import events as ev
+from esc_orch.reactor.status import DeploymentTarget
+from esc_orch.reconcile.actions import (
+    AcceptSpec,
+    Action,
+    CreateVm,
+    DeleteVm,
+    MigrateVm,
+    PowerOff,
+    Reboot,
+    RecreateVm,
+    Report,
+)
+from esc_orch.reconcile.identity import VmIdentity
+from esc_orch.reconcile.observed import AppliedVm
+from esc_orch.reconcile.vocab import (
+    DeploymentState,
+    EventStatus,
+    EventType,
+    Operation,
+    VmLifecycleState,
+    VmUpdateType,
+)
+from esc_orch.vim.types import VmState
+
+STATE_DURING = {
+    Operation.DEPLOY: DeploymentState.DEPLOYING,
+    Operation.UPDATE: DeploymentState.UPDATING,
+    Operation.UNDEPLOY: DeploymentState.UNDEPLOYING,
+}
+
+
+@dataclass
+class Record:
+    """The reactor's memory of one deployment (its opdata, mutable, internal)."""
+
+    depid: str
+    state: DeploymentState = DeploymentState.INERT
+    identities: dict[str, VmIdentity] = field(default_factory=dict)
+    applied: dict[str, AppliedVm] = field(default_factory=dict)
+    vm_state: dict[str, VmLifecycleState] = field(default_factory=dict)
+    seen: dict[str, tuple[str, VmState]] = field(default_factory=dict)
+    alive: set[str] = field(default_factory=set)
+    error: str | None = None
+    ever_active: bool = False
+
+
+def vm_state_during(action: Action) -> VmLifecycleState:
+    match action:
+        case CreateVm():
+            return VmLifecycleState.DEPLOYING
+        case MigrateVm():
+            return VmLifecycleState.MIGRATING
+        case RecreateVm() | AcceptSpec():
+            return VmLifecycleState.UPDATING
+        case DeleteVm():
+            return VmLifecycleState.UNDEPLOYING
+        case Reboot():
+            return VmLifecycleState.REBOOTING
+        case PowerOff():
+            return VmLifecycleState.STOPPED
+        case _:
+            return VmLifecycleState.DEPLOYED
+
+
+def _success_message(action: Action, report: Report) -> str:
+    name = action.vm.name
+    match report.event:
+        case EventType.VM_DEPLOYED:
+            return ev.VM_CREATED.format(name=name)
+        case EventType.VM_UNDEPLOYED:
+            return ev.VM_DELETED
+        case EventType.VM_UPDATED if report.update_type is VmUpdateType.LOCATOR_UPDATED:
+            return ev.LOCATOR_UPDATED
+        case EventType.VM_STARTED:
+            return ev.VM_STARTED.format(name=name)
+        case EventType.VM_STOPPED:
+            return ev.VM_STOPPED.format(name=name)
+        case EventType.VM_REBOOTED:
+            return ev.VM_REBOOTED.format(name=name)
+        case _:
+            return ev.VM_UPDATED.format(name=name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reporter:
+    """Builds the events of one run (deployment facts fixed at the start)."""
+
+    target: DeploymentTarget
+    depid: str
+    operation: Operation
+
+    def _event(
+        self,
+        *,
+        failure: str | None,
+        message: str,
+        event_type: EventType,
+        code: int = 500,
+        update: VmUpdateType | None = None,
+        vm: VmIdentity | None = None,
+        source: ev.VmDetails | None = None,
+    ) -> ev.EscEvent:
+        return ev.EscEvent(
+            status=EventStatus.SUCCESS if failure is None else EventStatus.FAILURE,
+            status_code=200 if failure is None else code,
+            status_message=message if failure is None else failure,
+            event_type=event_type,
+            vm_update_type=update,
+            depname=self.target.name,
+            tenant=self.target.tenant,
+            tenant_id=self.target.tenant_id or self.target.tenant,
+            depid=self.depid,
+            vm_group=vm.group if vm else None,
+            vm_source=source,
+        )
+
+    def details(self, vm: VmIdentity, record: Record) -> ev.VmDetails:
+        applied = record.applied.get(vm.name)
+        seen = record.seen.get(vm.name)
+        return ev.vm_details(
+            identity=vm,
+            connector_id=applied.connector_id if applied else (seen[0] if seen else None),
+            vim_project=applied.vim_project if applied else None,
+            state=seen[1] if seen else None,
+            nics=applied.spec.interfaces if applied else (),
+        )
+
+    def vm_event(
+        self, action: Action, report: Report, record: Record, *, failure: str | None = None
+    ) -> ev.EscEvent:
+        return self._event(
+            failure=failure,
+            message=_success_message(action, report),
+            event_type=report.event,
+            update=report.update_type,
+            vm=action.vm,
+            source=self.details(action.vm, record),
+        )
+
+    def alive(self, vm: VmIdentity, record: Record) -> ev.EscEvent:
+        return self._event(
+            failure=None,
+            message=ev.vm_alive_message(vm.name),
+            event_type=EventType.VM_ALIVE,
+            vm=vm,
+            source=self.details(vm, record),
+        )
+
+    def service(self, *, failure: str | None = None, code: int = 500) -> ev.EscEvent:
+        return self._event(
+            failure=None
+            if failure is None
+            else ev.service_message(self.operation, failure=failure),
+            message=ev.service_message(self.operation),
+            event_type=ev.service_event_of(self.operation),
+            code=code,
+        )
