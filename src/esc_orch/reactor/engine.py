@@ -134,6 +134,7 @@ class Reactor:
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.ABANDONED, detail="resumed")
             )
+        resumed_targets = []
         for given in targets:
             intents = by_key.get(given.key, [])
             resumed = given
@@ -145,6 +146,9 @@ class Reactor:
                     depid=given.depid or intents[-1].depid,
                     operation=given.operation or intents[-1].operation,
                 )
+            self._record_for(resumed)  # every VM of every deployment is owned before any run
+            resumed_targets.append(resumed)
+        for resumed in resumed_targets:
             self.submit(resumed)
         return unfinished
 
@@ -187,7 +191,8 @@ class Reactor:
         finally:
             del self._workers[key]
 
-    def _start(self, target: DeploymentTarget) -> _Run:
+    def _record_for(self, target: DeploymentTarget) -> Record:
+        """The deployment's memory, created on first sight, merged with what the target knows."""
         record = self._records.get(target.key)
         if record is None:
             record = Record(depid=target.depid or self._new_uuid())
@@ -196,6 +201,10 @@ class Reactor:
             record.identities.setdefault(ident.name, ident)
         for vm_name, applied in target.applied.items():
             record.applied.setdefault(vm_name, applied)
+        return record
+
+    def _start(self, target: DeploymentTarget) -> _Run:
+        record = self._record_for(target)
         if target.operation is not None:
             operation = target.operation
         elif target.deployment is None:
@@ -216,19 +225,26 @@ class Reactor:
 
     async def _observe(self, run: _Run) -> Observation:
         target, record = run.target, run.record
+        others = [r for key, r in self._records.items() if key != target.key]
         obs = await observe(
             connectors=self._connectors,
             connector_ids=target.connectors.keys(),
             deployment=target.name,
             applied=record.applied,
-            foreign=target.foreign,
+            foreign=target.foreign.union(*(r.identities.keys() for r in others)),
         )
+        namesakes = self._records.keys() | self._pending.keys()
+        if any(key[1] == target.name and key != target.key for key in namesakes):
+            # Another tenant's deployment has this name, so its VMs look like ours: touch
+            # nothing we did not name ourselves (no adoption, no orphan removal).
+            unowned = obs.names() - record.identities.keys()
+            obs = replace(obs, foreign=obs.foreign | unowned)
         groups = {g.name for g in target.deployment.vm_group} if target.deployment else set()
         groups |= {i.group for i in record.identities.values()}
         for ident in adopt_identities(
             deployment=target.name,
             groups=groups,
-            observed_names=obs.names() - target.foreign,
+            observed_names=obs.names() - obs.foreign,
             known=tuple(record.identities.values()),
             new_uuid=self._new_uuid,
         ):

@@ -44,6 +44,10 @@ class DeploymentTarget:
     operation: Operation | None = None
     resync: bool = False
 
+    def __post_init__(self) -> None:
+        if self.deployment is not None and self.deployment.name != self.name:
+            raise ValueError(f"target {self.name!r} carries deployment {self.deployment.name!r}")
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.tenant, self.name)

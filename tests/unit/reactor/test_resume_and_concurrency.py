@@ -1,0 +1,145 @@
+"""Crash and resume without a second VM; one deployment serialised, latest desired wins."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from esc_orch.reactor import Intent, MemoryJournal, Outcome, StepStatus
+from esc_orch.reconcile import CreateVm, Operation
+from unit.reactor.harness import Lab, target
+from unit.reconcile.builders import seed_deployment, with_locator
+
+DEP = seed_deployment()
+
+
+class Crash(BaseException):
+    """The process dies (not an Exception: nothing may catch it)."""
+
+
+@dataclass
+class CrashingJournal(MemoryJournal):
+    """Dies right after writing the first intent, or right before the first outcome."""
+
+    after_intent: bool = True
+    armed: bool = True
+
+    async def record_intent(self, intent: Intent) -> None:
+        await super().record_intent(intent)
+        if self.armed and self.after_intent:
+            self.armed = False
+            raise Crash
+
+    async def record_outcome(self, outcome: Outcome) -> None:
+        if self.armed and not self.after_intent:
+            self.armed = False
+            raise Crash
+        await super().record_outcome(outcome)
+
+
+@pytest.mark.parametrize("after_intent", [True, False], ids=["before-action", "after-action"])
+async def test_resume_after_a_crash_creates_no_second_vm(after_intent: bool) -> None:
+    lab = Lab(journal=CrashingJournal(after_intent=after_intent))
+    with pytest.raises(Crash):
+        await lab.reactor().run(target(DEP))
+    (intent,) = await lab.journal.unfinished()
+    assert isinstance(intent.action, CreateVm)
+    assert len(lab.vms("csp-1")) == (0 if after_intent else 1)
+    # A new process: empty memory, other uuids; only the journal and the VIMs survived.
+    restarted = lab.reactor(uuid_start=5000)
+    closed = await restarted.resume([target(DEP)])
+    await restarted.drain()
+    assert closed == (intent,)
+    assert list(lab.vms("csp-1")) == [intent.action.vm.name]  # same name, one VM
+    assert lab.events.types() == ["VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE"]
+    deployed = lab.events.events[0]
+    assert deployed.depid == intent.depid
+    assert deployed.vm_source is not None and deployed.vm_source.vmid == intent.action.vm.vmid
+    assert restarted.last_outcome("name1", "dep").operation is Operation.DEPLOY  # type: ignore[union-attr]
+    statuses = [o.status if o else None for _, o in lab.journal.entries]
+    assert statuses[0] is StepStatus.ABANDONED and None not in statuses
+
+
+async def test_vms_found_without_any_memory_are_adopted_not_doubled() -> None:
+    lab = Lab()
+    assert (await lab.reactor().run(target(DEP))).ok
+    (name,) = lab.vms("csp-1")
+    amnesiac = lab.reactor(uuid_start=7000)  # no journal entries, no opdata
+    assert (await amnesiac.run(target(DEP))).ok
+    assert list(lab.vms("csp-1")) == [name]
+
+
+async def test_latest_desired_state_wins_and_is_never_interleaved() -> None:
+    gate = asyncio.Event()
+    lab = Lab(gate=gate)
+    reactor = lab.reactor()
+    reactor.submit(target(DEP))
+    await asyncio.wait_for(lab.entered.wait(), 5)  # the deploy is mid-step on CSP-1
+    reactor.submit(target(with_locator(DEP, "CSP-2")))
+    reactor.submit(target(with_locator(DEP, "CSP-3")))
+    gate.set()
+    await reactor.drain()
+    (name,) = lab.vms("csp-3")
+    assert lab.running() == [("csp-3", name)]
+    assert "ensure_vm" not in lab.hosts["csp-2"].calls  # the superseded state was skipped
+    assert lab.events.types() == [
+        "VM_DEPLOYED",
+        "VM_ALIVE",
+        "SERVICE_ALIVE",
+        "VM_UPDATED",
+        "SERVICE_UPDATED",
+    ]
+    assert lab.events.events[3].vm_source.vim_id == "CSP-3"  # type: ignore[union-attr]
+
+
+class Recorder(asyncio.Event):
+    """Stands in for GatedConnector.entered: counts the runs that reached ensure_vm."""
+
+    def __init__(self, seen: list[str]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def set(self) -> None:
+        self.seen.append("entered")
+        super().set()
+
+
+@pytest.mark.parametrize(("limit", "together"), [(1, 1), (2, 2)])
+async def test_deployments_run_in_parallel_up_to_the_limit(limit: int, together: int) -> None:
+    gate = asyncio.Event()
+    lab = Lab(gate=gate)
+    inside: list[str] = []
+
+    for conn in lab.connectors.values():
+        conn.entered = Recorder(inside)  # type: ignore[attr-defined]
+    reactor = lab.reactor(max_parallel=limit)
+    reactor.submit(target(DEP, name="dep"))
+    reactor.submit(target(DEP.model_copy(update={"name": "dep2"}), name="dep2"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(inside) == together
+    gate.set()
+    await reactor.drain()
+    assert len(inside) == 2
+    assert reactor.status("name1", "dep") is not None
+    assert reactor.status("name1", "dep2") is not None
+    assert len(lab.vms("csp-1")) == 2
+
+
+async def test_same_deployment_name_in_two_tenants_never_touch_each_other() -> None:
+    lab = Lab()
+    reactor = lab.reactor()
+    assert (await reactor.run(target(DEP, tenant="a"))).ok
+    assert (await reactor.run(target(DEP, tenant="b"))).ok
+    assert len(lab.vms("csp-1")) == 2  # b neither adopted nor deleted a's VM
+    assert (await reactor.run(target(None, tenant="b"))).ok
+    (left,) = lab.vms("csp-1")
+    status = reactor.status("a", "dep")
+    assert status is not None and status.vms[0].identity.name == left
+
+
+def test_target_name_must_match_the_deployment() -> None:
+    with pytest.raises(ValueError, match="carries deployment"):
+        target(DEP, name="other")
