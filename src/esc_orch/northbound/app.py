@@ -14,6 +14,7 @@ from esc_orch.northbound.backend import ConfigBackend
 from esc_orch.northbound.core import Limits, NetconfCore
 from esc_orch.northbound.esc_rpcs import EscActionSink, RpcValidator, register_esc_rpcs
 from esc_orch.northbound.filters import KeyResolver
+from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ops import register_base_operations
 from esc_orch.northbound.rpc import RpcRegistry
 from esc_orch.northbound.session import server_capabilities
@@ -28,18 +29,25 @@ def build_core(
     esc_sink: EscActionSink | None = None,
     esc_validator: RpcValidator | None = None,
     key_leaves: KeyResolver | None = None,
+    notifications: NotificationService | None = None,
 ) -> NetconfCore:
     """A :class:`NetconfCore` with the base operations and the ESC RPCs registered.
 
     ESC RPC input is validated against yang/esc.yang by libyang unless ``esc_validator``
-    replaces it.
+    replaces it. With ``notifications`` (started by the caller), create-subscription, the
+    stream list and the :notification and :interleave capabilities are added.
     """
+    if notifications is not None:
+        extra_capabilities = [*notifications.capabilities, *extra_capabilities]
     registry = RpcRegistry()
     register_base_operations(registry, key_leaves=key_leaves)
     register_esc_rpcs(registry, sink=esc_sink, validator=esc_validator or require_valid_rpc)
-    return NetconfCore(
+    core = NetconfCore(
         backend=backend,
         registry=registry,
         capabilities=server_capabilities(esc_revision=esc_revision, extra=extra_capabilities),
         limits=limits,
     )
+    if notifications is not None:
+        notifications.install(core)
+    return core

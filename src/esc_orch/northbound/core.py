@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from lxml import etree
 
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
 from esc_orch.northbound.backend import ConfigBackend, Datastore
@@ -45,6 +47,11 @@ class SessionInfo:
     username: str
     peer: str
     terminate: Callable[[str], None]  # closes the transport; called by kill-session
+    #: Writes one unframed message (a notification) through the session's single writer;
+    #: None for sessions without a transport (in-process tests).
+    send: Callable[[bytes], Awaitable[None]] | None = None
+    #: True while a notification subscription is active (the session is then never idle).
+    subscribed: bool = False
 
 
 @dataclass
@@ -122,14 +129,24 @@ class NetconfCore:
         self.sessions: dict[int, SessionInfo] = {}
         self._ids = itertools.count(1)
         self._mutex = asyncio.Lock()
+        #: Called with the session id when a session ends (subscriptions end with it).
+        self.session_end_hooks: list[Callable[[int], None]] = []
+        #: Extra operational data for ``get`` (``netconf/streams``); called in a worker
+        #: thread, each returns a ``<data>`` element.
+        self.state_providers: list[Callable[[], etree._Element]] = []
 
     def new_session(
-        self, *, username: str, peer: str, terminate: Callable[[str], None]
+        self,
+        *,
+        username: str,
+        peer: str,
+        terminate: Callable[[str], None],
+        send: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> NetconfSession:
         """Register a session and return its protocol state machine."""
         session_id = next(self._ids)
         self.sessions[session_id] = SessionInfo(
-            session_id=session_id, username=username, peer=peer, terminate=terminate
+            session_id=session_id, username=username, peer=peer, terminate=terminate, send=send
         )
         return NetconfSession(
             session_id=session_id,
@@ -166,6 +183,11 @@ class NetconfCore:
         """
         if self.sessions.pop(session_id, None) is None:
             return
+        for hook in list(self.session_end_hooks):
+            try:
+                hook(session_id)
+            except Exception:
+                log.exception("session end hook failed", extra={"session": session_id})
 
         def release() -> list[Datastore]:
             released = self.locks.release_all(session_id)

@@ -154,10 +154,13 @@ def register_base_operations(
         _check_children(op, {"filter", "with-defaults"})
 
         def read() -> etree._Element:
-            return merge_state(
+            data = merge_state(
                 ctx.core.backend.get_config(source=Datastore.RUNNING),
                 ctx.core.backend.get_state(),
             )
+            for provider in ctx.core.state_providers:
+                data = merge_state(data, provider())
+            return data
 
         return DataReply(filtered(await ctx.core.run(read), op))
 

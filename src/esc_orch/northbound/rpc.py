@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -35,6 +35,8 @@ class RpcContext:
     username: str
     request: RpcRequest
     close_after_reply: bool = False  # set by close-session
+    #: Run by the transport once the reply is written (a subscription starts sending then).
+    after_reply: list[Callable[[], None]] = field(default_factory=list)
 
 
 Handler = Callable[[RpcContext, etree._Element], Awaitable[Reply]]

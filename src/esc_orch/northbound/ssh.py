@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 SUBSYSTEM = "netconf"
 _CLOSE_GRACE = 0.2  # seconds between the close-session reply and closing the channel
 _QUEUE_HIGH_WATER = 32  # queued events above which we stop reading from the client
+# Seconds a closed channel may take to finish its close handshake before the connection is
+# aborted: a client that stopped reading (a stuck subscriber) never acknowledges the close.
+_ABORT_GRACE = 2.0
 
 
 def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
@@ -92,6 +95,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._message_timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self._lost = False
 
     # --------------------------------------------------------------- asyncssh callbacks
 
@@ -113,7 +117,10 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             return
         self._conn.channel_started()
         self._session = self._core.new_session(
-            username=self._username, peer=self._peer, terminate=self.terminate
+            username=self._username,
+            peer=self._peer,
+            terminate=self.terminate,
+            send=self.send_message,
         )
         log.info(
             "session started",
@@ -153,6 +160,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        self._lost = True
         self._cancel_timers()
         if self._worker is not None:
             self._worker.cancel()
@@ -170,6 +178,11 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             if self._chan is not None and not self._closing:
                 self._chan.write(data)
 
+    async def send_message(self, message: bytes) -> None:
+        """Frame an unsolicited message (a notification) and write it as one frame."""
+        if self._session is not None:
+            await self.write(self._session.frame(message))
+
     def terminate(self, reason: str) -> None:
         """Close the session now (timeouts, kill-session, protocol violations)."""
         if self._closing:
@@ -184,6 +197,15 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             self._worker.cancel()
         if self._chan is not None:
             self._chan.close()
+            asyncio.get_running_loop().call_later(_ABORT_GRACE, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self._lost:
+            sid = self._session.session_id if self._session else 0
+            log.info(
+                "connection aborted: the client did not close the channel", extra={"session": sid}
+            )
+            self._conn.abort()
 
     async def _work(self) -> None:
         assert self._session is not None
@@ -203,6 +225,8 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                 )
                 reply = await self._core.registry.dispatch(ctx)
                 await self.write(session.render_reply(event, reply))
+                for callback in ctx.after_reply:
+                    callback()
                 if ctx.close_after_reply:
                     # Let the reply arrive in its own read before EOF: some clients
                     # (yangcli) discard a final buffer that comes together with EOF.
@@ -228,9 +252,15 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             self._idle_timer.cancel()
         timeout = self._core.limits.idle_timeout
         if timeout > 0:
-            self._idle_timer = asyncio.get_running_loop().call_later(
-                timeout, self.terminate, "idle timeout"
-            )
+            self._idle_timer = asyncio.get_running_loop().call_later(timeout, self._idle)
+
+    def _idle(self) -> None:
+        """A session receiving notifications is busy even when its client says nothing."""
+        info = self._core.sessions.get(self._session.session_id) if self._session else None
+        if info is not None and info.subscribed:
+            self._reset_idle_timer()
+        else:
+            self.terminate("idle timeout")
 
     def _update_message_timer(self) -> None:
         assert self._session is not None
@@ -273,6 +303,11 @@ class _SshServer(asyncssh.SSHServer):
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (the peer does not read what we send)."""
+        if self._conn is not None:
+            self._conn.abort()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._server.spawn(coro)

@@ -86,12 +86,19 @@ def test_rendered_fields_follow_the_yang_order_whatever_the_keyword_order() -> N
     )
     text = esc_event_xml(event).decode()
     names = re.findall(r"<([a-z_]+)>", text)
-    assert names == ["status", "status_code", "status_message", "depname", "tenant"] + [
-        "vm_group",
-        "event",
-        "type",
-        "details",
-    ]
+    assert names == (
+        [
+            "status",
+            "status_code",
+            "status_message",
+            "depname",
+            "tenant",
+            "vm_group",
+            "event",
+            "type",
+            "details",
+        ]
+    )
     assert text.startswith(f'<escEvent xmlns="{ESC_NS}"><status>FAILURE</status>')
     assert event.status is EventStatus.FAILURE and event.status_code == 500
 

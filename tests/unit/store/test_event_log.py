@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -51,7 +52,7 @@ def test_config_edits_append_events_in_their_transaction(store: SqlDatastore) ->
     logged = store.events.read()
     assert [e.id for e in logged] == list(range(1, connectors + 3))
     assert [e.event_type for e in logged] == seen.types
-    assert all(a.event_time < b.event_time for a, b in zip(logged, logged[1:], strict=False))
+    assert all(a.event_time < b.event_time for a, b in itertools.pairwise(logged))
 
 
 def test_a_refused_edit_appends_and_publishes_nothing(store: SqlDatastore) -> None:
