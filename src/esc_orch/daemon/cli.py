@@ -19,12 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from esc_orch.daemon.config import ConfigError, DaemonConfig, load_config
+from esc_orch.daemon.retention import PrunableEventSource, prune_forever
 from esc_orch.daemon.sdnotify import sd_notify
 from esc_orch.daemon.users import UserStore, UserStoreError
-from esc_orch.daemon.wiring import WiringError, build_backend, esc_revision
+from esc_orch.daemon.wiring import WiringError, build_backend, esc_revision, event_log_of
 from esc_orch.northbound.app import build_core
 from esc_orch.northbound.auth import Authenticator, LoginThrottle
 from esc_orch.northbound.backend import ConfigBackend
+from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ssh import NetconfSshServer
 
 log = logging.getLogger("esc_orch.daemon")
@@ -70,15 +72,30 @@ async def run_server(
     backend: ConfigBackend,
     throttle: LoginThrottle | None = None,
     authenticator: Authenticator | None = None,
+    events: PrunableEventSource | None = None,
 ) -> AsyncIterator[NetconfSshServer]:
     """Start the NETCONF server of ``config`` over ``backend``; stop it on exit.
 
-    ``authenticator`` defaults to the user store of the data directory.
+    ``authenticator`` defaults to the user store of the data directory. With ``events`` (the
+    durable event log) the server offers notifications and prunes the log in the background.
     """
     if config.data_dir is None:
         raise ConfigError("a data directory is required (--data-dir or data_dir in the file)")
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    core = build_core(backend=backend, esc_revision=esc_revision(), limits=config.limits)
+    notifications: NotificationService | None = None
+    pruner: asyncio.Task[None] | None = None
+    if events is not None:
+        notifications = NotificationService(source=events, limits=config.notifications.limits)
+        await notifications.start()
+        pruner = asyncio.get_running_loop().create_task(
+            prune_forever(events=events, settings=config.notifications)
+        )
+    core = build_core(
+        backend=backend,
+        esc_revision=esc_revision(),
+        limits=config.limits,
+        notifications=notifications,
+    )
     server = NetconfSshServer(
         core=core,
         authenticator=authenticator or UserStore.in_dir(config.data_dir),
@@ -87,12 +104,18 @@ async def run_server(
         port=config.port,
         throttle=throttle,
     )
-    await server.start()
     try:
+        await server.start()
         yield server
     finally:
         server.close()
         await server.wait_closed()
+        if pruner is not None:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+        if notifications is not None:
+            await notifications.stop()
 
 
 async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -> None:
@@ -104,7 +127,7 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with run_server(config=config, backend=backend) as server:
+    async with run_server(config=config, backend=backend, events=event_log_of(backend)) as server:
         sd_notify(f"READY=1\nSTATUS=listening on {config.bind}:{server.port}")
         await stop.wait()
         log.info("stopping")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from esc_orch.northbound.core import Limits
+from esc_orch.northbound.notifications import NotificationLimits
 
 DEFAULT_PORT = 830
 DEFAULT_BIND = "127.0.0.1"
@@ -22,6 +23,20 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationSettings:
+    """``[notifications]``: delivery limits and the retention of the event log."""
+
+    queue_size: int = 10_000  # per subscription; overflow closes that session
+    max_age_days: float = 30.0  # events older than this are pruned; 0 = keep forever
+    max_events: int = 1_000_000  # only the newest N events are kept; 0 = no limit
+    prune_interval: float = 300.0  # seconds between background prunes
+
+    @property
+    def limits(self) -> NotificationLimits:
+        return NotificationLimits(queue_size=self.queue_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     data_dir: Path | None = None
     bind: str = DEFAULT_BIND
@@ -29,6 +44,7 @@ class DaemonConfig:
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
     store: dict[str, Any] = field(default_factory=dict)  # [store] table, for the datastore
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
 
 _LIMIT_KEYS = {
@@ -38,7 +54,29 @@ _LIMIT_KEYS = {
     "message_timeout": float,
     "max_sessions": int,
 }
+_NOTIFICATION_KEYS = {
+    "queue_size": int,
+    "max_age_days": float,
+    "max_events": int,
+    "prune_interval": float,
+}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
+
+
+def _numbers(path: Path, raw: dict[str, Any], table: str, keys: dict[str, type]) -> dict[str, Any]:
+    """The non-negative numbers of one table, each converted to its key's type."""
+    values = raw.get(table, {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [{table}] must be a table")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        kind = keys.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: unknown setting {table}.{key}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{path}: {table}.{key} must be a non-negative number")
+        out[key] = kind(value)
+    return out
 
 
 def load_config(path: Path | None) -> DaemonConfig:
@@ -49,22 +87,19 @@ def load_config(path: Path | None) -> DaemonConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    known = {"bind", "port", "data_dir", "log_level", "limits", "store"}
+    known = {"bind", "port", "data_dir", "log_level", "limits", "store", "notifications"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
-    limits_raw = raw.get("limits", {})
-    if not isinstance(limits_raw, dict):
-        raise ConfigError(f"{path}: [limits] must be a table")
-    limits: dict[str, Any] = {}
-    for key, value in limits_raw.items():
-        kind = _LIMIT_KEYS.get(key)
-        if kind is None:
-            raise ConfigError(f"{path}: unknown limit {key!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{path}: limits.{key} must be a non-negative number")
-        limits[key] = kind(value)
-    config = DaemonConfig(limits=Limits(**limits), store=dict(raw.get("store", {})))
+    limits = _numbers(path, raw, "limits", _LIMIT_KEYS)
+    notifications = _numbers(path, raw, "notifications", _NOTIFICATION_KEYS)
+    if notifications.get("queue_size") == 0 or notifications.get("prune_interval") == 0:
+        raise ConfigError(f"{path}: notifications.queue_size and prune_interval must be > 0")
+    config = DaemonConfig(
+        limits=Limits(**limits),
+        store=dict(raw.get("store", {})),
+        notifications=NotificationSettings(**notifications),
+    )
     if "data_dir" in raw:
         config = replace(config, data_dir=Path(str(raw["data_dir"])))
     if "bind" in raw:

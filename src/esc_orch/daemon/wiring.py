@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import cast
 
 from esc_orch.daemon.config import DaemonConfig
+from esc_orch.daemon.retention import PrunableEventSource
 from esc_orch.northbound.backend import ConfigBackend
 
 TEST_BACKEND_ENV = "ESC_ORCHD_TEST_BACKEND"
@@ -57,3 +58,12 @@ def _load_test_backend(spec: str, data_dir: Path, config: DaemonConfig) -> Confi
         raise WiringError(f"{TEST_BACKEND_ENV} must look like 'package.module:factory'")
     factory = getattr(importlib.import_module(module_name), attr)
     return cast(ConfigBackend, factory(data_dir, config))
+
+
+def event_log_of(backend: ConfigBackend) -> PrunableEventSource | None:
+    """The durable event log that comes with ``backend`` (``SqlDatastore.events``), if any.
+
+    Test backends without one serve NETCONF without notifications.
+    """
+    events = getattr(backend, "events", None)
+    return cast(PrunableEventSource, events) if events is not None else None
