@@ -474,7 +474,7 @@ def mask_secrets(data: etree._Element) -> etree._Element:
                 continue
             if snode.secret:
                 child.text = SECRET_MASK
-            elif snode.children:
+            elif snode.holds_secret:
                 visit(child, snode.children)
 
     visit(data, data_roots())

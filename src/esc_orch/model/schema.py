@@ -53,6 +53,8 @@ class SchemaNode:
     secret: bool = False
     mandatory: bool = False
     is_key: bool = False
+    #: True when a secret leaf sits somewhere below (masking walks only these subtrees).
+    holds_secret: bool = False
     #: Rank among its siblings in schema order, list keys first (data is written in this order).
     position: int = 0
     #: (choice, case) pairs from the nearest data parent down to this node.
@@ -153,6 +155,7 @@ def _convert(snode: libyang.SNode, position: int = 0) -> SchemaNode:
         secret=secret,
         mandatory=snode.mandatory(),
         is_key=isinstance(snode, libyang.SLeaf) and snode.is_key(),
+        holds_secret=any(c.secret or c.holds_secret for c in children.values()),
         position=position,
         cases=_case_chain(snode.cdata),
         leafref=leafref,
