@@ -25,6 +25,7 @@ from ncclient.operations.rpc import RPCError
 from ncclient.transport.errors import AuthenticationError, SSHError, TransportError
 
 from esc_orch.cli import payloads
+from esc_orch.cli.notif import add_notif_command
 from esc_orch.model.errors import RpcError
 from esc_orch.model.xmlsafe import parse_xml
 
@@ -154,8 +155,7 @@ def _add_commands(sub: Any) -> None:
     p = add("recovery-vm-action", cmd_recovery_vm_action, "run the recovery procedure of a VM")
     p.add_argument("action", metavar="DO", choices=["DO"])
     p.add_argument("vm", metavar="VM")
-    # The notifications work adds "notif" here (create-subscription on escEvent, then print
-    # each notification until interrupted).
+    add_notif_command(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for err in exc.errlist or [exc]:
             print(_error_text(err), file=sys.stderr)
         return EXIT_RPC_ERROR
+    except ConnectionError as exc:
+        print(f"esc_nc_cli: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
     except (payloads.PayloadError, RpcError, OSError) as exc:
         print(f"esc_nc_cli: {exc}", file=sys.stderr)
         return EXIT_USAGE
