@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +29,10 @@ LOOPBACK_ANY_PORT = ("--bind", "127.0.0.1", "--port", "0")
 class OrchdProcess:
     """``with OrchdProcess(data_dir=…, user=…, password=…) as d: d.port``."""
 
-    def __init__(self, *, data_dir: Path, user: str, password: str) -> None:
+    def __init__(
+        self, *, data_dir: Path, user: str, password: str, extra_args: Sequence[str] = ()
+    ) -> None:
+        self.extra_args = tuple(extra_args)
         self.data_dir = data_dir
         self.user = user
         self.password = password
@@ -59,7 +63,14 @@ class OrchdProcess:
             env.pop("ESC_ORCHD_TEST_BACKEND", None)  # the real store, always
             with self._log_path.open("wb") as log:
                 self.proc = subprocess.Popen(
-                    [*ORCHD, "serve", "--data-dir", str(self.data_dir), *LOOPBACK_ANY_PORT],
+                    [
+                        *ORCHD,
+                        "serve",
+                        "--data-dir",
+                        str(self.data_dir),
+                        *LOOPBACK_ANY_PORT,
+                        *self.extra_args,
+                    ],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,

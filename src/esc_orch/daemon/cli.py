@@ -22,7 +22,13 @@ from esc_orch.daemon.config import ConfigError, DaemonConfig, load_config
 from esc_orch.daemon.retention import PrunableEventSource, prune_forever
 from esc_orch.daemon.sdnotify import sd_notify
 from esc_orch.daemon.users import UserStore, UserStoreError
-from esc_orch.daemon.wiring import WiringError, build_backend, esc_revision, event_log_of
+from esc_orch.daemon.wiring import (
+    WiringError,
+    build_backend,
+    esc_revision,
+    event_log_of,
+    start_vim_supervisor,
+)
 from esc_orch.northbound.app import build_core
 from esc_orch.northbound.auth import Authenticator, LoginThrottle
 from esc_orch.northbound.backend import ConfigBackend
@@ -127,9 +133,12 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    supervisor = start_vim_supervisor(backend, config.vim)
     async with run_server(config=config, backend=backend, events=event_log_of(backend)) as server:
         sd_notify(f"READY=1\nSTATUS=listening on {config.bind}:{server.port}")
         await stop.wait()
+        if supervisor is not None:
+            supervisor.cancel()
         log.info("stopping")
         sd_notify("STOPPING=1")
     close = getattr(backend, "close", None)

@@ -37,6 +37,14 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VimSettings:
+    """``[vim]``: how VIM connectors are checked."""
+
+    check_interval: float = 60.0  # seconds between checks of every connector
+    check_timeout: float = 10.0  # seconds a connector may take to describe its host
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     data_dir: Path | None = None
     bind: str = DEFAULT_BIND
@@ -45,6 +53,7 @@ class DaemonConfig:
     limits: Limits = field(default_factory=Limits)
     store: dict[str, Any] = field(default_factory=dict)  # [store] table, for the datastore
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    vim: VimSettings = field(default_factory=VimSettings)
 
 
 _LIMIT_KEYS = {
@@ -60,6 +69,7 @@ _NOTIFICATION_KEYS = {
     "max_events": int,
     "prune_interval": float,
 }
+_VIM_KEYS: dict[str, type] = {"check_interval": float, "check_timeout": float}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 
 
@@ -87,7 +97,7 @@ def load_config(path: Path | None) -> DaemonConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    known = {"bind", "port", "data_dir", "log_level", "limits", "store", "notifications"}
+    known = {"bind", "port", "data_dir", "log_level", "limits", "store", "notifications", "vim"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
@@ -95,7 +105,11 @@ def load_config(path: Path | None) -> DaemonConfig:
     notifications = _numbers(path, raw, "notifications", _NOTIFICATION_KEYS)
     if notifications.get("queue_size") == 0 or notifications.get("prune_interval") == 0:
         raise ConfigError(f"{path}: notifications.queue_size and prune_interval must be > 0")
+    vim = _numbers(path, raw, "vim", _VIM_KEYS)
+    if vim.get("check_interval") == 0 or vim.get("check_timeout") == 0:
+        raise ConfigError(f"{path}: vim.check_interval and check_timeout must be > 0")
     config = DaemonConfig(
+        vim=VimSettings(**vim),
         limits=Limits(**limits),
         store=dict(raw.get("store", {})),
         notifications=NotificationSettings(**notifications),

@@ -7,13 +7,17 @@ subprocess), so the NETCONF server is exercised without the SQL store.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from esc_orch.daemon.config import DaemonConfig
+from esc_orch.daemon.config import DaemonConfig, VimSettings
 from esc_orch.daemon.retention import PrunableEventSource
+from esc_orch.daemon.vim_supervisor import VimSupervisor, connectors_of, utc_now
+from esc_orch.model.events import EscEvent
 from esc_orch.northbound.backend import ConfigBackend
 
 TEST_BACKEND_ENV = "ESC_ORCHD_TEST_BACKEND"
@@ -67,3 +71,35 @@ def event_log_of(backend: ConfigBackend) -> PrunableEventSource | None:
     """
     events = getattr(backend, "events", None)
     return cast(PrunableEventSource, events) if events is not None else None
+
+
+def start_vim_supervisor(
+    backend: ConfigBackend, settings: VimSettings
+) -> asyncio.Task[None] | None:
+    """Check the VIM connectors of ``backend`` in the background (a SqlDatastore only).
+
+    Wires the supervisor to the datastore: commit diffs wake it, its state is served under
+    ``opdata/vim_connectors``, its acceptance check refuses groups placed on a dead
+    connector, and its VIM_CONNECTION_STATE events go to the durable event log.
+    """
+    needed = ("add_listener", "add_state_provider", "add_acceptance_check", "running_units")
+    events = getattr(backend, "events", None)
+    if events is None or not all(hasattr(backend, name) for name in needed):
+        return None
+    store = cast(Any, backend)
+    loop = asyncio.get_running_loop()
+
+    def emit(batch: Sequence[EscEvent]) -> object:
+        return loop.run_in_executor(None, events.emit, list(batch))
+
+    supervisor = VimSupervisor(
+        emit=emit,
+        clock=utc_now,
+        timeout=settings.check_timeout,
+        interval=settings.check_interval,
+    )
+    supervisor.load(connectors_of(store.running_units("vim_connector")))
+    store.add_listener(supervisor.on_commit)
+    store.add_state_provider(supervisor.opdata)
+    store.add_acceptance_check(supervisor.acceptance_errors)
+    return loop.create_task(supervisor.run(), name="vim-supervisor")

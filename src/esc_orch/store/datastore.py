@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from lxml import etree
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 RUNNING = Datastore.RUNNING.value
 CANDIDATE = Datastore.CANDIDATE.value
 DiffListener = Callable[[ConfigDiff], None]
+StateProvider = Callable[[], etree._Element]
+AcceptanceCheck = Callable[[ConfigDiff], Sequence[RpcError]]
 
 
 def _row_id(row: ConfigUnitRow) -> UnitId:
@@ -66,6 +68,8 @@ class SqlDatastore:
         self._engine = engine
         self._lock = threading.RLock()
         self._listeners: list[DiffListener] = []
+        self._state_providers: list[StateProvider] = []
+        self._acceptance_checks: list[AcceptanceCheck] = []
         #: The durable escEvent log of this database (append inside store transactions).
         self.events = EventLog(engine=engine, clock=clock)
 
@@ -180,10 +184,35 @@ class SqlDatastore:
         return mask_secrets(assemble(units.items()))
 
     def get_state(self) -> etree._Element:
+        """``esc_datamodel/opdata``, filled by the registered state providers."""
         data = new_data()
         top = etree.SubElement(data, f"{{{ESC_NS}}}esc_datamodel")
-        etree.SubElement(top, f"{{{ESC_NS}}}opdata")
+        opdata = etree.SubElement(top, f"{{{ESC_NS}}}opdata")
+        for provider in list(self._state_providers):
+            opdata.append(provider())
         return data
+
+    def add_state_provider(self, provider: StateProvider) -> None:
+        """Add a child of ``opdata`` (e.g. ``vim_connectors``) produced on every ``get``."""
+        self._state_providers.append(provider)
+
+    def add_acceptance_check(self, check: AcceptanceCheck) -> None:
+        """Run ``check`` on the diff of every change of running before it is written.
+
+        For rules beyond YANG that need live state (e.g. a VIM connector known to be down):
+        any error refuses the whole edit or commit, and nothing is written.
+        """
+        self._acceptance_checks.append(check)
+
+    def _acceptance_errors(
+        self, before: dict[UnitId, bytes | None], after: dict[UnitId, bytes | None]
+    ) -> list[RpcError]:
+        if not self._acceptance_checks:
+            return []
+        preview = diff_units(before, after, txid=0)
+        if preview.empty:
+            return []
+        return [error for check in self._acceptance_checks for error in check(preview)]
 
     def running_units(self, kind: str) -> dict[UnitId, bytes]:
         """All running units of one kind (for the reconciler's resync)."""
@@ -247,6 +276,10 @@ class SqlDatastore:
                 errors += validation_errors
             if errors and not continue_on_error:
                 raise RpcErrors(errors)
+            if target is Datastore.RUNNING:
+                refused = self._acceptance_errors(before, after)
+                if refused:
+                    raise RpcErrors(errors + refused)
             if test_option is TestOption.TEST_ONLY:
                 if errors:
                     raise RpcErrors(errors)
@@ -429,6 +462,9 @@ class SqlDatastore:
             if errors:
                 raise RpcErrors(errors)
             before = self._load(session, RUNNING, overlay)
+            refused = self._acceptance_errors(before, overlay)
+            if refused:
+                raise RpcErrors(refused)
             diff = self._write(session, RUNNING, before, overlay)
             session.execute(delete(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE))
             session.execute(delete(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE))

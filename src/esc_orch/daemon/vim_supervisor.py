@@ -1,0 +1,259 @@
+"""Keeps watch on the configured VIM connectors: reachable, credentials accepted, or not.
+
+A VIM connector is configuration (``esc_system_config/vim_connectors``); whether it works is
+state. When a connector is created or changed by a commit, and periodically afterwards, the
+supervisor asks it to describe its host. Each check that changes a connector's state is
+reported as a VIM_CONNECTION_STATE escEvent; the last result is visible with ``get`` under
+``esc_datamodel/opdata/vim_connectors``; and a deployment that would place VMs on a
+connector known to be down is refused at acceptance (reference §2) instead of failing later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from lxml import etree
+
+from esc_orch.model.config import VimConnector
+from esc_orch.model.convert import unit_model
+from esc_orch.model.diff import ChangeKind, ConfigDiff
+from esc_orch.model.errors import ErrorTag, RpcError
+from esc_orch.model.events import EscEvent, EventType, format_event_time
+from esc_orch.model.schema import ESC_NS, ESC_PREFIX
+from esc_orch.vim import create_connector
+from esc_orch.vim.errors import VimAuthError, VimError
+from esc_orch.vim.protocol import VimConnector as Connector
+from esc_orch.vim.types import ConnectorConfig, Credentials
+
+log = logging.getLogger(__name__)
+
+ConnectorFactory = Callable[[ConnectorConfig], Connector]
+EventEmitter = Callable[[Sequence[EscEvent]], object]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConnectionStatus(StrEnum):
+    """``opdata/vim_connectors/vim_connector/status`` of yang/esc.yang."""
+
+    SUCCESSFUL = "CONNECTION_SUCCESSFUL"
+    FAILED = "CONNECTION_FAILED"
+    UNKNOWN = "CONNECTION_UNKNOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    id: str
+    status: ConnectionStatus
+    message: str | None
+    last_checked: datetime | None
+
+
+def connector_config(model: VimConnector) -> ConnectorConfig:
+    """The connector's runtime configuration from its YANG configuration.
+
+    Credentials: the first user that has a ``password`` credential property.
+    """
+    credentials = None
+    for user in model.users.user:
+        password = user.credentials.properties.get("password")
+        if password is not None:
+            credentials = Credentials(user=user.id, password=password)
+            break
+    properties = {p.name: p.value or "" for p in model.properties.property}
+    return ConnectorConfig(
+        id=model.id, type=model.type, properties=properties, credentials=credentials
+    )
+
+
+class VimSupervisor:
+    """Checks connectors, remembers their state, reports changes, guards acceptance."""
+
+    def __init__(
+        self,
+        *,
+        emit: EventEmitter,
+        clock: Clock,
+        factory: ConnectorFactory = create_connector,
+        timeout: float = 10.0,
+        interval: float = 60.0,
+    ) -> None:
+        self._emit = emit
+        self._clock = clock
+        self._factory = factory
+        self._timeout = timeout
+        self._interval = interval
+        self._configs: dict[str, ConnectorConfig] = {}
+        self._states: dict[str, ConnectorState] = {}
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- configuration
+
+    def load(self, connectors: Sequence[VimConnector]) -> None:
+        """The running connectors at start-up: all get checked first thing."""
+        for model in connectors:
+            self._configs[model.id] = connector_config(model)
+            self._states.setdefault(
+                model.id, ConnectorState(model.id, ConnectionStatus.UNKNOWN, None, None)
+            )
+            self._pending.add(model.id)
+        self._wake.set()
+
+    def on_commit(self, diff: ConfigDiff) -> None:
+        """Datastore listener (any thread): recheck created/changed connectors, drop deleted."""
+        changed: list[tuple[str, VimConnector | None]] = [
+            (c.id, c.after) for c in diff.vim_connectors()
+        ]
+        if not changed:
+            return
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._apply_changes, changed)
+        else:
+            self._apply_changes(changed)
+
+    def _apply_changes(self, changed: list[tuple[str, VimConnector | None]]) -> None:
+        for connector_id, model in changed:
+            if model is None:
+                self._configs.pop(connector_id, None)
+                self._states.pop(connector_id, None)
+                self._pending.discard(connector_id)
+                continue
+            self._configs[connector_id] = connector_config(model)
+            self._states[connector_id] = ConnectorState(
+                connector_id, ConnectionStatus.UNKNOWN, None, None
+            )
+            self._pending.add(connector_id)
+        self._wake.set()
+
+    # ---------------------------------------------------------------- checking
+
+    async def check(self, connector_id: str) -> ConnectorState | None:
+        """Describe the connector's host once; record and report the result."""
+        config = self._configs.get(connector_id)
+        if config is None:
+            return None
+        try:
+            connector = self._factory(config)
+        except (LookupError, ValueError) as exc:
+            return self._record(config.id, ConnectionStatus.FAILED, f"cannot be created: {exc}")
+        try:
+            host = await asyncio.wait_for(connector.describe(), timeout=self._timeout)
+        except TimeoutError:
+            status, message = ConnectionStatus.FAILED, f"no answer within {self._timeout:g} s"
+        except VimAuthError as exc:
+            status, message = ConnectionStatus.FAILED, f"credentials refused: {exc}"
+        except VimError as exc:
+            status, message = ConnectionStatus.FAILED, str(exc)
+        else:
+            status, message = ConnectionStatus.SUCCESSFUL, f"host {host.name} reachable"
+        finally:
+            with contextlib.suppress(Exception):
+                await connector.close()
+        if config is not self._configs.get(connector_id):
+            return None  # changed or deleted meanwhile: a newer check is pending
+        return self._record(connector_id, status, message)
+
+    def _record(self, connector_id: str, status: ConnectionStatus, message: str) -> ConnectorState:
+        before = self._states.get(connector_id)
+        state = ConnectorState(connector_id, status, message, self._clock())
+        self._states[connector_id] = state
+        if before is None or before.status is not status:
+            log.info("VIM connector %s: %s (%s)", connector_id, status, message)
+            self._emit([_event(state)])
+        return state
+
+    async def run(self) -> None:
+        """Check pending connectors at once and every connector each ``interval`` seconds."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            due = set(self._pending) or set(self._configs)
+            self._pending.clear()
+            self._wake.clear()
+            await asyncio.gather(*(self.check(cid) for cid in sorted(due)))
+            if self._pending:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+
+    # ---------------------------------------------------------------- reading
+
+    def states(self) -> tuple[ConnectorState, ...]:
+        return tuple(self._states[cid] for cid in sorted(self._states))
+
+    def opdata(self) -> etree._Element:
+        """``<vim_connectors>`` for ``esc_datamodel/opdata``."""
+        root = etree.Element(f"{{{ESC_NS}}}vim_connectors", nsmap={None: ESC_NS})  # type: ignore[dict-item]
+        for state in self.states():
+            entry = etree.SubElement(root, f"{{{ESC_NS}}}vim_connector")
+            etree.SubElement(entry, f"{{{ESC_NS}}}id").text = state.id
+            etree.SubElement(entry, f"{{{ESC_NS}}}status").text = str(state.status)
+            if state.message:
+                etree.SubElement(entry, f"{{{ESC_NS}}}status_message").text = state.message
+            if state.last_checked:
+                etree.SubElement(entry, f"{{{ESC_NS}}}last_checked").text = format_event_time(
+                    state.last_checked
+                )
+        return root
+
+    def acceptance_errors(self, diff: ConfigDiff) -> list[RpcError]:
+        """Refuse placing VMs on a connector whose last check failed (new groups, moves)."""
+        errors: list[RpcError] = []
+        for dep in diff.deployments():
+            for group in dep.vm_groups:
+                if group.after is None or group.change is ChangeKind.DELETED:
+                    continue
+                if group.change is ChangeKind.UPDATED and "locator" not in group.fields:
+                    continue
+                target = group.after.locator.vim_id
+                state = self._states.get(target)
+                if state is None or state.status is not ConnectionStatus.FAILED:
+                    continue
+                errors.append(
+                    RpcError(
+                        tag=ErrorTag.OPERATION_FAILED,
+                        app_tag="vim-unreachable",
+                        message=(
+                            f"VIM connector {target} is not usable: {state.message}"
+                            " (fix the connector, or place the group elsewhere)"
+                        ),
+                        path=(
+                            f"/{ESC_PREFIX}:esc_datamodel/{ESC_PREFIX}:tenants"
+                            f"/{ESC_PREFIX}:tenant[{ESC_PREFIX}:name='{dep.tenant}']"
+                            f"/{ESC_PREFIX}:deployments"
+                            f"/{ESC_PREFIX}:deployment[{ESC_PREFIX}:name='{dep.name}']"
+                            f"/{ESC_PREFIX}:vm_group[{ESC_PREFIX}:name='{group.name}']"
+                            f"/{ESC_PREFIX}:locator/{ESC_PREFIX}:vim_id"
+                        ),
+                    )
+                )
+        return errors
+
+
+def _event(state: ConnectorState) -> EscEvent:
+    if state.status is ConnectionStatus.SUCCESSFUL:
+        return EscEvent.success(
+            EventType.VIM_CONNECTION_STATE,
+            f"Connection to VIM connector [{state.id}] is up",
+            details=state.id,
+        )
+    return EscEvent.failure(
+        EventType.VIM_CONNECTION_STATE,
+        f"Connection to VIM connector [{state.id}] failed: {state.message}",
+        details=state.id,
+    )
+
+
+def connectors_of(units: dict[object, bytes]) -> list[VimConnector]:
+    """Models of the running ``vim_connector`` units (see SqlDatastore.running_units)."""
+    return [unit_model("vim_connector", xml) for xml in units.values()]

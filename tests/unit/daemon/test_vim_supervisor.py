@@ -1,0 +1,143 @@
+"""The VIM supervisor: connector checks, state, VIM_CONNECTION_STATE events, acceptance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor, connector_config
+from esc_orch.model.convert import unit_model
+from esc_orch.model.errors import RpcErrors
+from esc_orch.model.events import EscEvent, EventStatus, EventType
+from esc_orch.northbound.backend import Datastore
+from esc_orch.store.datastore import SqlDatastore
+from esc_orch.vim.fake import FakeConnector, FakeHost
+from esc_orch.vim.types import ConnectorConfig
+from payloads import ESC_NS, EXAMPLES, config_of, dump
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+class Hosts:
+    """Fake hosts by connector URL, so tests can take one down."""
+
+    def __init__(self) -> None:
+        self.by_url: dict[str, FakeHost] = {}
+
+    def factory(self, config: ConnectorConfig) -> FakeConnector:
+        url = config.prop("url") or config.id
+        host = self.by_url.setdefault(url, FakeHost(name=url.rsplit(":", 1)[-1]))
+        fake = ConnectorConfig(
+            id=config.id,
+            type="FAKE",
+            properties={**config.properties, "expected_password": "change-me"},
+            credentials=config.credentials,
+        )
+        return FakeConnector(config=fake, host=host)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlDatastore:
+    return SqlDatastore.open(data_dir=tmp_path)
+
+
+def _supervisor(hosts: Hosts, events: list[EscEvent]) -> VimSupervisor:
+    return VimSupervisor(emit=events.extend, clock=lambda: NOW, factory=hosts.factory)
+
+
+def test_connector_config_takes_url_and_password_from_the_configuration() -> None:
+    tree = etree.parse(str(EXAMPLES / "vim_connector_cluster.xml")).getroot()
+    entry = tree.find(f".//{{{ESC_NS}}}vim_connector")
+    assert entry is not None
+    config = connector_config(unit_model("vim_connector", entry))
+    assert config.id == "CSP-1-cluster" and config.type == "CSP"
+    assert config.prop("url") == "https://127.0.0.1:8441"
+    assert config.prop("cluster_name") == "Cluster_Test"
+    assert config.credentials is not None and config.credentials.user == "admin"
+    assert config.credentials.password == "change-me"
+
+
+async def test_created_connectors_are_checked_and_reported(store: SqlDatastore) -> None:
+    hosts, events = Hosts(), []
+    supervisor = _supervisor(hosts, events)
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    for cid in ("CSP-1", "CSP-2", "CSP-3"):
+        await supervisor.check(cid)
+    assert [s.status for s in supervisor.states()] == [ConnectionStatus.SUCCESSFUL] * 3
+    assert [(e.event.type, e.status, e.event.details) for e in events] == [
+        (EventType.VIM_CONNECTION_STATE, EventStatus.SUCCESS, cid)
+        for cid in ("CSP-1", "CSP-2", "CSP-3")
+    ]
+    opdata = supervisor.opdata()
+    assert (
+        opdata.xpath("//e:status/text()", namespaces={"e": ESC_NS}) == ["CONNECTION_SUCCESSFUL"] * 3
+    )
+
+
+async def test_only_state_changes_are_reported(store: SqlDatastore) -> None:
+    hosts, events = Hosts(), []
+    supervisor = _supervisor(hosts, events)
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    await supervisor.check("CSP-1")
+    await supervisor.check("CSP-1")
+    assert len(events) == 1
+    hosts.by_url["https://127.0.0.1:8441"].down = True
+    state = await supervisor.check("CSP-1")
+    assert state is not None and state.status is ConnectionStatus.FAILED
+    assert "unreachable" in (state.message or "")
+    assert [e.status for e in events] == [EventStatus.SUCCESS, EventStatus.FAILURE]
+    assert events[-1].status_message is not None
+    assert events[-1].status_message.startswith("Connection to VIM connector [CSP-1] failed")
+
+
+async def test_wrong_password_is_a_failed_connection(store: SqlDatastore) -> None:
+    hosts, events = Hosts(), []
+    supervisor = _supervisor(hosts, events)
+    store.add_listener(supervisor.on_commit)
+    payload = (EXAMPLES / "vim_connector_cluster.xml").read_text().replace("change-me", "wrong")
+    store.edit_config(target=Datastore.RUNNING, config=config_of(payload))
+    state = await supervisor.check("CSP-1-cluster")
+    assert state is not None and state.status is ConnectionStatus.FAILED
+    assert "credentials refused" in (state.message or "")
+    assert "wrong" not in (state.message or "")
+
+
+async def test_placing_vms_on_a_failed_connector_is_refused(store: SqlDatastore) -> None:
+    hosts, events = Hosts(), []
+    supervisor = _supervisor(hosts, events)
+    store.add_listener(supervisor.on_commit)
+    store.add_acceptance_check(supervisor.acceptance_errors)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "deploy_csp_1.xml"))
+    await supervisor.check("CSP-1")
+    hosts.by_url["https://127.0.0.1:8441"].down = True  # CSP-1 dies (seed scenario 2)
+    await supervisor.check("CSP-1")
+    # moving away from the dead host is accepted ...
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "deploy_csp_2.xml"))
+    # ... moving onto it is refused, with nothing written
+    before = dump(store)
+    with pytest.raises(RpcErrors) as info:
+        store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "deploy_csp_1.xml"))
+    error = info.value.errors[0]
+    assert (error.tag, error.app_tag) == ("operation-failed", "vim-unreachable")
+    assert error.path is not None and error.path.endswith("esc:locator/esc:vim_id")
+    assert dump(store) == before
+
+
+async def test_deleted_connectors_leave_the_state(store: SqlDatastore) -> None:
+    hosts, events = Hosts(), []
+    supervisor = _supervisor(hosts, events)
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    delete = (
+        f'<esc_system_config xmlns="{ESC_NS}" xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0">'
+        '<vim_connectors><vim_connector nc:operation="delete"><id>CSP-3</id></vim_connector>'
+        "</vim_connectors></esc_system_config>"
+    )
+    store.edit_config(target=Datastore.RUNNING, config=config_of(delete))
+    assert [s.id for s in supervisor.states()] == ["CSP-1", "CSP-2"]
