@@ -8,15 +8,7 @@ journal and the notification bus, tests the in-memory ones here.
 """
 
 from esc_orch.reactor.engine import DEFAULT_RETRY, Reactor
-from esc_orch.reactor.events import (
-    EscEvent,
-    EventSink,
-    InterfaceDetails,
-    MemoryEventSink,
-    VmDetails,
-    vm_alive_message,
-    vm_details,
-)
+from esc_orch.reactor.events import EventSink, MemoryEventSink, vm_alive_message, vm_details
 from esc_orch.reactor.execute import Executor, Replan, StepFailed, StepResult
 from esc_orch.reactor.journal import Intent, Journal, MemoryJournal, Outcome, StepStatus
 from esc_orch.reactor.observe import ConnectorProvider, observe, view_of
@@ -27,11 +19,9 @@ __all__ = [
     "ConnectorProvider",
     "DeploymentStatus",
     "DeploymentTarget",
-    "EscEvent",
     "EventSink",
     "Executor",
     "Intent",
-    "InterfaceDetails",
     "Journal",
     "MemoryEventSink",
     "MemoryJournal",
@@ -42,7 +32,6 @@ __all__ = [
     "StepFailed",
     "StepResult",
     "StepStatus",
-    "VmDetails",
     "VmStatus",
     "observe",
     "view_of",

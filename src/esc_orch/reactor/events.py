@@ -1,9 +1,8 @@
-"""escEvent notifications as typed values, and the small sink the reactor publishes them to.
+"""The escEvents the lifecycle sends, their wording, and the small sink they go to.
 
-The fields are those of the ``escEvent`` notification in ``yang/esc.yang`` (reference §5), in
-wire order; rendering to XML and stamping ``eventTime`` belong to the notification bus, which
-implements :class:`EventSink`. The status messages ESC clients match on are kept byte-for-byte
-here, in one place.
+Events are :class:`esc_orch.model.events.EscEvent` values (the one typed escEvent, rendered by
+the event model and stamped with ``eventTime`` by the durable log), so a sink is a thin adapter
+over the event log. The status messages ESC clients match on are kept byte-for-byte here.
 """
 
 from __future__ import annotations
@@ -11,8 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from esc_orch.model.events import (
+    EscEvent,
+    EventStatus,
+    EventType,
+    VmDetails,
+    VmInterface,
+    VmInterfaces,
+)
 from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.vocab import EventStatus, EventType, Operation, VmUpdateType
+from esc_orch.reconcile.vocab import Operation
 from esc_orch.vim.types import NicSpec, VmState
 
 # Exact messages (seed and ESC guides).
@@ -50,34 +57,6 @@ def service_message(operation: Operation, *, failure: str | None = None) -> str:
     return ok if failure is None else f"Service group {noun} completed with errors: {failure}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InterfaceDetails:
-    nicid: int
-    type: str | None = None
-    port_id: str | None = None
-    admin_state_up: bool | None = None
-    network: str | None = None
-    subnet: str | None = None
-    ip_address: str | None = None
-    mac_address: str | None = None
-    netmask: str | None = None
-    gateway: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VmDetails:
-    """``vm_source`` / ``vm_target``: the VM, where it runs now."""
-
-    vmid: str
-    vmname: str
-    generated_vmname: str
-    hostid: str | None = None
-    hostname: str | None = None
-    vim_id: str | None = None
-    vim_project: str | None = None
-    interfaces: tuple[InterfaceDetails, ...] = ()
-
-
 def vm_details(
     *,
     identity: VmIdentity,
@@ -89,12 +68,13 @@ def vm_details(
     """Details from the identity, the placement and (when known) the observed VM."""
     wanted = {n.nicid: n for n in nics}
     interfaces = tuple(
-        InterfaceDetails(
+        VmInterface(
             nicid=n.nicid,
             type=n.type.value,
             port_id=n.port_id,
             admin_state_up=wanted[n.nicid].admin_state_up if n.nicid in wanted else None,
             network=n.network,
+            subnet="",  # rendered <subnet/>, as the seed's CSP events show
             ip_address=n.ip_address,
             mac_address=n.mac_address,
             netmask=n.netmask,
@@ -109,31 +89,8 @@ def vm_details(
         hostname=state.host if state else None,
         vim_id=connector_id,
         vim_project=vim_project,
-        interfaces=interfaces,
+        interfaces=VmInterfaces(interface=interfaces) if interfaces else None,
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EscEvent:
-    """One escEvent, fields in wire order; ``event_type`` is ``event/type``."""
-
-    status: EventStatus
-    status_code: int
-    status_message: str
-    event_type: EventType
-    vm_update_type: VmUpdateType | None = None
-    depname: str | None = None
-    tenant: str | None = None
-    tenant_id: str | None = None
-    depid: str | None = None
-    vm_group: str | None = None
-    vm_source: VmDetails | None = None
-    vm_target: VmDetails | None = None
-    details: str | None = None  # event/details
-
-    @property
-    def ok(self) -> bool:
-        return self.status is EventStatus.SUCCESS
 
 
 class EventSink(Protocol):
@@ -158,7 +115,10 @@ class MemoryEventSink:
 
     def types(self) -> list[str]:
         """``TYPE`` or ``TYPE/FAILURE``, in order, for compact assertions."""
-        return [e.event_type.value + ("" if e.ok else f"/{e.status.value}") for e in self.events]
+        return [
+            e.event.type.value + ("" if e.status is EventStatus.SUCCESS else "/FAILURE")
+            for e in self.events
+        ]
 
     def of(self, event_type: EventType) -> list[EscEvent]:
-        return [e for e in self.events if e.event_type is event_type]
+        return [e for e in self.events if e.event.type is event_type]

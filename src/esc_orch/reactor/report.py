@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from esc_orch.model.events import EscEvent, EventInfo, VmDetails
 from esc_orch.reactor import events as ev
 from esc_orch.reactor.status import DeploymentTarget
 from esc_orch.reconcile.actions import (
@@ -109,13 +110,13 @@ class Reporter:
         code: int = 500,
         update: VmUpdateType | None = None,
         vm: VmIdentity | None = None,
-        source: ev.VmDetails | None = None,
-    ) -> ev.EscEvent:
-        return ev.EscEvent(
+        source: VmDetails | None = None,
+    ) -> EscEvent:
+        return EscEvent(
             status=EventStatus.SUCCESS if failure is None else EventStatus.FAILURE,
             status_code=200 if failure is None else code,
             status_message=message if failure is None else failure,
-            event_type=event_type,
+            event=EventInfo(type=event_type),
             vm_update_type=update,
             depname=self.target.name,
             tenant=self.target.tenant,
@@ -125,7 +126,7 @@ class Reporter:
             vm_source=source,
         )
 
-    def details(self, vm: VmIdentity, record: Record) -> ev.VmDetails:
+    def details(self, vm: VmIdentity, record: Record) -> VmDetails:
         applied = record.applied.get(vm.name)
         seen = record.seen.get(vm.name)
         return ev.vm_details(
@@ -138,7 +139,7 @@ class Reporter:
 
     def vm_event(
         self, action: Action, report: Report, record: Record, *, failure: str | None = None
-    ) -> ev.EscEvent:
+    ) -> EscEvent:
         return self._event(
             failure=failure,
             message=_success_message(action, report),
@@ -148,7 +149,7 @@ class Reporter:
             source=self.details(action.vm, record),
         )
 
-    def alive(self, vm: VmIdentity, record: Record) -> ev.EscEvent:
+    def alive(self, vm: VmIdentity, record: Record) -> EscEvent:
         return self._event(
             failure=None,
             message=ev.vm_alive_message(vm.name),
@@ -157,7 +158,7 @@ class Reporter:
             source=self.details(vm, record),
         )
 
-    def service(self, *, failure: str | None = None, code: int = 500) -> ev.EscEvent:
+    def service(self, *, failure: str | None = None, code: int = 500) -> EscEvent:
         return self._event(
             failure=None
             if failure is None

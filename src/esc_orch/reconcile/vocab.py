@@ -1,13 +1,26 @@
 """The lifecycle vocabulary shared by the planner, the reactor and the event code.
 
 These are protocol values: the names are those of ``yang/esc-types.yang`` (deployment-state,
-vm-state, event-type, vm-update-type, event-status), so they go onto the wire unchanged. They
-live in ``reconcile`` because planned actions already say which event they will report.
+vm-state), so they go onto opdata unchanged; the escEvent ones (event-type, vm-update-type,
+event-status) are :mod:`esc_orch.model.events`' and re-exported here because planned actions
+already say which event they will report.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+# The escEvent vocabulary is the event model's (one definition, checked against the YANG).
+from esc_orch.model.events import EventStatus, EventType, VmUpdateType
+
+__all__ = [
+    "DeploymentState",
+    "EventStatus",
+    "EventType",
+    "Operation",
+    "VmLifecycleState",
+    "VmUpdateType",
+]
 
 
 class DeploymentState(StrEnum):
@@ -37,43 +50,6 @@ class VmLifecycleState(StrEnum):
     UNDEPLOYING = "VM_UNDEPLOYING_STATE"
     MONITOR_DISABLED = "VM_MONITOR_DISABLED_STATE"
     ERROR = "VM_ERROR_STATE"
-
-
-class EventStatus(StrEnum):
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-
-
-class EventType(StrEnum):
-    """The escEvent ``event/type`` values the lifecycle reports."""
-
-    VM_DEPLOYED = "VM_DEPLOYED"
-    VM_ALIVE = "VM_ALIVE"
-    SERVICE_ALIVE = "SERVICE_ALIVE"
-    VM_UPDATED = "VM_UPDATED"
-    SERVICE_UPDATED = "SERVICE_UPDATED"
-    VM_UNDEPLOYED = "VM_UNDEPLOYED"
-    SERVICE_UNDEPLOYED = "SERVICE_UNDEPLOYED"
-    VM_STARTED = "VM_STARTED"
-    VM_STOPPED = "VM_STOPPED"
-    VM_REBOOTED = "VM_REBOOTED"
-    SERVICE_STARTED = "SERVICE_STARTED"
-    SERVICE_STOPPED = "SERVICE_STOPPED"
-    SERVICE_REBOOTED = "SERVICE_REBOOTED"
-
-
-class VmUpdateType(StrEnum):
-    """What a VM_UPDATED event reports (``vm_update_type``)."""
-
-    LOCATOR_UPDATED = "LOCATOR_UPDATED"
-    FLAVOR_UPDATED = "FLAVOR_UPDATED"
-    IMAGE_UPDATED = "IMAGE_UPDATED"
-    INTERFACE_ADDED = "INTERFACE_ADDED"
-    INTERFACE_DELETED = "INTERFACE_DELETED"
-    INTERFACE_UPDATED = "INTERFACE_UPDATED"
-    EXTENSIONS_UPDATED = "EXTENSIONS_UPDATED"
-    CONFIG_DATA_UPDATED = "CONFIG_DATA_UPDATED"
-    MONITORING_UPDATED = "MONITORING_UPDATED"
 
 
 class Operation(StrEnum):

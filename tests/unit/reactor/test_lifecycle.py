@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from esc_orch.model.config import Scaling, StaticIpAddressPool
+from esc_orch.model.events import esc_event_xml
 from esc_orch.reactor import StepStatus
 from esc_orch.reconcile import (
     DeploymentState,
@@ -53,9 +54,11 @@ async def test_deploy_the_seed_payload() -> None:
         "00000000-0000-4000-8000-000000001002",
     )
     assert (source.vim_id, source.vim_project, source.hostname) == ("CSP-1", "CSP-1", "csp-1")
-    assert [i.nicid for i in source.interfaces] == [0, 1]
-    assert source.interfaces[1].admin_state_up is False
-    assert source.interfaces[0].ip_address == "192.168.23.61"
+    assert source.interfaces is not None
+    nics = source.interfaces.interface
+    assert [i.nicid for i in nics] == [0, 1]
+    assert nics[1].admin_state_up is False
+    assert nics[0].ip_address == "192.168.23.61"
     status = reactor.status("name1", "dep")
     assert status is not None and status.state is DeploymentState.ACTIVE
     assert [(v.identity.name, v.state, v.connector_id) for v in status.vms] == [
@@ -105,9 +108,10 @@ async def test_scenario1_locator_update_moves_the_vm_to_csp2() -> None:
     assert (source.vmname, source.generated_vmname) == (name, name)
     assert source.vmid == lab.events.events[0].vm_source.vmid  # type: ignore[union-attr]
     assert (source.vim_id, source.vim_project, source.hostname) == ("CSP-2", "CSP-2", "csp-2")
-    assert [i.network for i in source.interfaces] == ["Eth0-2", "Eth0-2"]
+    assert source.interfaces is not None
+    assert [i.network for i in source.interfaces.interface] == ["Eth0-2", "Eth0-2"]
     assert service.status_message == "Service group update completed successfully"
-    assert service.event_type is EventType.SERVICE_UPDATED
+    assert service.event.type is EventType.SERVICE_UPDATED
     assert lab.vms("csp-1") == {} and list(lab.vms("csp-2")) == [name]
     assert lab.running() == [("csp-2", name)]
     assert lab.cluster.gluster_disks == {name}  # shared disk never deleted
@@ -166,3 +170,16 @@ async def test_scale_out_then_in_keeps_the_first_vm() -> None:
     assert (await reactor.run(target(DEP))).ok  # type: ignore[attr-defined]
     assert list(lab.vms("csp-1")) == [name]
     assert lab.events.types()[6:] == ["VM_UNDEPLOYED", "SERVICE_UPDATED"]
+
+
+async def test_events_render_as_the_seed_shows_them() -> None:
+    lab = Lab()
+    reactor, _ = await deployed(lab)
+    assert (await reactor.run(target(with_locator(DEP, "CSP-2")))).ok  # type: ignore[attr-defined]
+    xml = esc_event_xml(lab.events.events[3]).decode()
+    order = ["<status>SUCCESS", "<status_code>200", "VIM Locator Updated Successfully",
+             "<vm_update_type>LOCATOR_UPDATED", "<depname>dep", "<tenant>name1", "<depid>",
+             "<vm_group>Group1", "<vm_source>", "<vim_id>CSP-2", "<vim_project>CSP-2",
+             "<subnet/>", "</vm_source>", "<type>VM_UPDATED</type>"]  # fmt: skip
+    positions = [xml.index(part) for part in order]
+    assert positions == sorted(positions)
