@@ -54,7 +54,7 @@ def test_connector_config_takes_url_and_password_from_the_configuration() -> Non
     assert entry is not None
     config = connector_config(unit_model("vim_connector", entry))
     assert config.id == "CSP-1-cluster" and config.type == "CSP"
-    assert config.prop("url") == "https://127.0.0.1:8441"
+    assert config.prop("url") == "http://127.0.0.1:8441"
     assert config.prop("cluster_name") == "Cluster_Test"
     assert config.credentials is not None and config.credentials.user == "admin"
     assert config.credentials.password == "change-me"
@@ -86,7 +86,7 @@ async def test_only_state_changes_are_reported(store: SqlDatastore) -> None:
     await supervisor.check("CSP-1")
     await supervisor.check("CSP-1")
     assert len(events) == 1
-    hosts.by_url["https://127.0.0.1:8441"].down = True
+    hosts.by_url["http://127.0.0.1:8441"].down = True
     state = await supervisor.check("CSP-1")
     assert state is not None and state.status is ConnectionStatus.FAILED
     assert "unreachable" in (state.message or "")
@@ -115,7 +115,7 @@ async def test_placing_vms_on_a_failed_connector_is_refused(store: SqlDatastore)
     store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
     store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "deploy_csp_1.xml"))
     await supervisor.check("CSP-1")
-    hosts.by_url["https://127.0.0.1:8441"].down = True  # CSP-1 dies (seed scenario 2)
+    hosts.by_url["http://127.0.0.1:8441"].down = True  # CSP-1 dies (seed scenario 2)
     await supervisor.check("CSP-1")
     # moving away from the dead host is accepted ...
     store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "deploy_csp_2.xml"))
