@@ -47,9 +47,9 @@ class SessionInfo:
     username: str
     peer: str
     terminate: Callable[[str], None]  # closes the transport; called by kill-session
-    #: Writes one unframed message (a notification) through the session's single writer;
-    #: None for sessions without a transport (in-process tests).
-    send: Callable[[bytes], Awaitable[None]] | None = None
+    #: Writes unframed messages (notifications), each framed, in one write through the
+    #: session's single writer; None for sessions without a transport (in-process tests).
+    send: Callable[[Sequence[bytes]], Awaitable[None]] | None = None
     #: True while a notification subscription is active (the session is then never idle).
     subscribed: bool = False
 
@@ -141,7 +141,7 @@ class NetconfCore:
         username: str,
         peer: str,
         terminate: Callable[[str], None],
-        send: Callable[[bytes], Awaitable[None]] | None = None,
+        send: Callable[[Sequence[bytes]], Awaitable[None]] | None = None,
     ) -> NetconfSession:
         """Register a session and return its protocol state machine."""
         session_id = next(self._ids)

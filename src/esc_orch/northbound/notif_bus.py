@@ -121,6 +121,11 @@ class Subscriber:
                 return None
         return self._queue.popleft()
 
+    def take_ready(self, limit: int) -> list[Notification]:
+        """Up to ``limit`` notifications that are already queued (never waits)."""
+        count = min(limit, len(self._queue))
+        return [self._queue.popleft() for _ in range(count)]
+
     def __len__(self) -> int:
         return len(self._queue)
 

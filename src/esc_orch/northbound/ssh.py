@@ -5,7 +5,7 @@ against the user store, with throttled failures), accepts the ``netconf`` subsys
 received bytes to :class:`~esc_orch.northbound.session.NetconfSession` and executes its
 events in order on one worker task per session. Every byte a session sends goes through
 :meth:`_NetconfChannel.write`, which holds the session's write lock and honours SSH flow
-control, so replies (and, later, notifications) never interleave inside a frame.
+control, so replies and notifications never interleave inside a frame.
 
 Waiting costs nothing: timeouts are ``loop.call_later`` timers (hello, idle, unfinished
 message), reads are callbacks, and a slow reader pauses our reading instead of queueing work.
@@ -120,7 +120,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             username=self._username,
             peer=self._peer,
             terminate=self.terminate,
-            send=self.send_message,
+            send=self.send_messages,
         )
         log.info(
             "session started",
@@ -178,10 +178,11 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             if self._chan is not None and not self._closing:
                 self._chan.write(data)
 
-    async def send_message(self, message: bytes) -> None:
-        """Frame an unsolicited message (a notification) and write it as one frame."""
+    async def send_messages(self, messages: Sequence[bytes]) -> None:
+        """Frame unsolicited messages (notifications), each whole, and write them at once."""
         if self._session is not None:
-            await self.write(self._session.frame(message))
+            session = self._session
+            await self.write(b"".join(session.frame(message) for message in messages))
 
     def terminate(self, reason: str) -> None:
         """Close the session now (timeouts, kill-session, protocol violations)."""
