@@ -82,8 +82,9 @@ def run(data_dir: Path) -> int:
         "deploy_gluster.xml",
     )
     running = store.get_config(source=Datastore.RUNNING)
-    masked = running.xpath("//*[local-name()='credentials']//*[local-name()='value']/text()")
-    print(f"\n== get-config shows VIM passwords as {sorted(set(masked))}")
+    found = running.xpath("//*[local-name()='credentials']//*[local-name()='value']/text()")
+    masked = sorted({str(v) for v in found}) if isinstance(found, list) else []
+    print(f"\n== get-config shows VIM passwords as {masked}")
     store.close()
     print("\nThe lifecycle (VMs on emulated CSP hosts, escEvent notifications) comes next.")
     return 0

@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     Engine,
     Index,
-    Integer,
     LargeBinary,
     String,
     create_engine,
@@ -57,7 +56,8 @@ class MetaRow(Base):
     __tablename__ = "meta"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer, nullable=False)
+    # BigInteger: the event log's id counter lives here too (no wrap at 2**31 on PostgreSQL)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class EventRow(Base):
