@@ -31,6 +31,7 @@ from esc_orch.reconcile.actions import (
     DeleteVm,
     MigrateVm,
     PowerOff,
+    Reboot,
     RecreateVm,
 )
 from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
@@ -59,6 +60,7 @@ class _Run:
         self.steps = 0
         self.reported = False
         self.notes: list[str] = []
+        self.rebooted: set[str] = set()
 
 
 class Reactor:
@@ -90,7 +92,7 @@ class Reactor:
         self._records: dict[Key, Record] = {}
         self._outcomes: dict[Key, RunOutcome] = {}
         #: Reported actions abandoned by a crash, by VM name: their event is still owed.
-        self._owed: dict[str, Action] = {}
+        self._owed: dict[str, tuple[Key, Action]] = {}
 
     # -- submitting work -------------------------------------------------------------------
     def submit(self, target: DeploymentTarget) -> None:
@@ -130,7 +132,8 @@ class Reactor:
         for intent in unfinished:
             by_key.setdefault((intent.tenant, intent.deployment), []).append(intent)
             if intent.action.report is not None:
-                self._owed[intent.action.vm.name] = intent.action
+                key = (intent.tenant, intent.deployment)
+                self._owed[intent.action.vm.name] = (key, intent.action)
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.ABANDONED, detail="resumed")
             )
@@ -191,6 +194,24 @@ class Reactor:
         finally:
             del self._workers[key]
 
+    def deployments(self) -> tuple[Key, ...]:
+        """Every deployment the reactor has memory of (for opdata)."""
+        return tuple(sorted(self._records))
+
+    def busy(self, tenant: str, name: str) -> bool:
+        """Is a run of this deployment in progress or queued?"""
+        return (tenant, name) in self._workers or (tenant, name) in self._pending
+
+    def _next_reboot(self, run: _Run, desired: DesiredState, obs: Observation) -> Reboot | None:
+        """The next VM the target asks to reboot, once everything else has converged."""
+        for vm in desired.vms:
+            if vm.name not in run.target.reboot or vm.name in run.rebooted:
+                continue
+            run.rebooted.add(vm.name)
+            if any(c.connector_id == vm.connector_id for c in obs.copies(vm.name)):
+                return Reboot(vm=vm.identity, connector_id=vm.connector_id)
+        return None
+
     def _record_for(self, target: DeploymentTarget) -> Record:
         """The deployment's memory, created on first sight, merged with what the target knows."""
         record = self._records.get(target.key)
@@ -201,6 +222,7 @@ class Reactor:
             record.identities.setdefault(ident.name, ident)
         for vm_name, applied in target.applied.items():
             record.applied.setdefault(vm_name, applied)
+        record.alive |= target.alive
         return record
 
     def _start(self, target: DeploymentTarget) -> _Run:
@@ -287,7 +309,10 @@ class Reactor:
             current = plan(desired=desired, observed=obs)
             run.notes += [n for n in current.notes if n not in run.notes]
             if current.done:
-                return await self._succeed(run, desired, obs)
+                reboot = self._next_reboot(run, desired, obs)
+                if reboot is None:
+                    return await self._succeed(run, desired, obs)
+                current = replace(current, actions=(reboot,))
             if not current.runnable:
                 waits += 1
                 if waits >= self._retry.attempts:
@@ -310,7 +335,8 @@ class Reactor:
         """Journal, act, remember, report; the failed outcome, or None to go on."""
         record, name = run.record, action.vm.name
         if isinstance(action, AcceptSpec | CreateVm | MigrateVm | RecreateVm):
-            owed = self._owed.pop(name, None)
+            owed_entry = self._owed.pop(name, None)
+            owed = owed_entry[1] if owed_entry else None
             if owed is not None and isinstance(action, AcceptSpec) and action.report is None:
                 # The crashed step was done on the VIM; its event was never sent.
                 action = replace(action, report=owed.report)
@@ -379,6 +405,7 @@ class Reactor:
 
     async def _succeed(self, run: _Run, desired: DesiredState, obs: Observation) -> RunOutcome:
         record, target = run.record, run.target
+        await self._pay_owed(run, desired, obs)
         for ident in desired.retired:
             for memory in (record.identities, record.applied, record.seen, record.vm_state):
                 memory.pop(ident.name, None)
@@ -395,7 +422,7 @@ class Reactor:
                 DeploymentState.STOPPED if desired.vms and not wanted_on else DeploymentState.ACTIVE
             )
             record.ever_active = True
-        if not target.resync or run.reported:
+        if not target.quiet and (not target.resync or run.reported):
             await self._events.publish(run.reporter.service())
         return RunOutcome(
             tenant=target.tenant,
@@ -405,6 +432,28 @@ class Reactor:
             steps=run.steps,
             notes=tuple(run.notes),
         )
+
+    async def _pay_owed(self, run: _Run, desired: DesiredState, obs: Observation) -> None:
+        """Events a crash left unsent, now that the deployment is where it should be.
+
+        A step done on the VIM whose event was not logged (its intent was found open) is
+        reported here unless a step of this run already did (deletions and power changes
+        need no step after a restart); a VM that runs but was never reported alive is.
+        """
+        record = run.record
+        for name, (key, action) in list(self._owed.items()):
+            if key != run.target.key or action.report is None:
+                continue
+            del self._owed[name]
+            run.reported = True
+            await self._events.publish(run.reporter.vm_event(action, action.report, record))
+        if run.operation is not Operation.DEPLOY:
+            return
+        for vm in desired.vms:
+            running = any(c.state.power is PowerState.RUNNING for c in obs.copies(vm.name))
+            if running and vm.name not in record.alive:
+                record.alive.add(vm.name)
+                await self._events.publish(run.reporter.alive(vm.identity, record))
 
     async def _fail(
         self, run: _Run, reason: str, action: Action | None, *, code: int = 500
@@ -419,7 +468,8 @@ class Reactor:
                 await self._events.publish(
                     run.reporter.vm_event(action, action.report, record, failure=reason)
                 )
-        await self._events.publish(run.reporter.service(failure=reason, code=code))
+        if not run.target.quiet:
+            await self._events.publish(run.reporter.service(failure=reason, code=code))
         log.warning("reactor: %s/%s failed: %s", run.target.tenant, run.target.name, reason)
         return RunOutcome(
             tenant=run.target.tenant,

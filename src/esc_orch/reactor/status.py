@@ -28,6 +28,8 @@ class DeploymentTarget:
     reactor's memory after a restart (from opdata). ``operation`` forces the kind of run
     (resume); by default it is deploy for a deployment not yet active, else update.
     ``resync`` runs send no service event unless a reported step was taken.
+    ``stopped``/``reboot`` carry the ESC power actions; ``quiet`` leaves the service event
+    to the caller.
     """
 
     tenant: str
@@ -43,6 +45,12 @@ class DeploymentTarget:
     foreign: frozenset[str] = frozenset()
     operation: Operation | None = None
     resync: bool = False
+    #: VMs already reported alive (restored after a restart: VM_ALIVE is sent once).
+    alive: frozenset[str] = frozenset()
+    #: VMs to reboot once the deployment has converged (vmAction/serviceAction REBOOT).
+    reboot: frozenset[str] = frozenset()
+    #: Send no service-level event (the caller reports its own, e.g. SERVICE_STOPPED).
+    quiet: bool = False
 
     def __post_init__(self) -> None:
         if self.deployment is not None and self.deployment.name != self.name:

@@ -6,6 +6,9 @@ edit, a commit and a discard cost what they touch, never a copy of the whole con
 ``config_ref`` indexes leafrefs between units so that deleting a flavor finds the
 deployments that use it without scanning them. ``event_log`` is the durable escEvent log:
 its id (from the ``event_id`` counter in ``meta``) is the total order of events.
+``lifecycle_journal`` holds the reactor's steps (intent before the VIM call, outcome after) and
+``lifecycle_state`` what the reactor must remember of each deployment across a restart (see
+``store/journal.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Engine,
     Index,
+    Integer,
     LargeBinary,
     String,
+    Text,
     create_engine,
     event,
 )
@@ -71,6 +77,40 @@ class EventRow(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
     __table_args__ = (Index("ix_event_log_time", "event_time"),)
+
+
+class JournalRow(Base):
+    """One reactor step: the intent (written before any VIM call), then its outcome."""
+
+    __tablename__ = "lifecycle_journal"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    step_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    tenant: Mapped[str] = mapped_column(String(255), nullable=False)
+    deployment: Mapped[str] = mapped_column(String(255), nullable=False)
+    depid: Mapped[str] = mapped_column(String(64), nullable=False)
+    operation: Mapped[str] = mapped_column(String(16), nullable=False)
+    #: The planned action as JSON (store/codec.py).
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    #: NULL while the step is in flight; done / failed / abandoned after.
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_lifecycle_journal_open", "status"),)
+
+
+class LifecycleStateRow(Base):
+    """What the reactor remembers of one deployment (identities, applied specs, power)."""
+
+    __tablename__ = "lifecycle_state"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(255), primary_key=True)
+    depid: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: Has a deploy or update of it completed (later runs are updates).
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: JSON: {"known": [identity], "applied": {vm: applied}, "stopped": [vm], "unmonitored": [vm]}
+    memory: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 def sqlite_url(data_dir: Path) -> str:
