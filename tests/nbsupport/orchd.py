@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -30,9 +30,16 @@ class OrchdProcess:
     """``with OrchdProcess(data_dir=…, user=…, password=…) as d: d.port``."""
 
     def __init__(
-        self, *, data_dir: Path, user: str, password: str, extra_args: Sequence[str] = ()
+        self,
+        *,
+        data_dir: Path,
+        user: str,
+        password: str,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_args = tuple(extra_args)
+        self.env = dict(env or {})
         self.data_dir = data_dir
         self.user = user
         self.password = password
@@ -59,9 +66,9 @@ class OrchdProcess:
         try:
             notify.bind(notify_path)
             notify.settimeout(START_TIMEOUT)
-            env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+            env = dict(os.environ, NOTIFY_SOCKET=notify_path, **self.env)
             env.pop("ESC_ORCHD_TEST_BACKEND", None)  # the real store, always
-            with self._log_path.open("wb") as log:
+            with self._log_path.open("ab") as log:
                 self.proc = subprocess.Popen(
                     [
                         *ORCHD,

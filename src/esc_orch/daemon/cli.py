@@ -27,11 +27,13 @@ from esc_orch.daemon.wiring import (
     build_backend,
     esc_revision,
     event_log_of,
+    start_lifecycle,
     start_vim_supervisor,
 )
 from esc_orch.northbound.app import build_core
 from esc_orch.northbound.auth import Authenticator, LoginThrottle
 from esc_orch.northbound.backend import ConfigBackend
+from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ssh import NetconfSshServer
 
@@ -79,11 +81,14 @@ async def run_server(
     throttle: LoginThrottle | None = None,
     authenticator: Authenticator | None = None,
     events: PrunableEventSource | None = None,
+    esc_sink: EscActionSink | None = None,
 ) -> AsyncIterator[NetconfSshServer]:
     """Start the NETCONF server of ``config`` over ``backend``; stop it on exit.
 
     ``authenticator`` defaults to the user store of the data directory. With ``events`` (the
     durable event log) the server offers notifications and prunes the log in the background.
+    ``esc_sink`` carries out serviceAction/vmAction (the lifecycle); without it they are
+    answered operation-not-supported.
     """
     if config.data_dir is None:
         raise ConfigError("a data directory is required (--data-dir or data_dir in the file)")
@@ -101,6 +106,7 @@ async def run_server(
         esc_revision=esc_revision(),
         limits=config.limits,
         notifications=notifications,
+        esc_sink=esc_sink,
     )
     server = NetconfSshServer(
         core=core,
@@ -134,13 +140,21 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     supervisor = start_vim_supervisor(backend, config.vim)
-    async with run_server(config=config, backend=backend, events=event_log_of(backend)) as server:
+    lifecycle = await start_lifecycle(backend, config.lifecycle)
+    async with run_server(
+        config=config,
+        backend=backend,
+        events=event_log_of(backend),
+        esc_sink=lifecycle.actions if lifecycle is not None else None,
+    ) as server:
         sd_notify(f"READY=1\nSTATUS=listening on {config.bind}:{server.port}")
         await stop.wait()
         if supervisor is not None:
             supervisor.cancel()
         log.info("stopping")
         sd_notify("STOPPING=1")
+    if lifecycle is not None:
+        await lifecycle.stop()
     close = getattr(backend, "close", None)
     if callable(close):
         close()

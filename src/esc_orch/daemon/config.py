@@ -45,6 +45,17 @@ class VimSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleSettings:
+    """``[lifecycle]``: how deployments are converged (daemon/lifecycle.py)."""
+
+    resync_interval: float = 300.0  # seconds between resyncs of healthy deployments
+    max_parallel: int = 4  # deployments converging at once
+    retry_attempts: int = 5  # tries per VIM call, and re-observations of a blocked plan
+    retry_base_delay: float = 1.0  # seconds before the first retry, doubling
+    retry_max_delay: float = 30.0  # cap of the retry delay
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     data_dir: Path | None = None
     bind: str = DEFAULT_BIND
@@ -54,6 +65,7 @@ class DaemonConfig:
     store: dict[str, Any] = field(default_factory=dict)  # [store] table, for the datastore
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     vim: VimSettings = field(default_factory=VimSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
 
 _LIMIT_KEYS = {
@@ -70,6 +82,13 @@ _NOTIFICATION_KEYS = {
     "prune_interval": float,
 }
 _VIM_KEYS: dict[str, type] = {"check_interval": float, "check_timeout": float}
+_LIFECYCLE_KEYS: dict[str, type] = {
+    "resync_interval": float,
+    "max_parallel": int,
+    "retry_attempts": int,
+    "retry_base_delay": float,
+    "retry_max_delay": float,
+}
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 
 
@@ -97,7 +116,17 @@ def load_config(path: Path | None) -> DaemonConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    known = {"bind", "port", "data_dir", "log_level", "limits", "store", "notifications", "vim"}
+    known = {
+        "bind",
+        "port",
+        "data_dir",
+        "log_level",
+        "limits",
+        "store",
+        "notifications",
+        "vim",
+        "lifecycle",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
@@ -108,7 +137,13 @@ def load_config(path: Path | None) -> DaemonConfig:
     vim = _numbers(path, raw, "vim", _VIM_KEYS)
     if vim.get("check_interval") == 0 or vim.get("check_timeout") == 0:
         raise ConfigError(f"{path}: vim.check_interval and check_timeout must be > 0")
+    lifecycle = _numbers(path, raw, "lifecycle", _LIFECYCLE_KEYS)
+    if any(lifecycle.get(k) == 0 for k in ("resync_interval", "max_parallel", "retry_attempts")):
+        raise ConfigError(
+            f"{path}: lifecycle.resync_interval, max_parallel and retry_attempts must be > 0"
+        )
     config = DaemonConfig(
+        lifecycle=LifecycleSettings(**lifecycle),
         vim=VimSettings(**vim),
         limits=Limits(**limits),
         store=dict(raw.get("store", {})),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from esc_orch.daemon.config import DaemonConfig, VimSettings
+from esc_orch.daemon.config import DaemonConfig, LifecycleSettings, VimSettings
 from esc_orch.daemon.retention import PrunableEventSource
 from esc_orch.daemon.vim_supervisor import VimSupervisor, connectors_of, utc_now
 from esc_orch.model.events import EscEvent
@@ -103,3 +103,23 @@ def start_vim_supervisor(
     store.add_state_provider(supervisor.opdata)
     store.add_acceptance_check(supervisor.acceptance_errors)
     return loop.create_task(supervisor.run(), name="vim-supervisor")
+
+
+async def start_lifecycle(backend: ConfigBackend, settings: LifecycleSettings) -> Any | None:
+    """Run deployments for real (a SqlDatastore only): returns the started LifecycleService.
+
+    Its commit listener turns deployment changes into reactor runs, its state provider serves
+    ``opdata/tenants``, unfinished work is resumed now, and ``service.actions`` is the ESC
+    action sink for the NETCONF server. Test backends without a store get no lifecycle.
+    """
+    needed = ("add_listener", "add_state_provider", "running_units", "engine", "events")
+    if not all(hasattr(backend, name) for name in needed):
+        return None
+    # Imported here so daemons on a test backend never load the reactor and its store.
+    from esc_orch.daemon.actions import LifecycleActions  # noqa: PLC0415
+    from esc_orch.daemon.lifecycle import LifecycleService  # noqa: PLC0415
+
+    service = LifecycleService(datastore=backend, settings=settings)
+    await service.start()
+    service.actions = LifecycleActions(service=service)
+    return service

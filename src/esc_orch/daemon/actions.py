@@ -1,0 +1,221 @@
+"""The ESC actions (``vmAction``, ``serviceAction``) carried out by the lifecycle.
+
+An action is accepted (``<ok/>``) or refused with an rpc-error naming what is wrong: an
+unknown VM or deployment (``data-missing``), a deployment with a run in progress or queued
+(``in-use``: send it again when the run's service event has arrived), or an action that
+makes no sense in the VM's state (``invalid-value``). The outcome comes as escEvents:
+
+* START / STOP — the VMs' wanted power is recorded durably (it survives restarts and later
+  updates), then a reactor run powers them: ``VM_STARTED``/``VM_STOPPED`` per VM, and for
+  ``serviceAction`` ``SERVICE_STARTED``/``SERVICE_STOPPED`` after them.
+* REBOOT — a run that reboots the VMs once converged: ``VM_REBOOTED`` (+ ``SERVICE_REBOOTED``).
+* ENABLE_MONITOR / DISABLE_MONITOR — the flag is recorded with its event
+  (``VM_MONITOR_SET``/``VM_MONITOR_UNSET``) in one transaction; KPI monitoring itself is a
+  later issue, opdata shows ``VM_MONITOR_DISABLED_STATE`` meanwhile.
+
+``recoveryVmAction`` is refused with ``operation-not-supported``: recovery is a later issue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esc_orch.daemon.lifecycle import Key, LifecycleService
+from esc_orch.model.errors import ErrorTag, RpcError
+from esc_orch.model.events import EscEvent, EventType
+from esc_orch.northbound.esc_rpcs import (
+    ActionType,
+    RecoveryVmActionRequest,
+    ServiceActionRequest,
+    VmActionRequest,
+)
+from esc_orch.reactor import DeploymentStatus, RunOutcome, VmStatus, vm_details
+
+_VM_EVENT = {
+    ActionType.START: EventType.VM_STARTED,
+    ActionType.STOP: EventType.VM_STOPPED,
+    ActionType.REBOOT: EventType.VM_REBOOTED,
+    ActionType.ENABLE_MONITOR: EventType.VM_MONITOR_SET,
+    ActionType.DISABLE_MONITOR: EventType.VM_MONITOR_UNSET,
+}
+_SERVICE_EVENT = {
+    ActionType.START: (EventType.SERVICE_STARTED, "started"),
+    ActionType.STOP: (EventType.SERVICE_STOPPED, "stopped"),
+    ActionType.REBOOT: (EventType.SERVICE_REBOOTED, "rebooted"),
+}
+_VM_MESSAGE = {
+    ActionType.START: "VM [{name}] started successfully.",
+    ActionType.STOP: "VM [{name}] stopped successfully.",
+    ActionType.REBOOT: "VM [{name}] rebooted successfully.",
+    ActionType.ENABLE_MONITOR: "VM [{name}] monitoring enabled.",
+    ActionType.DISABLE_MONITOR: "VM [{name}] monitoring disabled.",
+}
+
+
+class LifecycleActions:
+    """:class:`~esc_orch.northbound.esc_rpcs.EscActionSink` over the daemon's lifecycle."""
+
+    def __init__(self, *, service: LifecycleService) -> None:
+        self._service = service
+
+    # ------------------------------------------------------------------ finding targets
+
+    def _find_vm(self, name: str) -> tuple[DeploymentStatus, VmStatus]:
+        reactor = self._service.reactor
+        for key in reactor.deployments():
+            status = reactor.status(*key)
+            for vm in status.vms if status else ():
+                if vm.identity.name == name and status is not None:
+                    return status, vm
+        raise RpcError(
+            tag=ErrorTag.DATA_MISSING,
+            message=f"no VM named {name!r} is deployed (vmName is the generated VM name)",
+            path="/esc:vmAction/vmName",
+            info={"bad-element": "vmName"},
+        )
+
+    def _check_free(self, status: DeploymentStatus, what: str) -> None:
+        if self._service.reactor.busy(status.tenant, status.name):
+            raise RpcError(
+                tag=ErrorTag.IN_USE,
+                message=(
+                    f"deployment {status.tenant}/{status.name} is busy with a deploy, update "
+                    f"or action: send {what} again once its service event has arrived"
+                ),
+            )
+        if (status.tenant, status.name) not in self._service.deployments:
+            raise RpcError(
+                tag=ErrorTag.INVALID_VALUE,
+                message=f"deployment {status.tenant}/{status.name} is being undeployed",
+            )
+
+    # ------------------------------------------------------------------ the sink
+
+    async def vm_action(self, request: VmActionRequest, *, session_id: int) -> None:
+        status, vm = self._find_vm(request.vm_name)
+        self._check_free(status, f"vmAction {request.action} {request.vm_name}")
+        await self._act(status, (vm,), request.action, service=False)
+
+    async def service_action(self, request: ServiceActionRequest, *, session_id: int) -> None:
+        key = (request.tenant_name, request.dep_name)
+        status = self._service.reactor.status(*key)
+        if status is None or key not in self._service.deployments:
+            raise RpcError(
+                tag=ErrorTag.DATA_MISSING,
+                message=f"no deployment {request.dep_name!r} in tenant {request.tenant_name!r}",
+                path="/esc:serviceAction/depName",
+                info={"bad-element": "depName"},
+            )
+        self._check_free(status, f"serviceAction {request.action}")
+        await self._act(status, status.vms, request.action, service=True)
+
+    async def recovery_vm_action(
+        self, request: RecoveryVmActionRequest, *, session_id: int
+    ) -> None:
+        raise RpcError(
+            tag=ErrorTag.OPERATION_NOT_SUPPORTED,
+            message="recoveryVmAction is not available yet: VM recovery comes with monitoring",
+        )
+
+    # ------------------------------------------------------------------ doing it
+
+    async def _act(
+        self,
+        status: DeploymentStatus,
+        vms: tuple[VmStatus, ...],
+        action: ActionType,
+        *,
+        service: bool,
+    ) -> None:
+        svc = self._service
+        key: Key = (status.tenant, status.name)
+        names = frozenset(vm.identity.name for vm in vms)
+        stopped = svc.stopped.get(key, frozenset())
+        if action in (ActionType.ENABLE_MONITOR, ActionType.DISABLE_MONITOR):
+            off = svc.unmonitored.get(key, frozenset())
+            off = off | names if action is ActionType.DISABLE_MONITOR else off - names
+            events = [self._vm_event(status, vm, action) for vm in vms]
+            await self._set(key, unmonitored=off, events=events)
+            svc.unmonitored[key] = off
+            return
+        if action is ActionType.REBOOT:
+            down = sorted(names & stopped)
+            if down:
+                raise RpcError(
+                    tag=ErrorTag.INVALID_VALUE,
+                    message=f"cannot reboot {', '.join(down)}: stopped (send START instead)",
+                )
+            target = svc.target(key, reboot=names, quiet=True)
+        else:
+            stopped = stopped | names if action is ActionType.STOP else stopped - names
+            await self._set(key, stopped=stopped)
+            svc.stopped[key] = stopped
+            target = svc.target(key, quiet=True)
+        svc.reactor.submit(target)
+        svc.spawn(self._follow(status, vms, action, service=service))
+
+    async def _set(self, key: Key, **changes: object) -> None:
+        try:
+            await self._service.store.set_flags(tenant=key[0], deployment=key[1], **changes)  # type: ignore[arg-type]
+        except LookupError:
+            raise RpcError(
+                tag=ErrorTag.INVALID_VALUE,
+                message=f"deployment {key[0]}/{key[1]} has no deployed VM yet",
+            ) from None
+
+    async def _follow(
+        self,
+        status: DeploymentStatus,
+        vms: tuple[VmStatus, ...],
+        action: ActionType,
+        *,
+        service: bool,
+    ) -> None:
+        """After the run: owed VM events (no step was needed), then the service event."""
+        reactor = self._service.reactor
+        await reactor.wait(status.tenant, status.name)
+        outcome = reactor.last_outcome(status.tenant, status.name)
+        events: list[EscEvent] = []
+        if outcome is not None and outcome.ok and outcome.steps == 0:
+            events += [self._vm_event(status, vm, action) for vm in vms]
+        if service:
+            events.append(self._service_event(status, action, outcome))
+        if events:
+            await self._service.store.emit(events)
+
+    def _vm_event(self, status: DeploymentStatus, vm: VmStatus, action: ActionType) -> EscEvent:
+        return EscEvent.success(
+            _VM_EVENT[action],
+            _VM_MESSAGE[action].format(name=vm.identity.name),
+            depname=status.name,
+            tenant=status.tenant,
+            tenant_id=status.tenant,
+            depid=status.depid,
+            vm_group=vm.identity.group,
+            vm_source=vm_details(
+                identity=vm.identity,
+                connector_id=vm.connector_id,
+                vim_project=vm.vim_project,
+                state=vm.observed,
+            ),
+        )
+
+    @staticmethod
+    def _service_event(
+        status: DeploymentStatus, action: ActionType, outcome: RunOutcome | None
+    ) -> EscEvent:
+        event_type, verb = _SERVICE_EVENT[action]
+        fields: dict[str, Any] = {
+            "depname": status.name,
+            "tenant": status.tenant,
+            "tenant_id": status.tenant,
+            "depid": status.depid,
+        }
+        if outcome is not None and outcome.ok:
+            return EscEvent.success(
+                event_type, f"Service group [{status.name}] {verb} successfully.", **fields
+            )
+        reason = outcome.reason if outcome is not None else "the run did not complete"
+        return EscEvent.failure(
+            event_type, f"Service group [{status.name}] {verb} with errors: {reason}", **fields
+        )
