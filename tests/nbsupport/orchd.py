@@ -57,7 +57,7 @@ class OrchdProcess:
             timeout=START_TIMEOUT,
             check=False,
         )
-        if added.returncode != 0:
+        if added.returncode != 0 and "already exists" not in added.stderr:  # a restart
             raise RuntimeError(f"esc-orchd useradd failed: {added.stderr.strip()}")
         # The socket path must fit in sun_path (108 bytes): a short private temp dir.
         sock_dir = tempfile.mkdtemp(prefix="orchd-")

@@ -141,8 +141,10 @@ def delete_deployment(manager: Any, tenant: str = "name1", dep: str = "dep") -> 
     )
 
 
-def events_until(manager: Any, last: str, *, timeout: float = 30) -> list[EscEvent]:
-    """escEvents (not VIM_CONNECTION_STATE) up to and including the first of type ``last``."""
+def events_until(
+    manager: Any, last: str, *, dep: str | None = None, timeout: float = 30
+) -> list[EscEvent]:
+    """escEvents of deployments (of ``dep`` if given) up to the first of type ``last``."""
     out: list[EscEvent] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,7 +156,7 @@ def events_until(manager: Any, last: str, *, timeout: float = 30) -> list[EscEve
         if found is None:
             continue
         event = parse_esc_event(found)
-        if event.event.type == "VIM_CONNECTION_STATE" or event.event.type.startswith("CREATE_"):
+        if event.depname is None or (dep is not None and event.depname != dep):
             continue
         out.append(event)
         if event.event.type == last:
