@@ -1,0 +1,64 @@
+"""opdata/tenants as the daemon serves it is valid against yang/esc.yang (config-false data).
+
+Built from the reactor's status after real runs on the fake cluster (deployed, moved,
+stopped), then parsed by libyang with state data allowed and validated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lxml import etree
+
+from esc_orch.daemon.opdata import tenants_element
+from esc_orch.model.schema import ESC_NS
+from esc_orch.model.validate import _parsed, lib, to_rpc_error
+from esc_orch.reactor import DeploymentStatus
+from unit.reactor.harness import Lab, target
+from unit.reconcile.builders import seed_deployment, with_locator
+
+
+def _validate_state(tenants: etree._Element) -> list[str]:
+    top = etree.Element(f"{{{ESC_NS}}}esc_datamodel", nsmap={None: ESC_NS})  # type: ignore[dict-item]
+    etree.SubElement(top, f"{{{ESC_NS}}}opdata").append(tenants)
+    xml = etree.tostring(top)
+    with _parsed(
+        xml, parse_flags=lib.LYD_PARSE_STRICT, validate_flags=lib.LYD_VALIDATE_PRESENT
+    ) as (_tree, errors):
+        return [str(to_rpc_error(e)) for e in errors]
+
+
+def _statuses() -> list[DeploymentStatus]:
+    lab = Lab()
+    dep = seed_deployment()
+
+    async def run() -> list[DeploymentStatus]:
+        reactor = lab.reactor()
+        await reactor.run(target(dep))
+        await reactor.run(target(with_locator(dep, "CSP-2")))
+        await reactor.run(target(dep, tenant="t2"))
+        vm = next(iter(lab.hosts["csp-2"].vms))
+        await reactor.run(target(with_locator(dep, "CSP-2"), stopped=frozenset({vm})))
+        return [s for key in reactor.deployments() if (s := reactor.status(*key)) is not None]
+
+    return asyncio.run(run())
+
+
+def test_opdata_is_valid_state_data() -> None:
+    statuses = _statuses()
+    tenants = tenants_element(statuses, unmonitored={})
+    assert _validate_state(tenants) == []
+    ns = {"e": ESC_NS}
+    dep = tenants.xpath("e:tenant[e:name='name1']/e:deployments", namespaces=ns)[0]
+    assert dep.findtext("e:state_machine/e:state", namespaces=ns) == "SERVICE_STOPPED_STATE"
+    instance = dep.find("e:vm_group/e:vm_instance", ns)
+    assert instance.findtext("e:vim_id", namespaces=ns) == "CSP-2"
+    assert instance.find("e:interfaces/e:interface/e:nicid", ns) is not None
+
+
+def test_invalid_opdata_is_caught() -> None:
+    tenants = tenants_element(_statuses(), unmonitored={})
+    state = tenants.find(f".//{{{ESC_NS}}}state_machine/{{{ESC_NS}}}state")
+    assert state is not None
+    state.text = "NOT_A_STATE"
+    assert _validate_state(tenants) != []
