@@ -118,11 +118,12 @@ async def _serve_host(args: argparse.Namespace) -> int:
     await site.start()
     port = int(runner.addresses[0][1])
     scheme = "https" if ssl_ctx else "http"
-    print(f"READY {args.name} {scheme}://{LOOPBACK}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Only now: a SIGTERM sent as soon as READY is read must find the handler installed.
+    print(f"READY {args.name} {scheme}://{LOOPBACK}:{port}", flush=True)
     try:
         await stop.wait()
     finally:
