@@ -1,12 +1,15 @@
-"""The README's demo: the seed's three scenarios as configuration, on an embedded SQLite.
+"""The README's demo: the seed's scenarios for real, on an emulated three-host CSP cluster.
 
-It shows what esc-orch can do today, end to end below the NETCONF layer: the seed payloads
-are validated against yang/esc.yang and committed; each commit prints the typed diff the
-reconciler will act on (scenario 1/2: a locator move; scenario 3: a new cluster connector,
-then a locator and storage change); a bad payload is refused with RFC 6241 errors and leaves
-the datastore untouched. It grows with the project (daemon, emulated cluster, events).
+Default (``python -m esc_orch.demo``): three ``esc-csp-sim host`` processes sharing a Gluster
+directory (cluster ``Cluster_Test``), the real ``esc-orchd serve`` on an embedded SQLite, and an
+ncclient session that registers the VIM connectors, subscribes to ``escEvent`` and prints
+every event as it arrives while it deploys the seed payload, moves it to CSP-2 (scenario 1),
+undeploys it, then runs scenario 3 (a local disk moved to Gluster through a connector with
+``cluster_name``). Everything runs on 127.0.0.1 in a temporary directory and is stopped at
+the end, also on failure or Ctrl-C.
 
-Run: ``python -m esc_orch.demo [--data-dir DIR]`` (a temporary directory by default).
+``--datamodel``: the earlier, configuration-only demo (the typed diffs of the same payloads
+committed to the datastore, and a refused payload), without processes.
 """
 
 from __future__ import annotations
@@ -93,12 +96,23 @@ def run(data_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="esc-orch-demo", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="keep the datastore here")
+    parser.add_argument(
+        "--datamodel", action="store_true", help="configuration-only demo (no processes)"
+    )
     args = parser.parse_args(argv)
+    if args.datamodel:
+        if args.data_dir:
+            args.data_dir.mkdir(parents=True, exist_ok=True)
+            return run(args.data_dir)
+        with tempfile.TemporaryDirectory(prefix="esc-orch-demo-") as tmp:
+            return run(Path(tmp))
+    from esc_orch.demo_live import run_live  # noqa: PLC0415 - only the live demo needs it
+
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        return run(args.data_dir)
+        return run_live(args.data_dir)
     with tempfile.TemporaryDirectory(prefix="esc-orch-demo-") as tmp:
-        return run(Path(tmp))
+        return run_live(Path(tmp))
 
 
 if __name__ == "__main__":
