@@ -4,7 +4,7 @@ Why: the datastore bench (``datastore_edit.py``) measures validate + commit in-p
 one measures what a NETCONF client sees over SSH on 127.0.0.1, through the real daemon and
 its SQLite store, and puts the same figures for netconfd next to them.
 
-Each server is seeded over NETCONF with ``examples/vim_connectors.xml``,
+Each server is seeded over NETCONF with ``examples/vim_connectors.xml`` (as FAKE connectors),
 ``examples/deploy_csp_1.xml`` and ``--extra`` more deployments (copies of the example's, in
 tenant ``bench``), so get-config returns a real configuration. Then, per server:
 
@@ -108,7 +108,14 @@ def payloads(extra: int) -> Payloads:
             f"<deployments>{_text(dep)}</deployments></tenant></tenants></esc_datamodel>"
         )
 
-    seed = [_text(_example("vim_connectors.xml")), _text(dm)]
+    # The connectors are the examples' with type FAKE (the in-memory connector): the daemon
+    # checks connectors and refuses placing VMs on one that does not answer, and the
+    # lifecycle engine really moves the VM on every edit; with no CSP hosts running, the
+    # in-process fake answers, so the figures stay those of the NETCONF and datastore path.
+    connectors = _text(_example("vim_connectors.xml")).replace(
+        "<type>CSP</type>", "<type>FAKE</type>"
+    )
+    seed = [connectors, _text(dm)]
     if extra:
         deps = "".join(
             one("bench", f"b{i:03d}", "CSP-1").split("<deployments>", 1)[1].split("</deploy", 1)[0]
