@@ -8,10 +8,9 @@ restart, and an outcome must never be durable without the event that reports it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from esc_orch.model.events import parse_esc_event
 from esc_orch.reactor import Intent, MemoryJournal, Outcome, StepStatus
@@ -29,17 +28,14 @@ DEP = seed_deployment()
 
 
 @pytest.fixture
-def datastore(tmp_path: Path) -> Iterator[SqlDatastore]:
-    ds = SqlDatastore.open(data_dir=tmp_path)
-    yield ds
-    ds.close()
+def datastore(store: SqlDatastore) -> SqlDatastore:
+    """The store fixture of conftest.py: SQLite, and PostgreSQL when one is available."""
+    return store
 
 
 def _logged_types(ds: SqlDatastore) -> list[str]:
     out = []
     for logged in ds.events.read(limit=1000):
-        from lxml import etree  # noqa: PLC0415
-
         event = parse_esc_event(etree.fromstring(logged.payload))
         out.append(str(event.event.type) + ("" if str(event.status) == "SUCCESS" else "/FAILURE"))
     return out
