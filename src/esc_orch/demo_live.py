@@ -92,8 +92,8 @@ def _payload(name: str, hosts: dict[str, EmulatorHost]) -> str:
     return "<config>" + text.replace("change-me", hosts["CSP-1"].password) + "</config>"
 
 
-def _until(m: Any, last: str, *, timeout: float = 60) -> None:
-    """Print escEvents as they arrive, up to the first of type ``last``."""
+def _until(m: Any, last: str, *, count: int = 1, timeout: float = 60) -> None:
+    """Print escEvents as they arrive, up to the ``count``-th of type ``last``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         notification = m.take_notification(block=True, timeout=0.5)
@@ -103,14 +103,16 @@ def _until(m: Any, last: str, *, timeout: float = 60) -> None:
         print(format_notification(root) + "\n", flush=True)
         kind = root.findtext(f".//{{{ESC_NS}}}event/{{{ESC_NS}}}type")
         if kind == last:
-            return
+            count -= 1
+            if count == 0:
+                return
     raise TimeoutError(f"no {last} within {timeout:g} s")
 
 
-def _step(m: Any, title: str, config: str, last: str) -> None:
+def _step(m: Any, title: str, config: str, last: str, *, count: int = 1) -> None:
     print(f"\n===== {title}\n", flush=True)
     m.edit_config(target="running", config=config)
-    _until(m, last)
+    _until(m, last, count=count)
 
 
 def _delete(dep: str) -> str:
@@ -157,8 +159,13 @@ def run_live(root: Path) -> int:
             timeout=30,
         ) as m:
             m.create_subscription(stream_name="escEvent")
-            print("\n===== Register the VIM connectors CSP-1..3 (cluster Cluster_Test)\n")
-            m.edit_config(target="running", config=_payload("vim_connectors.xml", hosts))
+            _step(
+                m,
+                "Register the VIM connectors CSP-1..3 (cluster Cluster_Test)",
+                _payload("vim_connectors.xml", hosts),
+                "VIM_CONNECTION_STATE",
+                count=3,
+            )
             _step(
                 m,
                 "Deploy the seed payload on CSP-1",
@@ -180,14 +187,19 @@ def run_live(root: Path) -> int:
                 _payload("deploy_csp_1_local.xml", hosts),
                 "SERVICE_ALIVE",
             )
-            print("\n===== Scenario 3: connector CSP-1-cluster (same host, cluster_name)\n")
-            m.edit_config(target="running", config=_payload("vim_connector_cluster.xml", hosts))
+            _step(
+                m,
+                "Scenario 3: connector CSP-1-cluster (same host, cluster_name)",
+                _payload("vim_connector_cluster.xml", hosts),
+                "VIM_CONNECTION_STATE",
+            )
             _step(
                 m,
                 "Scenario 3: locator CSP-1-cluster + disk_storage_name gluster: the disk moves",
                 _payload("deploy_gluster.xml", hosts),
                 "SERVICE_UPDATED",
             )
+            print(f"  hosts: {_where(hosts)}")
             _step(m, "Undeploy", _delete("dep"), "SERVICE_UNDEPLOYED")
             print(f"  hosts: {_where(hosts)}")
         print(f"\ndemo done in {time.monotonic() - started:.1f} s")
