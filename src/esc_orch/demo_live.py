@@ -20,8 +20,8 @@ from typing import Any
 
 import ncclient.transport.session
 from lxml import etree
-from ncclient import manager
 
+from esc_orch.cli.main import open_manager
 from esc_orch.cli.notif import format_notification
 from esc_orch.testing.emulator import EmulatorHost
 
@@ -145,19 +145,7 @@ def run_live(root: Path) -> int:
             print(f"emulated CSP host {host.name} at {host.url} (gluster: {host.gluster_dir})")
         proc, port = _start_daemon(root)
         print(f"esc-orchd on 127.0.0.1:{port}, SQLite in {root / 'orchd'}")
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with manager.connect(
-            host="127.0.0.1",
-            port=port,
-            sock=sock,
-            username=USER,
-            password=PASSWORD,
-            hostkey_verify=False,
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=30,
-        ) as m:
+        with open_manager(host="127.0.0.1", port=port, user=USER, password=PASSWORD) as m:
             m.create_subscription(stream_name="escEvent")
             _step(
                 m,

@@ -7,7 +7,6 @@ directly from tests. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 
 import ncclient.transport.session
 from argon2 import PasswordHasher
-from ncclient import manager
 
+from esc_orch.cli.main import open_manager
 from esc_orch.daemon.cli import run_server
 from esc_orch.daemon.config import DaemonConfig
 from esc_orch.daemon.users import UserStore
@@ -112,19 +111,4 @@ class ServerThread:
 def nc_connect(
     port: int, *, user: str = USER, password: str = PASSWORD, timeout: float = 10
 ) -> Any:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    m = manager.connect(
-        host="127.0.0.1",
-        port=port,
-        username=user,
-        password=password,
-        sock=sock,
-        hostkey_verify=False,
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=timeout,
-        device_params={"name": "default"},
-    )
-    m.timeout = timeout
-    return m
+    return open_manager(host="127.0.0.1", port=port, user=user, password=password, timeout=timeout)

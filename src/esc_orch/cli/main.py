@@ -35,30 +35,54 @@ EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 ACTIONS = ["START", "STOP", "REBOOT", "ENABLE_MONITOR", "DISABLE_MONITOR"]
 
 
-def connect(args: argparse.Namespace) -> Any:
-    """An ncclient manager over a TCP_NODELAY socket."""
-    sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+def open_manager(
+    *,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    timeout: float = 30.0,
+    known_hosts: Path | None = None,
+) -> Any:
+    """An ncclient manager over a TCP_NODELAY socket (ncclient sets none: +40 ms per big reply).
+
+    Host keys are verified against ``known_hosts`` when it is given. Used by esc_nc_cli, the
+    demo, the benches and the tests, so all of them talk NETCONF the same way.
+    """
+    sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         m = manager.connect(
-            host=args.host,
-            port=args.port,
-            username=args.user,
-            password=args.password,
+            host=host,
+            port=port,
+            username=user,
+            password=password,
             sock=sock,
-            hostkey_verify=args.known_hosts is not None,
+            hostkey_verify=known_hosts is not None,
             ssh_config=None,
             look_for_keys=False,
             allow_agent=False,
-            timeout=args.timeout,
+            timeout=timeout,
             device_params={"name": "default"},
-            **({"known_hosts": str(args.known_hosts)} if args.known_hosts is not None else {}),
+            **({"known_hosts": str(known_hosts)} if known_hosts is not None else {}),
         )
     except BaseException:
         sock.close()
         raise
-    m.timeout = args.timeout
+    m.timeout = timeout
     return m
+
+
+def connect(args: argparse.Namespace) -> Any:
+    """The manager for the command line's --host/--port/--user/--password/--known-hosts."""
+    return open_manager(
+        host=args.host,
+        port=args.port,
+        user=args.user,
+        password=args.password,
+        timeout=args.timeout,
+        known_hosts=args.known_hosts,
+    )
 
 
 def _print_data(reply: Any) -> None:
