@@ -18,6 +18,7 @@ makes no sense in the VM's state (``invalid-value``). The outcome comes as escEv
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from esc_orch.daemon.lifecycle import Key, LifecycleService
@@ -30,6 +31,7 @@ from esc_orch.northbound.esc_rpcs import (
     VmActionRequest,
 )
 from esc_orch.reactor import DeploymentStatus, RunOutcome, VmStatus, vm_details
+from esc_orch.store.journal import DeploymentMemory
 
 _VM_EVENT = {
     ActionType.START: EventType.VM_STARTED,
@@ -138,6 +140,7 @@ class LifecycleActions:
             await self._set(key, unmonitored=off, events=events)
             svc.unmonitored[key] = off
             return
+        owed = action.value if service else None
         if action is ActionType.REBOOT:
             down = sorted(names & stopped)
             if down:
@@ -145,10 +148,12 @@ class LifecycleActions:
                     tag=ErrorTag.INVALID_VALUE,
                     message=f"cannot reboot {', '.join(down)}: stopped (send START instead)",
                 )
+            if owed is not None:
+                await self._set(key, owed_service_action=owed)
             target = svc.target(key, reboot=names, quiet=True)
         else:
             stopped = stopped | names if action is ActionType.STOP else stopped - names
-            await self._set(key, stopped=stopped)
+            await self._set(key, stopped=stopped, owed_service_action=owed)
             svc.stopped[key] = stopped
             target = svc.target(key, quiet=True)
         svc.reactor.submit(target)
@@ -180,8 +185,29 @@ class LifecycleActions:
             events += [self._vm_event(status, vm, action) for vm in vms]
         if service:
             events.append(self._service_event(status, action, outcome))
-        if events:
-            await self._service.store.emit(events)
+        # One transaction: the events, the end of the quiet run (a restart must not finish it
+        # again) and, for a serviceAction, the settled debt recorded when it was accepted.
+        key = (status.tenant, status.name)
+        try:
+            await self._set(key, run_finished=True, settle_service_action=service, events=events)
+        except RpcError:  # the deployment is gone meanwhile: nothing left to settle
+            if events:
+                await self._service.store.emit(events)
+
+    async def settle_owed(self, memories: Iterable[DeploymentMemory]) -> None:
+        """At start-up: the SERVICE_* events that a crash kept from being logged.
+
+        The VM events of the interrupted run are owed by the reactor's resume; the service
+        event is sent once that run is over, as it would have been.
+        """
+        for memory in memories:
+            if memory.owed_service_action is None:
+                continue
+            status = self._service.reactor.status(memory.tenant, memory.deployment)
+            if status is None:
+                continue
+            action = ActionType(memory.owed_service_action)
+            self._service.spawn(self._follow(status, (), action, service=True))
 
     def _vm_event(self, status: DeploymentStatus, vm: VmStatus, action: ActionType) -> EscEvent:
         return EscEvent.success(

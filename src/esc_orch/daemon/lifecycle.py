@@ -219,6 +219,10 @@ class LifecycleService:
         }
         if deployment is None:  # deleted while we were down (or mid-undeploy)
             return self.target(key, operation=Operation.UNDEPLOY, **restored)
+        if memory.owed_service_action is not None:
+            # a serviceAction's run was cut: finish it quietly, the action's own SERVICE_*
+            # event is owed instead (LifecycleActions.settle_owed sends it)
+            return self.target(key, operation=memory.unfinished, quiet=True, **restored)
         if memory.unfinished is not None:  # a run was cut: finish it, its events are owed
             return self.target(key, operation=memory.unfinished, **restored)
         operation = Operation.UPDATE if memory.active else None

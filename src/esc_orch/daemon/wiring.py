@@ -122,4 +122,5 @@ async def start_lifecycle(backend: ConfigBackend, settings: LifecycleSettings) -
     service = LifecycleService(datastore=backend, settings=settings)
     await service.start()
     service.actions = LifecycleActions(service=service)
+    await service.actions.settle_owed(await service.store.memories())
     return service

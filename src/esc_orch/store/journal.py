@@ -69,6 +69,9 @@ class DeploymentMemory:
     alive: frozenset[str] = frozenset()
     #: The operation of a run that started (an intent was written) and sent no service event.
     unfinished: Operation | None = None
+    #: A serviceAction (START/STOP/REBOOT) accepted whose SERVICE_* event is not logged yet:
+    #: recorded with the action, cleared with the event, so a crash in between owes it still.
+    owed_service_action: str | None = None
 
     @property
     def key(self) -> Key:
@@ -84,6 +87,7 @@ def _memory_json(m: DeploymentMemory) -> str:
             "unmonitored": sorted(m.unmonitored),
             "alive": sorted(m.alive),
             "unfinished": m.unfinished.value if m.unfinished else None,
+            "owed_service_action": m.owed_service_action,
         },
         sort_keys=True,
     )
@@ -103,6 +107,7 @@ def _memory_of(row: LifecycleStateRow) -> DeploymentMemory:
         unmonitored=frozenset(raw.get("unmonitored", [])),
         alive=frozenset(raw.get("alive", [])),
         unfinished=Operation(unfinished) if unfinished else None,
+        owed_service_action=raw.get("owed_service_action"),
     )
 
 
@@ -218,9 +223,18 @@ class LifecycleStore:
         deployment: str,
         stopped: Iterable[str] | None = None,
         unmonitored: Iterable[str] | None = None,
+        owed_service_action: str | None = None,
+        settle_service_action: bool = False,
+        run_finished: bool = False,
         events: Sequence[EscEvent] = (),
     ) -> None:
-        """Change the VMs wanted off / unmonitored (and log ``events``) in one transaction."""
+        """Change the VMs wanted off / unmonitored (and log ``events``) in one transaction.
+
+        ``owed_service_action`` records a serviceAction whose SERVICE_* event is owed;
+        ``settle_service_action`` clears it, in the transaction that logs that event.
+        ``run_finished`` says a quiet run (an action's: no service event of its own) ended, so
+        a restart must not finish it again.
+        """
 
         def write() -> None:
             with Session(self._engine) as session, session.begin():
@@ -233,6 +247,12 @@ class LifecycleStore:
                     changes["stopped"] = frozenset(stopped)
                 if unmonitored is not None:
                     changes["unmonitored"] = frozenset(unmonitored)
+                if owed_service_action is not None:
+                    changes["owed_service_action"] = owed_service_action
+                if settle_service_action:
+                    changes["owed_service_action"] = None
+                if run_finished:
+                    changes["unfinished"] = None
                 row.memory = _memory_json(DeploymentMemory(**{**_fields(memory), **changes}))
                 self._events.append(session, list(events))
 

@@ -11,6 +11,7 @@ is left orphaned, and a subscriber replaying from before the deploy sees every e
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -97,3 +98,75 @@ def test_kill_minus_nine_during_deploy_loses_nothing(
             }
             assert cluster.all_services() == {}
         cluster.daemon.stop()
+
+
+def test_kill_minus_nine_between_vm_and_service_event_of_a_service_action(
+    cluster: Cluster,
+) -> None:
+    """The SERVICE_STOPPED owed by an accepted serviceAction survives a crash.
+
+    The daemon dies right after VM_STOPPED is logged; the restarted one sends
+    SERVICE_STOPPED (once) after resuming, and the VM stays off.
+    """
+    from functional.lifecycle.test_lifecycle_actions import service_action  # noqa: PLC0415
+
+    cluster.start_daemon()
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        edit(m, f"<config>{cluster.connectors_xml()}</config>")
+        edit(m, payload("deploy_csp_1.xml"))
+        events_until(m, "SERVICE_ALIVE", dep="dep")
+    assert cluster.daemon is not None
+    cluster.daemon.stop()
+
+    cluster.start_daemon(env={"ESC_ORCHD_TEST_KILL_AT": "event:1"})
+    with contextlib.suppress(Exception), connect(cluster) as m:
+        service_action(m, "STOP")
+    assert cluster.wait_daemon_death() == -9, "the test hook did not fire"
+
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent", start_time=format_event_time(since))
+        events = events_until(m, "SERVICE_STOPPED", dep="dep")
+        after_deploy = [short(e) for e in events][3:]
+        assert after_deploy == ["VM_STOPPED", "SERVICE_STOPPED"], events
+        assert set(cluster.services("CSP-1").values()) == {"off"}
+    cluster.daemon.stop()
+
+
+def test_a_restart_after_finished_actions_sends_no_stray_service_event(cluster: Cluster) -> None:
+    """Action runs are quiet: a clean restart afterwards must not report them again."""
+    from functional.lifecycle.test_lifecycle_actions import (  # noqa: PLC0415
+        service_action,
+        vm_action,
+    )
+
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        edit(m, f"<config>{cluster.connectors_xml()}</config>")
+        edit(m, payload("deploy_csp_1.xml"))
+        deployed = events_until(m, "SERVICE_ALIVE", dep="dep")
+        vm = next(e.vm_source.vmname for e in deployed if e.vm_source is not None)
+        assert vm is not None
+        vm_action(m, "STOP", vm)
+        events_until(m, "VM_STOPPED", dep="dep")
+        service_action(m, "START")
+        events_until(m, "SERVICE_STARTED", dep="dep")
+    assert cluster.daemon is not None
+    cluster.daemon.stop()
+    since = datetime.now(UTC)
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent", start_time=format_event_time(since))
+        stray = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            notification = m.take_notification(block=True, timeout=0.5)
+            if notification is not None and "<depname>dep</depname>" in (
+                notification.notification_xml
+            ):
+                stray.append(notification.notification_xml)
+        assert stray == []
+    cluster.daemon.stop()
