@@ -3,7 +3,8 @@
 Built from the reactor's :class:`~esc_orch.reactor.DeploymentStatus` values, in the element
 order of yang/esc.yang, so ``get`` with a subtree or XPath filter such as
 ``/esc_datamodel/opdata/tenants/tenant[name='T']/deployments[deployment_name='D']/state_machine``
-works as with ESC. A test validates the output against the module with libyang.
+works as with ESC. VM states sit at ESC's path,
+``state_machine/vm_state_machines/vm_state_machine[vm_name]/state``. A test validates the output against the module with libyang.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def deployment_element(
     dep = _sub(parent, "deployments")
     _sub(dep, "deployment_name", status.name)
     _sub(dep, "deployment_id", status.depid)
-    _sub(_sub(dep, "state_machine"), "state", status.state.value)
+    state_machine = _sub(dep, "state_machine")
+    _sub(state_machine, "state", status.state.value)
+    machines = _sub(state_machine, "vm_state_machines") if status.vms else None
     for vm in status.vms:
-        machine = _sub(dep, "vm_state_machine")
+        assert machines is not None
+        machine = _sub(machines, "vm_state_machine")
         _sub(machine, "vm_name", vm.identity.name)
         state = vm.state
         if vm.identity.name in unmonitored and state is VmLifecycleState.ALIVE:

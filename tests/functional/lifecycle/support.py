@@ -191,7 +191,7 @@ def dep_state(manager: Any, tenant: str = "name1", dep: str = "dep") -> dict[str
         "depid": d.findtext("e:deployment_id", namespaces=NS),
         "vms": {
             m.findtext("e:vm_name", namespaces=NS): m.findtext("e:state", namespaces=NS)
-            for m in d.iterfind("e:vm_state_machine", NS)
+            for m in d.iterfind("e:state_machine/e:vm_state_machines/e:vm_state_machine", NS)
         },
         "instances": [
             (

@@ -62,3 +62,55 @@ def test_invalid_opdata_is_caught() -> None:
     assert state is not None
     state.text = "NOT_A_STATE"
     assert _validate_state(tenants) != []
+
+
+def _served(tenants: etree._Element) -> etree._Element:
+    """The opdata as a ``get`` reply's ``<data>`` holds it."""
+    from esc_orch.model.errors import NC_BASE_NS
+
+    data = etree.Element(f"{{{NC_BASE_NS}}}data")
+    top = etree.SubElement(data, f"{{{ESC_NS}}}esc_datamodel")
+    etree.SubElement(top, f"{{{ESC_NS}}}opdata").append(tenants)
+    return data
+
+
+def test_vm_states_answer_at_esc_paths_with_xpath_and_subtree() -> None:
+    from esc_orch.model.errors import NC_BASE_NS
+    from esc_orch.northbound.filters import apply_filter
+
+    tenants = tenants_element(_statuses(), unmonitored={})
+    ns = {"e": ESC_NS}
+    vm_name = tenants.xpath(
+        "e:tenant[e:name='name1']/e:deployments/e:state_machine/e:vm_state_machines"
+        "/e:vm_state_machine/e:vm_name",
+        namespaces=ns,
+    )[0].text
+    assert vm_name
+    select = (
+        "/esc_datamodel/opdata/tenants/tenant[name='name1']/deployments[deployment_name='dep']"
+        f"/state_machine/vm_state_machines/vm_state_machine[vm_name='{vm_name}']/state"
+    )
+    flt = etree.Element(f"{{{NC_BASE_NS}}}filter", type="xpath", select=select)
+    out = apply_filter(_served(tenants), flt)
+    assert [s.text for s in out.iter(f"{{{ESC_NS}}}state")] == ["VM_STOPPED_STATE"]
+
+    subtree = etree.fromstring(
+        f'<filter xmlns="{NC_BASE_NS}"><esc_datamodel xmlns="{ESC_NS}"><opdata><tenants>'
+        "<tenant><name>name1</name><deployments><deployment_name>dep</deployment_name>"
+        "<state_machine><state/><vm_state_machines><vm_state_machine><vm_name>"
+        f"{vm_name}</vm_name><state/></vm_state_machine></vm_state_machines></state_machine>"
+        "</deployments></tenant></tenants></opdata></esc_datamodel></filter>"
+    )
+    out = apply_filter(_served(tenants), subtree)
+    assert [s.text for s in out.iter(f"{{{ESC_NS}}}state")] == [
+        "SERVICE_STOPPED_STATE",
+        "VM_STOPPED_STATE",
+    ]
+
+    group = (
+        "/esc_datamodel/opdata/tenants/tenant[name='name1']/deployments[deployment_name='dep']"
+        "/vm_group[name='Group1']/vm_instance/vim_id"
+    )
+    flt = etree.Element(f"{{{NC_BASE_NS}}}filter", type="xpath", select=group)
+    out = apply_filter(_served(tenants), flt)
+    assert [s.text for s in out.iter(f"{{{ESC_NS}}}vim_id")] == ["CSP-2"]
