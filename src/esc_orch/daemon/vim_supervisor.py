@@ -216,6 +216,8 @@ class VimSupervisor:
                 if group.change is ChangeKind.UPDATED and "locator" not in group.fields:
                     continue
                 target = group.after.locator.vim_id
+                if target is None:
+                    continue  # the default connector: planning reports it if unusable
                 state = self._states.get(target)
                 if state is None or state.status is not ConnectionStatus.FAILED:
                     continue

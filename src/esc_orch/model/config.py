@@ -9,6 +9,8 @@ Instances are built from validated XML by :func:`esc_orch.model.convert.unit_mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -74,6 +76,7 @@ class Image(_Frozen):
     disk_format: str = "qcow2"
     container_format: str = "bare"
     serial_console: bool = False
+    disk_bus: str | None = None
     properties: Properties = Field(default_factory=Properties)
 
 
@@ -98,7 +101,8 @@ class Network(_Frozen):
 
 
 class Locator(_Frozen):
-    vim_id: str
+    #: None: the group runs on the default VIM connector (see ``default_connector``).
+    vim_id: str | None = None
     vim_project: str | None = None
 
 
@@ -143,6 +147,7 @@ class MetricCollector(_Frozen):
     poll_frequency: int = 3
     polling_unit: str = "seconds"
     continuous_alarm: bool = False
+    properties: Properties = Field(default_factory=Properties)
 
 
 class Kpi(_Frozen):
@@ -156,7 +161,23 @@ class Kpi(_Frozen):
 
 
 class KpiData(_Frozen):
+    enabled: bool = True
     kpi: tuple[Kpi, ...] = ()
+
+
+class Volume(_Frozen):
+    name: str
+    volid: int
+    size: int
+    sizeunit: str = "GiB"
+    bus: str = "virtio"
+    type: str | None = None
+    bootable: bool = False
+    image: str | None = None
+
+
+class Volumes(_Frozen):
+    volume: tuple[Volume, ...] = ()
 
 
 class Rule(_Frozen):
@@ -218,7 +239,7 @@ class Placement(_Frozen):
 class VmGroup(_Frozen):
     name: str
     description: str | None = None
-    locator: Locator
+    locator: Locator = Field(default_factory=Locator)
     vim_vm_name: str | None = None
     image: str
     flavor: str
@@ -226,6 +247,7 @@ class VmGroup(_Frozen):
     recovery_wait_time: int = 0
     recovery_policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
     interfaces: Interfaces = Field(default_factory=Interfaces)
+    volumes: Volumes = Field(default_factory=Volumes)
     kpi_data: KpiData = Field(default_factory=KpiData)
     rules: Rules = Field(default_factory=Rules)
     config_data: ConfigData = Field(default_factory=ConfigData)
@@ -248,11 +270,28 @@ class PlacementGroup(_Frozen):
     vm_group: tuple[str, ...] = ()
 
 
+class InterGroupPlacement(_Frozen):
+    target_vm_group_ref: str
+    type: str
+    vm_group_ref: tuple[str, ...] = ()
+    enforcement: str = "strict"
+
+
+class Policies(_Frozen):
+    placement: tuple[InterGroupPlacement, ...] = ()
+    placement_group: tuple[PlacementGroup, ...] = ()
+
+
+class Locators(_Frozen):
+    datacenter: str | None = None
+
+
 class Deployment(_Frozen):
     name: str
     description: str | None = None
     vm_group: tuple[VmGroup, ...] = ()
-    placement_group: tuple[PlacementGroup, ...] = ()
+    locators: Locators = Field(default_factory=Locators)
+    policies: Policies = Field(default_factory=Policies)
     extensions: Extensions = Field(default_factory=Extensions)
 
 
@@ -263,6 +302,7 @@ class Tenant(_Frozen):
     description: str | None = None
     vim_mapping: bool = True
     managed_resource: bool = True
+    extensions: Extensions = Field(default_factory=Extensions)
 
 
 # -- VIM connectors -------------------------------------------------------------------
@@ -286,6 +326,23 @@ class VimConnector(_Frozen):
     type: str
     properties: Properties = Field(default_factory=Properties)
     users: VimUsers = Field(default_factory=VimUsers)
+
+    @property
+    def marked_default(self) -> bool:
+        """Whether the property ``default`` names this connector the default one."""
+        return (self.properties.get("default") or "").strip().lower() == "true"
+
+
+def default_connector(connectors: Mapping[str, VimConnector]) -> str | None:
+    """The id of the default VIM connector, None when there is none.
+
+    ESC (user guide, "Managing VIM Connectors"): a single configured connector is the
+    default; with several, the one named default is (ours: property ``default`` = ``true``).
+    """
+    if len(connectors) == 1:
+        return next(iter(connectors))
+    marked = [cid for cid, c in connectors.items() if c.marked_default]
+    return marked[0] if len(marked) == 1 else None
 
 
 #: Model class per unit kind (see esc_orch.model.units).

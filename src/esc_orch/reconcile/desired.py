@@ -14,12 +14,20 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from esc_orch.model.config import Configuration, Deployment, Flavor, Interface, VmGroup
+from esc_orch.model.config import (
+    Configuration,
+    Deployment,
+    Flavor,
+    Interface,
+    VmGroup,
+    default_connector,
+)
 from esc_orch.model.config import VimConnector as ConnectorConfig
 from esc_orch.reconcile.errors import (
     DesiredStateError,
     InvalidSetting,
     IpPoolTooSmall,
+    NoDefaultConnector,
     StorageUnavailable,
     UnknownConnector,
     UnknownFlavor,
@@ -309,11 +317,14 @@ def desired_vms(
     used: set[tuple[str, int]] = set()
     for group in deployment.vm_group:
         flavor = flavors.get(group.flavor)
-        connector = connectors.get(group.locator.vim_id)
+        vim_id = group.locator.vim_id or default_connector(connectors)
+        connector = connectors.get(vim_id) if vim_id else None
         if flavor is None:
             problems.append(UnknownFlavor(group=group.name, flavor=group.flavor))
-        if connector is None:
-            problems.append(UnknownConnector(group=group.name, vim_id=group.locator.vim_id))
+        if vim_id is None:
+            problems.append(NoDefaultConnector(group=group.name))
+        elif connector is None:
+            problems.append(UnknownConnector(group=group.name, vim_id=vim_id))
         if flavor is None or connector is None:
             continue
         for index in range(group.scaling.min_active):

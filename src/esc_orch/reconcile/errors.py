@@ -36,6 +36,15 @@ class UnknownConnector(DesiredStateError):
         self.vim_id = vim_id
 
 
+class NoDefaultConnector(DesiredStateError):
+    def __init__(self, *, group: str) -> None:
+        super().__init__(
+            group=group,
+            reason="the group has no locator and there is no default VIM connector: give it "
+            "locator/vim_id, or mark one connector with the property default = true",
+        )
+
+
 class StorageUnavailable(DesiredStateError):
     def __init__(self, *, group: str, vim_id: str, storage: str) -> None:
         super().__init__(

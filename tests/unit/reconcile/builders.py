@@ -105,13 +105,18 @@ def with_storage(dep: Deployment, storage: str) -> Deployment:
 
 
 def desired_of(
-    dep: Deployment, *, existing: tuple[Any, ...] = (), start: int = 1, **kw: Any
+    dep: Deployment,
+    *,
+    existing: tuple[Any, ...] = (),
+    start: int = 1,
+    connectors: dict[str, VimConnector] | None = None,
+    **kw: Any,
 ) -> DesiredState:
     return desired_vms(
         deployment=dep,
         tenant=TENANT,
         flavors=seed_flavors(),
-        connectors=seed_connectors(),
+        connectors=seed_connectors() if connectors is None else connectors,
         existing_identities=existing,
         new_uuid=uuid_factory(start),
         **kw,

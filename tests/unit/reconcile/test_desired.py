@@ -7,14 +7,20 @@ import pytest
 from esc_orch.model.config import (
     ConfigData,
     Configuration,
+    Deployment,
     IpAddressRange,
+    Locator,
+    Properties,
+    Property,
     Scaling,
     StaticIpAddressPool,
     Variable,
+    VimConnector,
 )
 from esc_orch.reconcile import (
     InvalidSetting,
     IpPoolTooSmall,
+    NoDefaultConnector,
     StorageUnavailable,
     UnknownConnector,
     UnknownFlavor,
@@ -25,6 +31,7 @@ from esc_orch.vim import Day0File, NicType, SerialType, Storage
 from unit.reconcile.builders import (
     desired_of,
     group_of,
+    seed_connectors,
     seed_deployment,
     with_group,
     with_locator,
@@ -197,3 +204,33 @@ def test_stopped_vms_are_wanted_powered_off() -> None:
     again = desired_of(seed_deployment(), existing=first.identities(), stopped={first.vms[0].name})
     assert again.vms[0].power_on is False
     assert group_of(seed_deployment()).name == "Group1"
+
+
+def _unplaced() -> Deployment:
+    return with_group(seed_deployment(), locator=Locator())
+
+
+def _marked(conn: VimConnector) -> VimConnector:
+    props = (*conn.properties.property, Property(name="default", value="true"))
+    return conn.model_copy(update={"properties": Properties(property=props)})
+
+
+def test_a_group_without_locator_runs_on_the_single_connector() -> None:
+    only = {"CSP-1": seed_connectors()["CSP-1"]}
+    state = desired_of(_unplaced(), connectors=only)
+    assert [vm.connector_id for vm in state.vms] == ["CSP-1"]
+    assert state.vms[0].vim_project is None
+
+
+def test_with_several_connectors_the_one_marked_default_is_used() -> None:
+    connectors = seed_connectors()
+    connectors["CSP-2"] = _marked(connectors["CSP-2"])
+    state = desired_of(_unplaced(), connectors=connectors)
+    assert [vm.connector_id for vm in state.vms] == ["CSP-2"]
+
+
+def test_with_several_connectors_and_no_default_the_group_is_unplaceable() -> None:
+    with pytest.raises(UnsatisfiableDeployment) as info:
+        desired_of(_unplaced())
+    assert [type(p) for p in info.value.problems] == [NoDefaultConnector]
+    assert "default = true" in str(info.value)
