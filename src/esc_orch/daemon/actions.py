@@ -72,7 +72,7 @@ class LifecycleActions:
         raise RpcError(
             tag=ErrorTag.DATA_MISSING,
             message=f"no VM named {name!r} is deployed (vmName is the generated VM name)",
-            path="/esc:vmAction/vmName",
+            path="/esc:vmAction/esc:vmName",
             info={"bad-element": "vmName"},
         )
 
@@ -105,7 +105,7 @@ class LifecycleActions:
             raise RpcError(
                 tag=ErrorTag.DATA_MISSING,
                 message=f"no deployment {request.dep_name!r} in tenant {request.tenant_name!r}",
-                path="/esc:serviceAction/depName",
+                path="/esc:serviceAction/esc:depName",
                 info={"bad-element": "depName"},
             )
         self._check_free(status, f"serviceAction {request.action}")

@@ -97,7 +97,11 @@ def _leaves(op: etree._Element, *, allowed: set[str]) -> dict[str, str]:
                 tag=ErrorTag.UNKNOWN_ELEMENT,
                 type=ErrorType.APPLICATION,
                 message=f"unexpected element {qname.localname!r} in {rpc_name}",
-                path=f"/esc:{rpc_name}/{qname.localname}",
+                path=(
+                    f"/esc:{rpc_name}/esc:{qname.localname}"
+                    if qname.namespace == ESC_NS
+                    else f"/esc:{rpc_name}"
+                ),
                 info={"bad-element": qname.localname},
             )
         if qname.localname in values:
@@ -131,7 +135,7 @@ def _enum(value: str, enum: type[A], rpc: str) -> A:
         raise RpcError(
             tag=ErrorTag.INVALID_VALUE,
             message=f"invalid actionType {value!r} for {rpc} (expected one of {allowed})",
-            path=f"/esc:{rpc}/actionType",
+            path=f"/esc:{rpc}/esc:actionType",
             info={"bad-element": "actionType"},
         ) from None
 
@@ -158,7 +162,7 @@ def parse_vm_action(op: etree._Element) -> VmActionRequest:
         raise RpcError(
             tag=ErrorTag.INVALID_VALUE,
             message=f"force must be true or false, not {force!r}",
-            path=f"/esc:{rpc}/force",
+            path=f"/esc:{rpc}/esc:force",
             info={"bad-element": "force"},
         )
     return VmActionRequest(

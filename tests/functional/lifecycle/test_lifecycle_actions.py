@@ -111,10 +111,12 @@ def test_actions_refusals_and_faults(cluster: Cluster) -> None:
         with pytest.raises(RPCError) as unknown_vm:
             vm_action(m, "STOP", "dep_Group1_0_00000000-0000-4000-8000-000000000000")
         assert unknown_vm.value.tag == "data-missing"
+        assert unknown_vm.value.path == "/esc:vmAction/esc:vmName"
         assert "dep_Group1_0_00000000" in str(unknown_vm.value.message)
         with pytest.raises(RPCError) as unknown_dep:
             service_action(m, "STOP", dep="nope")
         assert unknown_dep.value.tag == "data-missing" and "nope" in str(unknown_dep.value.message)
+        assert unknown_dep.value.path == "/esc:serviceAction/esc:depName"
         with pytest.raises(RPCError) as recovery:
             _rpc(m, "recoveryVmAction", actionType="DO", vmName=name)
         assert recovery.value.tag == "operation-not-supported"
