@@ -4,7 +4,8 @@ Built from the reactor's :class:`~esc_orch.reactor.DeploymentStatus` values, in 
 order of yang/esc.yang, so ``get`` with a subtree or XPath filter such as
 ``/esc_datamodel/opdata/tenants/tenant[name='T']/deployments[deployment_name='D']/state_machine``
 works as with ESC. VM states sit at ESC's path,
-``state_machine/vm_state_machines/vm_state_machine[vm_name]/state``. A test validates the output against the module with libyang.
+``state_machine/vm_state_machines/vm_state_machine[vm_name]/state``. A test validates the
+output against the module with libyang.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from esc_orch.model.diff import ConfigDiff, diff_units
 from esc_orch.model.edit import Operation, apply_edit, check_edit, mask_secrets
 from esc_orch.model.errors import ErrorTag, RpcError, RpcErrors
 from esc_orch.model.schema import ESC_NS, data_roots
+from esc_orch.model.semantics import Vocabulary, check_config
 from esc_orch.model.units import (
     UnitId,
     Wildcard,
@@ -70,6 +71,7 @@ class SqlDatastore:
         self._listeners: list[DiffListener] = []
         self._state_providers: list[StateProvider] = []
         self._acceptance_checks: list[AcceptanceCheck] = []
+        self._vocabulary = Vocabulary()
         #: The durable escEvent log of this database (append inside store transactions).
         self.events = EventLog(engine=engine, clock=clock)
 
@@ -204,6 +206,10 @@ class SqlDatastore:
         """
         self._acceptance_checks.append(check)
 
+    def set_vocabulary(self, vocabulary: Vocabulary) -> None:
+        """What the daemon can run (collector types, rule scripts) for the edit-time checks."""
+        self._vocabulary = vocabulary
+
     def _acceptance_errors(
         self, before: dict[UnitId, bytes | None], after: dict[UnitId, bytes | None]
     ) -> list[RpcError]:
@@ -334,8 +340,22 @@ class SqlDatastore:
         context |= {p for p in (u.parent for u in list(context)) if p is not None}
         context -= set(units)
         loaded = {u: x for u, x in self._load(session, view, context).items() if x is not None}
+        # The semantic checks resolve the default VIM connector among all of them (few).
+        checked = {u for u in present if u.kind in ("deployment", "vim_connector")}
+        if checked:
+            for unit, xml in self._view_rows(session, view, kind="vim_connector").items():
+                if unit not in units:
+                    loaded.setdefault(unit, xml)
         data = assemble([*present.items(), *loaded.items()])
-        return validate_config(data)
+        errors = validate_config(data)
+        if errors or not checked:
+            return errors
+        return check_config(
+            data,
+            vocabulary=self._vocabulary,
+            deployments={u.key for u in checked if u.kind == "deployment"},  # type: ignore[misc]
+            connectors={u.key[0] for u in checked if u.kind == "vim_connector"},
+        )
 
     def _write(
         self,
@@ -440,6 +460,8 @@ class SqlDatastore:
             errors = check_edit(copy.deepcopy(source), default_operation=Operation.MERGE)
             if not errors:
                 errors = validate_config(_strip_operations(source))
+            if not errors:
+                errors = check_config(_strip_operations(source), vocabulary=self._vocabulary)
             if errors:
                 raise RpcErrors(errors)
             return

@@ -11,8 +11,10 @@ import asyncio
 from lxml import etree
 
 from esc_orch.daemon.opdata import tenants_element
+from esc_orch.model.errors import NC_BASE_NS
 from esc_orch.model.schema import ESC_NS
 from esc_orch.model.validate import _parsed, lib, to_rpc_error
+from esc_orch.northbound.filters import apply_filter
 from esc_orch.reactor import DeploymentStatus
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_locator
@@ -66,7 +68,6 @@ def test_invalid_opdata_is_caught() -> None:
 
 def _served(tenants: etree._Element) -> etree._Element:
     """The opdata as a ``get`` reply's ``<data>`` holds it."""
-    from esc_orch.model.errors import NC_BASE_NS
 
     data = etree.Element(f"{{{NC_BASE_NS}}}data")
     top = etree.SubElement(data, f"{{{ESC_NS}}}esc_datamodel")
@@ -75,8 +76,6 @@ def _served(tenants: etree._Element) -> etree._Element:
 
 
 def test_vm_states_answer_at_esc_paths_with_xpath_and_subtree() -> None:
-    from esc_orch.model.errors import NC_BASE_NS
-    from esc_orch.northbound.filters import apply_filter
 
     tenants = tenants_element(_statuses(), unmonitored={})
     ns = {"e": ESC_NS}

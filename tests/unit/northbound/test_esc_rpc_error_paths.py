@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from lxml import etree
 
+from esc_orch.model.errors import RpcError
+from esc_orch.northbound.esc_rpcs import parse_vm_action
 from nbsupport.inproc import InprocClient
 from unit.northbound.test_nb_ops import ESC, NC, error_tag, make_core
 
@@ -60,10 +63,6 @@ def test_the_prefix_check_itself() -> None:
     ],
 )
 def test_parser_refusals_are_prefixed(body: str, path: str | None) -> None:
-    from lxml import etree
-
-    from esc_orch.model.errors import RpcError
-    from esc_orch.northbound.esc_rpcs import parse_vm_action
 
     with pytest.raises(RpcError) as info:
         parse_vm_action(etree.fromstring(f'<vmAction xmlns="{ESC}">{body}</vmAction>'))
