@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import os
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from esc_orch.daemon.config import DaemonConfig, LifecycleSettings, VimSettings
 from esc_orch.daemon.retention import PrunableEventSource
 from esc_orch.daemon.vim_supervisor import VimSupervisor, connectors_of, utc_now
 from esc_orch.model.events import EscEvent
+from esc_orch.model.semantics import Vocabulary
 from esc_orch.northbound.backend import ConfigBackend
 
 TEST_BACKEND_ENV = "ESC_ORCHD_TEST_BACKEND"
@@ -53,7 +55,23 @@ def build_backend(data_dir: Path, config: DaemonConfig) -> ConfigBackend:
         ) from None
     url = config.store.get("url")
     backend = datastore.SqlDatastore.open(data_dir=data_dir, url=str(url) if url else None)
+    backend.set_vocabulary(vocabulary())
     return cast(ConfigBackend, backend)
+
+
+#: Entry-point group of metric collectors (the monitoring code registers them there).
+COLLECTOR_GROUP = "esc_orch.collectors"
+
+
+def vocabulary() -> Vocabulary:
+    """What this daemon can run, for the edit-time checks of the datastore.
+
+    Collector types: ICMPPing plus the names registered in :data:`COLLECTOR_GROUP` (read from
+    the installed packages' metadata, nothing is imported). Rule actions: the built-ins; the
+    monitoring code widens ``rule_action`` when it runs scripts.
+    """
+    names = {ep.name for ep in entry_points(group=COLLECTOR_GROUP)}
+    return Vocabulary(collector_types=frozenset({"ICMPPing", *names}))
 
 
 def _load_test_backend(spec: str, data_dir: Path, config: DaemonConfig) -> ConfigBackend:
