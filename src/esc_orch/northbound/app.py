@@ -14,6 +14,7 @@ from esc_orch.northbound.backend import ConfigBackend
 from esc_orch.northbound.core import Limits, NetconfCore
 from esc_orch.northbound.esc_rpcs import EscActionSink, RpcValidator, register_esc_rpcs
 from esc_orch.northbound.filters import KeyResolver
+from esc_orch.northbound.monitoring import NetconfMonitoring, schema_catalog
 from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ops import register_base_operations
 from esc_orch.northbound.rpc import RpcRegistry
@@ -30,13 +31,17 @@ def build_core(
     esc_validator: RpcValidator | None = None,
     key_leaves: KeyResolver | None = None,
     notifications: NotificationService | None = None,
+    monitoring: NetconfMonitoring | None = None,
 ) -> NetconfCore:
     """A :class:`NetconfCore` with the base operations and the ESC RPCs registered.
 
     ESC RPC input is validated against yang/esc.yang by libyang unless ``esc_validator``
     replaces it. With ``notifications`` (started by the caller), create-subscription, the
-    stream list and the :notification and :interleave capabilities are added.
+    stream list and the :notification and :interleave capabilities are added. Schema
+    discovery (get-schema, netconf-state, the YANG library) is always served.
     """
+    monitoring = monitoring or NetconfMonitoring(schemas=schema_catalog())
+    extra_capabilities = [*monitoring.capabilities, *extra_capabilities]
     if notifications is not None:
         extra_capabilities = [*notifications.capabilities, *extra_capabilities]
     registry = RpcRegistry()
@@ -48,6 +53,7 @@ def build_core(
         capabilities=server_capabilities(esc_revision=esc_revision, extra=extra_capabilities),
         limits=limits,
     )
+    monitoring.install(core)
     if notifications is not None:
         notifications.install(core)
     return core

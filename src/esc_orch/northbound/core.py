@@ -15,6 +15,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from lxml import etree
@@ -52,6 +53,33 @@ class SessionInfo:
     send: Callable[[Sequence[bytes]], Awaitable[None]] | None = None
     #: True while a notification subscription is active (the session is then never idle).
     subscribed: bool = False
+    #: RFC 6022 per-session figures (netconf-state/sessions).
+    login_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+
+
+@dataclass(slots=True)
+class ServerStatistics:
+    """RFC 6022 ``netconf-state/statistics``: counted since the server started."""
+
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    in_sessions: int = 0
+    dropped_sessions: int = 0
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+
+    def count_rpc(self, info: SessionInfo | None, *, error: bool, unknown: bool) -> None:
+        """Count one rpc (``unknown``: no such operation) and whether it failed."""
+        self.in_rpcs += 1
+        self.in_bad_rpcs += unknown
+        self.out_rpc_errors += error
+        if info is not None:
+            info.in_rpcs += 1
+            info.in_bad_rpcs += unknown
+            info.out_rpc_errors += error
 
 
 @dataclass
@@ -59,9 +87,14 @@ class LockTable:
     """Global datastore locks (RFC 6241 §7.5): datastore -> holding session id."""
 
     holders: dict[Datastore, int] = field(default_factory=dict)
+    #: When each held lock was taken (netconf-state/datastores).
+    taken: dict[Datastore, datetime] = field(default_factory=dict)
 
     def holder(self, datastore: Datastore) -> int | None:
         return self.holders.get(datastore)
+
+    def since(self, datastore: Datastore) -> datetime | None:
+        return self.taken.get(datastore) if datastore in self.holders else None
 
     def acquire(self, datastore: Datastore, session_id: int) -> None:
         holder = self.holders.get(datastore)
@@ -74,6 +107,7 @@ class LockTable:
                 info={"session-id": str(holder)},
             )
         self.holders[datastore] = session_id
+        self.taken[datastore] = datetime.now(UTC)
 
     def release(self, datastore: Datastore, session_id: int) -> None:
         holder = self.holders.get(datastore)
@@ -134,6 +168,7 @@ class NetconfCore:
         #: Extra operational data for ``get`` (``netconf/streams``); called in a worker
         #: thread, each returns a ``<data>`` element.
         self.state_providers: list[Callable[[], etree._Element]] = []
+        self.statistics = ServerStatistics()
 
     def new_session(
         self,
@@ -145,6 +180,7 @@ class NetconfCore:
     ) -> NetconfSession:
         """Register a session and return its protocol state machine."""
         session_id = next(self._ids)
+        self.statistics.in_sessions += 1
         self.sessions[session_id] = SessionInfo(
             session_id=session_id, username=username, peer=peer, terminate=terminate, send=send
         )
@@ -219,5 +255,6 @@ class NetconfCore:
                 info={"bad-element": "session-id"},
             )
         log.info("session killed", extra={"session": target, "killed_by": by})
+        self.statistics.dropped_sessions += 1
         info.terminate(f"killed by session {by}")
         await self.end_session(target)

@@ -71,7 +71,19 @@ class RpcRegistry:
         return iter(self._handlers)
 
     async def dispatch(self, ctx: RpcContext) -> Reply:
-        """Run the handler of ``ctx.request``; every failure becomes an ``ErrorReply``."""
+        """Run the handler of ``ctx.request``; every failure becomes an ``ErrorReply``.
+
+        Counts the rpc in the server's RFC 6022 statistics and its session's figures.
+        """
+        reply = await self._dispatch(ctx)
+        ctx.core.statistics.count_rpc(
+            ctx.core.sessions.get(ctx.session_id),
+            error=isinstance(reply, ErrorReply),
+            unknown=ctx.request.key not in self._handlers,
+        )
+        return reply
+
+    async def _dispatch(self, ctx: RpcContext) -> Reply:
         operation = ctx.request.operation
         handler = self._handlers.get(ctx.request.key)
         if handler is None:

@@ -87,3 +87,44 @@ def test_yangcli_edit_get_lock_close(
     assert out.count("RPC OK Reply") == 4  # edit-config, lock, unlock, close-session
     assert "Discarding final buffer" not in out
     assert "rpc-error" not in out
+
+
+def test_yangcli_without_modpath_fetches_the_schemas(
+    yangcli: str, server: ServerThread | OrchdProcess, tmp_path: Path
+) -> None:
+    """No local copy of esc.yang: yangcli learns it from the server (RFC 6022 get-schema)."""
+    inner = tmp_path / "inner.xml"
+    inner.write_text(
+        f'<esc_datamodel xmlns="{ESC}"><tenants><tenant><name>YS</name></tenant></tenants>'
+        "</esc_datamodel>"
+    )
+    script = tmp_path / "script"
+    script.write_text(
+        "get-schema identifier=esc version=2026-11-27 format=yang\n"
+        f"edit-config target=running config=@{inner}\n"
+        "xget /esc_datamodel/tenants\n"
+        "close-session\n"
+    )
+    result = subprocess.run(
+        [
+            yangcli,
+            "--server=127.0.0.1",
+            f"--ncport={server.port}",
+            f"--user={USER}",
+            f"--password={PASSWORD}",
+            "--batch-mode",
+            "--display-mode=xml",
+            f"--run-script={script}",
+        ],
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    out = result.stdout + result.stderr
+    assert "module esc {" in out  # the text get-schema returned
+    assert "<name>YS</name>" in out  # xget resolved /esc_datamodel with the fetched module
+    assert "rpc-error" not in out
+    assert "not found" not in out.lower()

@@ -41,8 +41,9 @@ async def test_get_merges_state_into_the_config_tree() -> None:
     reply = await c.rpc("<get/>")
     data = reply.find(f"{{{NC}}}data")
     assert data is not None
-    assert len(data) == 1  # one esc_datamodel holding tenants and opdata
-    assert data[0].find(f"{{{ESC}}}opdata") is not None
+    tops = data.findall(f"{{{ESC}}}esc_datamodel")
+    assert len(tops) == 1  # one esc_datamodel holding tenants and opdata
+    assert tops[0].find(f"{{{ESC}}}opdata") is not None
 
 
 async def test_candidate_commit_and_discard() -> None:
