@@ -18,6 +18,7 @@ from esc_orch.northbound.monitoring import NCM_NS, YANGLIB_NS, schema_catalog
 from nbsupport.inproc import NC, InprocClient, error_info, error_tag, make_core
 
 IETF_DIR = Path(sys.prefix) / "share" / "yang" / "modules" / "ietf"
+ESC_TEXT = (Path(__file__).resolve().parents[3] / "yang" / "esc.yang").read_text()
 
 
 def _get_schema(body: str) -> str:
@@ -33,7 +34,7 @@ async def test_get_schema_returns_the_esc_module_text() -> None:
     )
     text = reply.findtext(f"{{{NCM_NS}}}data")
     assert text is not None and text.startswith("module esc {")
-    assert text == (Path(__file__).resolve().parents[3] / "yang" / "esc.yang").read_text()
+    assert text == ESC_TEXT
 
 
 async def test_every_listed_schema_can_be_fetched_and_parsed(tmp_path: Path) -> None:
