@@ -27,7 +27,9 @@ from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.schema import ESC_NS, ESC_PREFIX
 
 #: Rule actions every daemon understands (the ``<what>`` of ``'<edge> <what>'``).
-BUILTIN_RULE_ACTIONS = frozenset({"log", "recover autohealing", "servicebooted.sh"})
+BUILTIN_RULE_ACTIONS = frozenset(
+    {"log", "recover autohealing", "servicebooted.sh", "esc_vm_alive_notification"}
+)
 
 #: Per connector type, the elements its VIM cannot honour, and why (shown to the user).
 CONNECTOR_LIMITS: Mapping[str, Mapping[str, str]] = {
