@@ -8,8 +8,10 @@ default connector is refused at edit time, and nothing is deployed for it.
 from __future__ import annotations
 
 import pytest
+from lxml import etree
 from ncclient.operations.rpc import RPCError
 
+from esc_orch.model.schema import ESC_NS
 from functional.lifecycle.support import (
     Cluster,
     cluster,
@@ -57,3 +59,19 @@ def test_a_group_without_locator_runs_on_the_default_connector(cluster: Cluster)
         assert vm is not None and vm.vim_id == "CSP-3"
         assert cluster.all_services() == {vm.vmname: ["CSP-3"]}
         assert dep_state(m)["instances"] == [(vm.vmname, "CSP-3", "CSP-3")]
+
+        # ESC's opdata paths, as an ESC client polls them (XPath and subtree filters).
+        select = (
+            "/esc_datamodel/opdata/tenants/tenant[name='name1']/deployments"
+            "[deployment_name='dep']/state_machine/vm_state_machines"
+            f"/vm_state_machine[vm_name='{vm.vmname}']/state"
+        )
+        reply = etree.fromstring(m.get(filter=("xpath", select)).data_xml.encode())
+        assert [s.text for s in reply.iter(f"{{{ESC_NS}}}state")] == ["VM_ALIVE_STATE"]
+        subtree = (
+            f'<esc_datamodel xmlns="{ESC_NS}"><opdata><tenants><tenant><name>name1</name>'
+            "<deployments><deployment_name>dep</deployment_name><state_machine><state/>"
+            "</state_machine></deployments></tenant></tenants></opdata></esc_datamodel>"
+        )
+        reply = etree.fromstring(m.get(filter=("subtree", subtree)).data_xml.encode())
+        assert [s.text for s in reply.iter(f"{{{ESC_NS}}}state")] == ["SERVICE_ACTIVE_STATE"]
