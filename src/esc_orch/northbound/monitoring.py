@@ -173,7 +173,6 @@ class NetconfMonitoring:
             raise RpcError(
                 tag=ErrorTag.INVALID_VALUE,
                 message=f"schema format {fmt!r} is not available (only yang)",
-                path="/ncm:get-schema/ncm:format",
                 info={"bad-element": "format"},
             )
         found = [s for s in self.schemas if s.identifier == identifier]
@@ -184,7 +183,6 @@ class NetconfMonitoring:
             raise RpcError(
                 tag=ErrorTag.INVALID_VALUE,
                 message=f"no schema {wanted!r} on this server (see netconf-state/schemas)",
-                path="/ncm:get-schema/ncm:identifier",
                 info={"bad-element": "identifier"},
             )
         return found[0]
@@ -212,7 +210,6 @@ class NetconfMonitoring:
                 tag=ErrorTag.MISSING_ELEMENT,
                 type=ErrorType.PROTOCOL,
                 message="get-schema needs an identifier",
-                path="/ncm:get-schema",
                 info={"bad-element": "identifier"},
             )
         schema = self.find(values["identifier"], values.get("version"), values.get("format"))

@@ -303,6 +303,16 @@ class NetconfSession:
         return encode(_serialize(build_reply(rpc, reply)), mode=self._decoder.mode)
 
 
+#: Prefixes our error-paths use, declared on the error-path element so it can be resolved.
+ERROR_PATH_PREFIXES = {"esc": ESC_NS}
+
+
+def _path_prefixes(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    return {p: ns for p, ns in ERROR_PATH_PREFIXES.items() if f"{p}:" in path}
+
+
 def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
     """The ``<rpc-reply>`` element; attributes (namespaced too) are copied from ``rpc``."""
     nsmap: dict[str | None, str] = {None: NC_BASE_NS}
@@ -320,7 +330,7 @@ def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
         _adopt(root, list(reply.elements))
     else:
         for err in reply.errors:
-            root.append(render_rpc_error(err))
+            root.append(render_rpc_error(err, nsmap=_path_prefixes(err.path)))
     return root
 
 

@@ -69,3 +69,14 @@ def test_parser_refusals_are_prefixed(body: str, path: str | None) -> None:
     assert info.value.path is not None and fully_prefixed(info.value.path)
     if path is not None:
         assert info.value.path == path
+
+
+async def test_the_esc_prefix_is_declared_on_the_error_path() -> None:
+    body = f'<vmAction xmlns="{ESC}"><actionType>EXPLODE</actionType><vmName>v</vmName></vmAction>'
+    reply = await InprocClient(make_core()).rpc(body)
+    path = reply.find(f".//{{{NC}}}error-path")
+    assert path is not None and path.nsmap.get("esc") == ESC
+    # The path resolves against the request it names.
+    request = etree.fromstring(f"<rpc xmlns='{NC}'>{body}</rpc>")[0]
+    doc = etree.ElementTree(request)
+    assert len(doc.xpath(path.text or "", namespaces={"esc": ESC})) == 1
