@@ -14,6 +14,7 @@ from esc_orch.northbound import backend
 from esc_orch.northbound.backend import Datastore, ErrorOption
 from esc_orch.store.datastore import SqlDatastore
 from payloads import ESC_NS, EXAMPLES, config_of, dump, esc
+from unit.northbound.test_esc_rpc_error_paths import fully_prefixed
 
 SEEDED = [EXAMPLES / "vim_connectors.xml", EXAMPLES / "deploy_csp_1.xml"]
 
@@ -144,6 +145,12 @@ def test_bad_input_is_refused_and_changes_nothing(name: str, seeded: SqlDatastor
     assert errors[0].path is not None and errors[0].path.endswith(path_suffix), errors[0].path
     assert dump(seeded) == before
     assert etree.tostring(seeded.get_config(source=Datastore.RUNNING)) == before_config
+
+
+@pytest.mark.parametrize("name", sorted(n for n, case in CASES.items() if case[2] != "/"))
+def test_error_paths_are_prefixed_on_every_step(name: str, seeded: SqlDatastore) -> None:
+    errors = _errors(_edit(seeded, CASES[name][0]))
+    assert all(e.path and fully_prefixed(e.path) for e in errors), [e.path for e in errors]
 
 
 def test_half_good_edit_applies_nothing(seeded: SqlDatastore) -> None:

@@ -19,6 +19,7 @@ from esc_orch.northbound import backend
 from esc_orch.northbound.backend import Datastore
 from esc_orch.store.datastore import SqlDatastore
 from payloads import ESC_NS, EXAMPLES, config_of, dump
+from unit.northbound.test_esc_rpc_error_paths import fully_prefixed
 
 DEPLOYMENT = (EXAMPLES / "deploy_csp_1.xml").read_text()
 GROUP = (
@@ -357,6 +358,7 @@ REFUSED: dict[str, tuple[str, str, str, str | None]] = {
 def _assert_refused(errors: list[RpcError], tag: str, path: str, words: str | None) -> None:
     assert errors[0].tag == tag, errors
     assert errors[0].path == path, errors[0].path
+    assert fully_prefixed(path), path
     if words:
         assert words in errors[0].message, errors[0].message
 
