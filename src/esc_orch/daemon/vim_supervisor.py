@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from lxml import etree
 
-from esc_orch.model.config import VimConnector
+from esc_orch.model.config import VimConnector, default_connector
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
@@ -93,6 +93,7 @@ class VimSupervisor:
         self._timeout = timeout
         self._interval = interval
         self._configs: dict[str, ConnectorConfig] = {}
+        self._models: dict[str, VimConnector] = {}  # for the default connector
         self._states: dict[str, ConnectorState] = {}
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
@@ -104,6 +105,7 @@ class VimSupervisor:
         """The running connectors at start-up: all get checked first thing."""
         for model in connectors:
             self._configs[model.id] = connector_config(model)
+            self._models[model.id] = model
             self._states.setdefault(
                 model.id, ConnectorState(model.id, ConnectionStatus.UNKNOWN, None, None)
             )
@@ -126,10 +128,12 @@ class VimSupervisor:
         for connector_id, model in changed:
             if model is None:
                 self._configs.pop(connector_id, None)
+                self._models.pop(connector_id, None)
                 self._states.pop(connector_id, None)
                 self._pending.discard(connector_id)
                 continue
             self._configs[connector_id] = connector_config(model)
+            self._models[connector_id] = model
             self._states[connector_id] = ConnectorState(
                 connector_id, ConnectionStatus.UNKNOWN, None, None
             )
@@ -215,9 +219,9 @@ class VimSupervisor:
                     continue
                 if group.change is ChangeKind.UPDATED and "locator" not in group.fields:
                     continue
-                target = group.after.locator.vim_id
+                target = group.after.locator.vim_id or default_connector(dict(self._models))
                 if target is None:
-                    continue  # the default connector: planning reports it if unusable
+                    continue  # no default: the edit-time checks refuse it
                 state = self._states.get(target)
                 if state is None or state.status is not ConnectionStatus.FAILED:
                     continue
@@ -235,7 +239,8 @@ class VimSupervisor:
                             f"/{ESC_PREFIX}:deployments"
                             f"/{ESC_PREFIX}:deployment[{ESC_PREFIX}:name='{dep.name}']"
                             f"/{ESC_PREFIX}:vm_group[{ESC_PREFIX}:name='{group.name}']"
-                            f"/{ESC_PREFIX}:locator/{ESC_PREFIX}:vim_id"
+                            f"/{ESC_PREFIX}:locator"
+                            + (f"/{ESC_PREFIX}:vim_id" if group.after.locator.vim_id else "")
                         ),
                     )
                 )

@@ -141,3 +141,38 @@ async def test_deleted_connectors_leave_the_state(store: SqlDatastore) -> None:
     )
     store.edit_config(target=Datastore.RUNNING, config=config_of(delete))
     assert [s.id for s in supervisor.states()] == ["CSP-1", "CSP-2"]
+
+
+async def test_a_group_placed_by_default_on_a_failed_connector_is_refused(
+    store: SqlDatastore,
+) -> None:
+    hosts, events = Hosts(), []
+    supervisor = _supervisor(hosts, events)
+    store.add_listener(supervisor.on_commit)
+    store.add_acceptance_check(supervisor.acceptance_errors)
+    marked = (EXAMPLES / "vim_connectors.xml").read_text()
+    marked = marked.replace(
+        "<property><name>url</name><value>http://127.0.0.1:8441</value></property>",
+        "<property><name>url</name><value>http://127.0.0.1:8441</value></property>"
+        "<property><name>default</name><value>true</value></property>",
+    )
+    store.edit_config(target=Datastore.RUNNING, config=config_of(marked))
+    await supervisor.check("CSP-1")
+    hosts.by_url["http://127.0.0.1:8441"].down = True
+    await supervisor.check("CSP-1")
+    unplaced = (
+        (EXAMPLES / "deploy_csp_1.xml")
+        .read_text()
+        .replace("<vim_id>CSP-1</vim_id>", "")
+        .replace("<vim_project>CSP-1</vim_project>", "")
+    )
+    before = dump(store)
+    with pytest.raises(RpcErrors) as info:
+        store.edit_config(target=Datastore.RUNNING, config=config_of(unplaced))
+    error = info.value.errors[0]
+    assert (error.tag, error.app_tag) == ("operation-failed", "vim-unreachable")
+    assert error.path is not None and error.path.endswith(
+        "esc:vm_group[esc:name='Group1']/esc:locator"
+    )
+    assert "CSP-1" in error.message
+    assert dump(store) == before
