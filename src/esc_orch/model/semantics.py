@@ -148,6 +148,12 @@ _KNOWN: Mapping[str, Mapping[str, tuple[Callable[[str], bool], str]]] = {
 }
 
 
+def _container_name_path(base: str, extension: str, container: str) -> str:
+    steps = [base, _step("extensions"), _step("extension", name=extension)]
+    steps += [_step("containers"), _step("container", name=container), _step("name")]
+    return "/".join(steps)
+
+
 def _bad(tag: ErrorTag, path: str, message: str, app_tag: str) -> RpcError:
     return RpcError(tag=tag, path=path, message=message, app_tag=app_tag)
 
@@ -165,16 +171,7 @@ def _extension_errors(group: VmGroup, base: str) -> Iterator[RpcError]:
             if ext.name == "interfaces" and container is not None and container not in nicids:
                 yield _bad(
                     ErrorTag.INVALID_VALUE,
-                    "/".join(
-                        [
-                            base,
-                            _step("extensions"),
-                            _step("extension", name=ext.name),
-                            _step("containers"),
-                            _step("container", name=container),
-                            _step("name"),
-                        ]
-                    ),
+                    _container_name_path(base, ext.name, container),
                     f"extension interfaces: container {container!r} names no interface of "
                     f"vm_group {group.name} (nicids: {', '.join(sorted(nicids)) or 'none'})",
                     "unknown-interface",
@@ -182,16 +179,7 @@ def _extension_errors(group: VmGroup, base: str) -> Iterator[RpcError]:
             if ext.name == "serial_ports" and container is not None and not container.isdigit():
                 yield _bad(
                     ErrorTag.INVALID_VALUE,
-                    "/".join(
-                        [
-                            base,
-                            _step("extensions"),
-                            _step("extension", name=ext.name),
-                            _step("containers"),
-                            _step("container", name=container),
-                            _step("name"),
-                        ]
-                    ),
+                    _container_name_path(base, ext.name, container),
                     f"extension serial_ports: container {container!r} must be a port index "
                     "(0, 1...)",
                     "bad-extension-value",

@@ -323,6 +323,26 @@ REFUSED: dict[str, tuple[str, str, str, str | None]] = {
         "/esc:container[esc:name='0']/esc:properties/esc:property[esc:name='vlan']/esc:value",
         "1 to 4094",
     ),
+    "interfaces extension for a missing nicid": (
+        variant(
+            (
+                "<name>1</name>\n                    <properties>",
+                "<name>7</name>\n                    <properties>",
+            )
+        ),
+        "invalid-value",
+        f"{GROUP}/esc:extensions/esc:extension[esc:name='interfaces']/esc:containers"
+        "/esc:container[esc:name='7']/esc:name",
+        "names no interface",
+    ),
+    "serial_type unknown": (
+        variant(("<value>console</value>", "<value>modem</value>")),
+        "invalid-value",
+        f"{GROUP}/esc:extensions/esc:extension[esc:name='serial_ports']/esc:containers"
+        "/esc:container[esc:name='0']/esc:properties/esc:property[esc:name='serial_type']"
+        "/esc:value",
+        "console or telnet",
+    ),
     "pool smaller than max_active": (
         variant(("<max_active>1</max_active>", "<max_active>2</max_active>")),
         "operation-failed",
