@@ -220,6 +220,89 @@ REFUSED: dict[str, tuple[str, str, str, str | None]] = {
         f"{GROUP}/esc:volumes/esc:volume[esc:name='v2']",
         None,
     ),
+    "volume sizeunit enumeration": (
+        on_lab(
+            (
+                "</interfaces>",
+                "</interfaces>"
+                + VOLUME.replace("<size>2</size>", "<size>2</size><sizeunit>PB</sizeunit>"),
+            )
+        ),
+        "invalid-value",
+        f"{GROUP}/esc:volumes/esc:volume[esc:name='v1']/esc:sizeunit",
+        None,
+    ),
+    "volume bootable not a boolean": (
+        on_lab(
+            (
+                "</interfaces>",
+                "</interfaces>" + VOLUME.replace("</type>", "</type><bootable>yes</bootable>"),
+            )
+        ),
+        "invalid-value",
+        f"{GROUP}/esc:volumes/esc:volume[esc:name='v1']/esc:bootable",
+        None,
+    ),
+    "collector property without its key": (
+        on_lab(
+            (
+                COLLECTOR,
+                f"{COLLECTOR}<properties><property><value>3</value></property></properties>",
+            )
+        ),
+        "missing-element",
+        f"{GROUP}/esc:kpi_data/esc:kpi[esc:event_name='VM_ALIVE']/esc:metric_collector"
+        "/esc:properties/esc:property",
+        None,
+    ),
+    "empty collector type": (
+        variant((COLLECTOR, "<type></type>")),
+        "invalid-value",
+        f"{GROUP}/esc:kpi_data/esc:kpi[esc:event_name='VM_ALIVE']/esc:metric_collector/esc:type",
+        None,
+    ),
+    "empty datacenter": (
+        on_lab((END_GROUP, END_GROUP + "<locators><datacenter></datacenter></locators>")),
+        "invalid-value",
+        f"{DEP}/esc:locators/esc:datacenter",
+        None,
+    ),
+    "placement without its target": (
+        on_lab(
+            (
+                END_GROUP,
+                END_GROUP + "<policies><placement><type>affinity</type>"
+                "<vm_group_ref>Group1</vm_group_ref></placement></policies>",
+            )
+        ),
+        "missing-element",
+        f"{DEP}/esc:policies/esc:placement",
+        None,
+    ),
+    "placement_group without groups": (
+        on_lab(
+            (
+                END_GROUP,
+                END_GROUP + "<policies><placement_group><name>pg</name><type>affinity</type>"
+                "</placement_group></policies>",
+            )
+        ),
+        "operation-failed",
+        f"{DEP}/esc:policies/esc:placement_group[esc:name='pg']/esc:vm_group",
+        None,
+    ),
+    "tenant extension without its key": (
+        variant(
+            (
+                "<name>name1</name>",
+                "<name>name1</name><extensions><extension><properties><property><name>q"
+                "</name></property></properties></extension></extensions>",
+            )
+        ),
+        "missing-element",
+        "/esc:esc_datamodel/esc:tenants/esc:tenant[esc:name='name1']/esc:extensions/esc:extension",
+        None,
+    ),
     "volumes on CSP": (
         variant(("</interfaces>", "</interfaces>" + VOLUME)),
         "operation-not-supported",
