@@ -43,6 +43,11 @@ def _host_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int)
     p.add_argument("--ram-mb", type=int, default=65536)
     p.add_argument("--cpus", type=int, default=32)
+    p.add_argument(
+        "--copy-rate-kbps",
+        type=float,
+        help="limit disk copies to this many KiB of data per second (to watch their progress)",
+    )
     p.add_argument("--guest-net", choices=["none", "netns"], default="none")
 
 
@@ -103,6 +108,7 @@ async def _serve_host(args: argparse.Namespace) -> int:
         ram_total_mb=args.ram_mb,
         cpus_total=args.cpus,
         guest=guest,
+        copy_rate=None if args.copy_rate_kbps is None else args.copy_rate_kbps * 1024,
     )
     host.load()
     settings = ApiSettings(
