@@ -26,9 +26,10 @@ GIB = 1 << 30
 class HostError(Exception):
     """A refusal the REST layer turns into an HTTP status and a ConfD error body."""
 
-    def __init__(self, status: int, tag: str, message: str) -> None:
+    def __init__(self, status: int, tag: str, message: str, *, app_tag: str | None = None) -> None:
         super().__init__(message)
         self.status, self.tag, self.message = status, tag, message
+        self.app_tag = app_tag  # ConfD's error-app-tag: which kind of in-use/resource-denied
 
 
 class GuestAddresses(Protocol):
@@ -178,9 +179,21 @@ class CspHost:
             return
         ram, cpus = self._used()
         if ram + entry.config.memory > self.ram_total_mb:
-            raise HostError(409, "resource-denied", f"not enough memory for {entry.config.name}")
+            raise HostError(
+                409,
+                "resource-denied",
+                f"not enough memory for {entry.config.name}: needs {entry.config.memory} MB, "
+                f"{self.ram_total_mb - ram} MB free",
+                app_tag="memory",
+            )
         if cpus + entry.config.numcpu > self.cpus_total:
-            raise HostError(409, "resource-denied", f"not enough vCPUs for {entry.config.name}")
+            raise HostError(
+                409,
+                "resource-denied",
+                f"not enough vCPUs for {entry.config.name}: needs {entry.config.numcpu}, "
+                f"{self.cpus_total - cpus} free",
+                app_tag="vcpus",
+            )
         path = self.disk_path(entry.config.name, entry.config.disk_storage_name)
         if not path.exists():
             raise HostError(409, "in-use", f"disk {path.name} is missing")
@@ -193,6 +206,7 @@ class CspHost:
                 "in-use",
                 f"cannot power on {entry.config.name}: disk {path.name} is locked by another "
                 "process (running on another host?)",
+                app_tag="disk-locked",
             ) from None
         entry.lock, entry.reason = lock, None
         if self.guest is not None:

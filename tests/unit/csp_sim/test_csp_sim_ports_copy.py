@@ -1,14 +1,13 @@
-"""Port ids a client chooses on create, and disk-copy progress on the service record."""
+"""Port ids a client chooses on create (disk-copy progress: the contract suite, over HTTP)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from esc_orch.csp_sim.host import CspHost, HostError
-from esc_orch.csp_sim.service import DiskStorage, InputError, Power, ServiceConfig
+from esc_orch.csp_sim.service import InputError, ServiceConfig
 
 
 def _host(root: Path, name: str, **kw: object) -> CspHost:
@@ -89,40 +88,3 @@ def test_invalid_port_ids_are_input_errors(bad: str) -> None:
                 }
             }
         )
-
-
-async def test_a_throttled_copy_shows_its_progress_on_the_service(tmp_path: Path) -> None:
-    host = _host(tmp_path, "CSP-1", copy_rate=256 * 1024.0)  # 320 KiB of data: > 1 s
-    host.create(_local("vm1"))
-    job, task = host.start_copy("vm1", DiskStorage.GLUSTER)
-    seen: list[dict[str, object]] = []
-    while not task.done():
-        shown = host.render(host.get("vm1")).get("disk_copy")
-        if shown is not None:
-            seen.append(shown)
-        await asyncio.sleep(0.05)
-    await task
-    assert job.state == "done"
-    assert seen, "the copy was never visible on the service"
-    assert all(s["to_storage"] == "gluster" and s["state"] == "running" for s in seen)
-    done = [int(str(s["bytes_copied"])) for s in seen]
-    assert done == sorted(done) and done[-1] < int(str(seen[-1]["bytes_total"]))
-    assert "disk_copy" not in host.render(host.get("vm1"))
-    with pytest.raises(HostError):
-        host.start_copy("vm1", DiskStorage.GLUSTER)  # already there
-
-
-def _local(name: str) -> ServiceConfig:
-    return ServiceConfig.parse(
-        {
-            "service": {
-                "name": name,
-                "numcpu": 1,
-                "memory": 512,
-                "disk_size": 1,
-                "iso_name": "i.qcow2",
-                "power": Power.OFF.value,
-                "disk_storage_name": "local",
-            }
-        }
-    )
