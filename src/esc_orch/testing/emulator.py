@@ -265,6 +265,29 @@ class EmulatorCluster:
             elif got.startswith(("OK ", "ERROR ")):
                 return out
 
+    def _ok(self, verb: str, name: str) -> None:
+        answer = self.command(f"{verb} {name}")[-1]
+        if not answer.startswith("OK "):
+            raise RuntimeError(answer)
+
+    def kill(self, name: str) -> None:
+        """Power loss (SIGKILL): the host's disk locks are released."""
+        self._ok("kill", name)
+
+    def pause(self, name: str) -> None:
+        """Partition (SIGSTOP): API silent, locks held."""
+        self._ok("partition", name)
+
+    def resume(self, name: str) -> None:
+        self._ok("resume", name)
+
+    def start(self, name: str) -> None:
+        """Start a host that is off, with its persisted services, on its port."""
+        self._ok("start", name)
+
+    def restart(self, name: str) -> None:
+        self._ok("restart", name)
+
     def wait_exit_report(self, name: str, *, timeout: float = 10.0) -> str:
         """The ``EXITED <name> …`` line, once the launcher has reported it."""
         deadline = time.monotonic() + timeout
