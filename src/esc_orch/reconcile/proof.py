@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from esc_orch.fence.errors import FenceFailure
 from esc_orch.fence.types import FenceProof
+from esc_orch.vim.errors import TemporaryVimError, VimCapacityError, VimDiskInUse, VimError
 from esc_orch.vim.types import PowerState, Storage
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +261,17 @@ class TargetFailure(StrEnum):
     DISK_IN_USE = "disk-in-use"  # VimDiskInUse
     UNREACHABLE = "unreachable"  # TemporaryVimError, retries exhausted
     REFUSED = "refused"  # any other permanent refusal
+
+
+def target_failure(error: VimError) -> TargetFailure:
+    """The :class:`TargetFailure` for the error the target's connector raised."""
+    if isinstance(error, VimCapacityError):
+        return TargetFailure.CAPACITY
+    if isinstance(error, VimDiskInUse):
+        return TargetFailure.DISK_IN_USE
+    if isinstance(error, TemporaryVimError):
+        return TargetFailure.UNREACHABLE
+    return TargetFailure.REFUSED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

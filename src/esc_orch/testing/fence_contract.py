@@ -119,6 +119,9 @@ class FenceAgentContract:
         failure = caught.value.failure
         assert failure.kind is FenceFailureKind.WRONG_HOST and not failure.retryable
         assert failure.host == harness.other_host and failure.agent_id == fence.config.id
+        with pytest.raises(FenceError) as asked:
+            await fence.status(host=harness.other_host)
+        assert asked.value.failure.kind is FenceFailureKind.WRONG_HOST
         assert await harness.host_is_running()
 
     async def test_bad_credentials_are_an_auth_failure(self, harness: FenceHarness) -> None:

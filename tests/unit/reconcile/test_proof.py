@@ -32,6 +32,15 @@ from esc_orch.reconcile.proof import (
     rollback_decision,
     second_copy_decision,
     stale_copy_decision,
+    target_failure,
+)
+from esc_orch.vim.errors import (
+    PermanentVimError,
+    TemporaryVimError,
+    VimCapacityError,
+    VimConflict,
+    VimDiskInUse,
+    VimError,
 )
 from esc_orch.vim.types import PowerState, Storage
 
@@ -236,3 +245,17 @@ def test_stale_copies(case: tuple[object, ...]) -> None:
         seen_at_placement=bool(seen),
     )
     assert decision == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (VimCapacityError("no memory", resource="memory"), TargetFailure.CAPACITY),
+        (VimDiskInUse("locked"), TargetFailure.DISK_IN_USE),
+        (TemporaryVimError("timeout"), TargetFailure.UNREACHABLE),
+        (VimConflict("port taken"), TargetFailure.REFUSED),
+        (PermanentVimError("bad"), TargetFailure.REFUSED),
+    ],
+)
+def test_connector_errors_name_the_target_failure(error: VimError, cause: TargetFailure) -> None:
+    assert target_failure(error) is cause
