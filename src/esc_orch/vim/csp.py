@@ -329,18 +329,38 @@ class CspConnector:
             {"input": {"to_storage": to_storage.value}},
         )
         job_path = f"/api/operational/disk-copies/disk-copy/{out['output']['job_id']}"
+        log.info(
+            "%s: copying the disk of %s from %s to %s",
+            self._config.id,
+            name,
+            from_storage.value,
+            to_storage.value,
+        )
+        logged = -1
         while True:
             job = (await self._call("GET", job_path))["disk-copy"]
-            if progress is not None and job.get("bytes_total"):
-                progress(
-                    DiskCopyProgress(
-                        name=name,
-                        bytes_done=int(job["bytes_copied"]),
-                        bytes_total=int(job["bytes_total"]),
-                        to_storage=to_storage,
-                    )
+            if job.get("bytes_total"):
+                step = DiskCopyProgress(
+                    name=name,
+                    bytes_done=int(job["bytes_copied"]),
+                    bytes_total=int(job["bytes_total"]),
+                    to_storage=to_storage,
                 )
+                if progress is not None:
+                    progress(step)
+                tenth = int(step.fraction * 10)
+                if tenth > logged:  # at INFO every tenth of the way, not every poll
+                    logged = tenth
+                    log.info(
+                        "%s: disk of %s: %d of %d bytes copied (%d %%)",
+                        self._config.id,
+                        name,
+                        step.bytes_done,
+                        step.bytes_total,
+                        int(step.fraction * 100),
+                    )
             if job["state"] == "done":
+                log.info("%s: disk of %s now on %s", self._config.id, name, to_storage.value)
                 return await self.get_vm(name=name)
             if job["state"] == "failed":
                 raise PermanentVimError(f"disk copy of {name!r} failed: {job.get('error')}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -210,7 +211,10 @@ async def test_a_host_short_of_memory_answers_409_resource_denied(tmp_path: Path
             await connector.close()
 
 
-async def test_cluster_copy_rate_makes_a_copy_observable(tmp_path: Path) -> None:
+async def test_cluster_copy_rate_makes_a_copy_observable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="esc_orch.vim.csp")
     with EmulatorCluster(tmp_path, hosts=1, extra_args=["--copy-rate-kbps", "256"]) as c:
         connector = CspConnector(config=c.config("CSP-1", **FAST))
         try:
@@ -229,5 +233,10 @@ async def test_cluster_copy_rate_makes_a_copy_observable(tmp_path: Path) -> None
                 await asyncio.sleep(0.1)
             assert (await copy).storage is Storage.GLUSTER
             assert len(seen) >= 2 and seen == sorted(seen)
+            lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+            assert "CSP-1: copying the disk of vm-copied from local to gluster" in lines
+            copied = [ln for ln in lines if "bytes copied" in ln]
+            assert 2 <= len(copied) <= 11 and copied[-1].endswith("(100 %)")
+            assert lines[-1] == "CSP-1: disk of vm-copied now on gluster"
         finally:
             await connector.close()
