@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from esc_orch.fence.types import (
 )
 
 TYPE = "CSP_SIM_POWER"
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> datetime:
@@ -132,6 +134,7 @@ class CspSimPowerFence:
         method = FenceMethod.ALREADY_OFF
         if before is not HostPower.OFF:
             method = FenceMethod.POWER_OFF
+            log.info("fence agent %s: powering %s off", self._config.id, host)
             self._check_host(await self._request("POST", host, {"action": "off"}), host)
         after = self._check_host(await self._request("GET", host), host)
         if after is not HostPower.OFF:
@@ -140,6 +143,7 @@ class CspSimPowerFence:
                 host,
                 f"power off was requested but the controller reports {after}",
             )
+        log.info("fence agent %s: %s is off (%s)", self._config.id, host, method.value)
         return FenceProof(
             host=host,
             agent_id=self._config.id,
