@@ -30,15 +30,24 @@ def csp_host(cluster_root: Path) -> Iterator[EmulatorHost]:
 
 
 @pytest.fixture(scope="module")
+def slow_copy_host(cluster_root: Path) -> Iterator[EmulatorHost]:
+    """Copies 256 KiB of data a second: the sample disk's 320 KiB take about 1.3 s."""
+    with EmulatorHost(
+        name="CSP-8", root=cluster_root, extra_args=["--copy-rate-kbps", "256"]
+    ) as host:
+        yield host
+
+
+@pytest.fixture(scope="module")
 def flaky_host(cluster_root: Path) -> Iterator[EmulatorHost]:
     with EmulatorHost(name="CSP-9", root=cluster_root, extra_args=["--error-rate", "1"]) as host:
         yield host
 
 
 class CspHarness(ConnectorHarness):
-    def __init__(self, host: EmulatorHost, flaky: EmulatorHost) -> None:
+    def __init__(self, host: EmulatorHost, flaky: EmulatorHost, slow: EmulatorHost) -> None:
         super().__init__()
-        self.host, self.flaky = host, flaky
+        self.host, self.flaky, self.slow = host, flaky, slow
         self.locks: list[DiskLock] = []
 
     async def connector(self) -> VimConnector:
@@ -53,7 +62,15 @@ class CspHarness(ConnectorHarness):
     async def connector_without(self, capability: Capability) -> VimConnector | None:
         if capability in (Capability.DISK_COPY, Capability.SHARED_STORAGE):
             return CspConnector(config=self.host.config(cluster_name="", **FAST))
+        if capability is Capability.PORT_IDS:
+            return CspConnector(config=self.host.config(port_ids="false", **FAST))
         return None
+
+    async def slow_copy_connector(self) -> VimConnector | None:
+        return CspConnector(config=self.slow.config(**FAST))
+
+    async def lock_disk_elsewhere(self, *, name: str) -> VmSpec | None:
+        return await self.break_next_start(name=name)
 
     async def break_next_start(self, *, name: str) -> VmSpec | None:
         """Another "host" (this test process) holds the OFD lock of the VM's Gluster disk."""
@@ -76,8 +93,8 @@ class CspHarness(ConnectorHarness):
 class TestCspConnectorContract(VimConnectorContract):
     @pytest.fixture
     async def harness(
-        self, csp_host: EmulatorHost, flaky_host: EmulatorHost
+        self, csp_host: EmulatorHost, flaky_host: EmulatorHost, slow_copy_host: EmulatorHost
     ) -> AsyncIterator[ConnectorHarness]:
-        h = CspHarness(csp_host, flaky_host)
+        h = CspHarness(csp_host, flaky_host, slow_copy_host)
         yield h
         await h.aclose()

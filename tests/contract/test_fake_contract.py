@@ -11,6 +11,7 @@ from esc_orch.vim import (
     Capability,
     ConnectorConfig,
     Credentials,
+    Storage,
     TemporaryVimError,
     VimConnector,
     VmSpec,
@@ -53,6 +54,17 @@ class FakeHarness(ConnectorHarness):
     async def break_next_start(self, *, name: str) -> VmSpec | None:
         self.host.fail_next("create_start", TemporaryVimError("boot failed"))
         return sample_spec(name)
+
+    async def lock_disk_elsewhere(self, *, name: str) -> VmSpec | None:
+        self.cluster.gluster_disks.add(name)
+        self.cluster.gluster_holder[name] = "CSP-other"
+        return sample_spec(name, storage=Storage.GLUSTER)
+
+    copy_poll_interval = 0.0
+
+    async def slow_copy_connector(self) -> VimConnector | None:
+        self.host.copy_step = 1.0  # on the fake clock: quarters a second apart, no real wait
+        return self._make()
 
 
 class TestFakeConnectorContract(VimConnectorContract):

@@ -35,10 +35,13 @@ class ApiSettings:
     seed: int | None = None
 
 
-def confd_error(status: int, tag: str, message: str, path: str) -> web.Response:
-    body = {
-        "errors": {"error": [{"error-message": message, "error-urlpath": path, "error-tag": tag}]}
-    }
+def confd_error(
+    status: int, tag: str, message: str, path: str, app_tag: str | None = None
+) -> web.Response:
+    error = {"error-message": message, "error-urlpath": path, "error-tag": tag}
+    if app_tag is not None:
+        error["error-app-tag"] = app_tag
+    body = {"errors": {"error": [error]}}
     return web.Response(status=status, text=json.dumps(body), content_type=YANG_JSON)
 
 
@@ -76,7 +79,7 @@ def make_app(host: CspHost, settings: ApiSettings) -> web.Application:
         try:
             return await handler(request)
         except HostError as exc:
-            return confd_error(exc.status, exc.tag, exc.message, request.path)
+            return confd_error(exc.status, exc.tag, exc.message, request.path, exc.app_tag)
         except InputError as exc:
             return confd_error(400, exc.tag, str(exc), request.path)
         except web.HTTPMethodNotAllowed as exc:

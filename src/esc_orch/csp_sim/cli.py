@@ -24,14 +24,48 @@ from esc_orch.csp_sim.host import CspHost
 
 LOOPBACK = "127.0.0.1"
 
+DESCRIPTION = """\
+An emulated Cisco CSP 2100 cluster for testing esc-orch: each host is a real HTTP(S) server
+process on 127.0.0.1 speaking the CSP REST API, with disks as sparse files locked like QEMU's.
+
+  esc-csp-sim host ...      run one host (prints "READY <name> <url>" when it listens)
+  esc-csp-sim cluster ...   run N hosts sharing one Gluster directory, each with a power
+                            controller, and take fault commands on stdin
+
+See docs/csp-emulator.md for the REST API, the power controller and the faults."""
+
+CLUSTER_HELP = """\
+Starts CSP-1..CSP-N sharing DIR/gluster and prints one line per host:
+
+  CSP-1 <url> user=<user> password-file=DIR/password power-url=<url>
+        power-user=<user> power-password-file=DIR/CSP-1/power.password
+
+A power controller (as a BMC would be) answers GET /power and POST /power
+{"action": "on"|"off"|"cycle"} with its own credentials; "off" kills the host process.
+A host that exits by itself is reported as "EXITED <name> rc=<code>".
+
+Commands, one per line on stdin:
+  status             every host: power, pid, URL
+  kill NAME          power loss (SIGKILL: its disk locks are released)
+  stop NAME          graceful shutdown (SIGTERM)
+  partition NAME     hang (SIGSTOP: API silent, disk locks held)
+  resume NAME        continue after partition (SIGCONT)
+  restart NAME       start again with its persisted services
+SIGTERM or Ctrl-C stops every host."""
+
 
 def _host_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("host", help="run one CSP host")
+    p = sub.add_parser(
+        "host",
+        help="run one CSP host",
+        description='Run one emulated CSP host; prints "READY <name> <url>" once it listens '
+        "and stops cleanly on SIGTERM/SIGINT.",
+    )
     p.add_argument("--name", required=True)
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    p.add_argument("--state-dir", type=Path, required=True)
-    p.add_argument("--local-dir", type=Path, required=True)
-    p.add_argument("--gluster-dir", type=Path)
+    p.add_argument("--state-dir", type=Path, required=True, help="where state.json is kept")
+    p.add_argument("--local-dir", type=Path, required=True, help="the host's local storage")
+    p.add_argument("--gluster-dir", type=Path, help="the cluster's shared storage")
     p.add_argument("--cluster-name")
     p.add_argument("--user", default="admin")
     p.add_argument("--password-file", type=Path, help="first line is the password")
@@ -43,13 +77,34 @@ def _host_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int)
     p.add_argument("--ram-mb", type=int, default=65536)
     p.add_argument("--cpus", type=int, default=32)
+    p.add_argument(
+        "--copy-rate-kbps",
+        type=float,
+        help="limit disk copies to this many KiB of data per second (to watch their progress)",
+    )
     p.add_argument("--guest-net", choices=["none", "netns"], default="none")
 
 
 def _cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("cluster", help="run several hosts sharing one Gluster directory")
+    p = sub.add_parser(
+        "cluster",
+        help="run several hosts sharing one Gluster directory, each with a power controller",
+        description=CLUSTER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--hosts", type=int, default=3)
-    p.add_argument("--base-port", type=int, required=True)
+    p.add_argument(
+        "--base-port", type=int, required=True, help="CSP-n listens on base+n-1; 0 picks free ports"
+    )
+    p.add_argument(
+        "--power-base-port",
+        type=int,
+        default=0,
+        help="CSP-n's power controller listens on base+n-1 (default 0: free ports)",
+    )
+    p.add_argument("--power-user", default="admin", help="user of the power controllers")
+    p.add_argument("--copy-rate-kbps", type=float, help="limit disk copies (KiB of data/s)")
+    p.add_argument("--no-commands", action="store_true", help="do not read commands from stdin")
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--cluster-name", default="Cluster_Test")
     p.add_argument("--user", default="admin")
@@ -61,7 +116,11 @@ def _cluster_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esc-csp-sim", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="esc-csp-sim",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _host_parser(sub)
     _cluster_parser(sub)
@@ -103,6 +162,7 @@ async def _serve_host(args: argparse.Namespace) -> int:
         ram_total_mb=args.ram_mb,
         cpus_total=args.cpus,
         guest=guest,
+        copy_rate=None if args.copy_rate_kbps is None else args.copy_rate_kbps * 1024,
     )
     host.load()
     settings = ApiSettings(

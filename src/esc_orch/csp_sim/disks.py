@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,11 +109,20 @@ def _data_ranges(fd: int, size: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def sparse_copy(src: Path, dst: Path, *, progress: Callable[[int, int], None] | None = None) -> int:
+def sparse_copy(
+    src: Path,
+    dst: Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    rate: float | None = None,
+) -> int:
     """Copy ``src`` to ``dst`` chunk by chunk, leaving holes as holes; atomic (temp + rename).
 
-    ``progress(done, total)`` counts holes as done at once. Returns the bytes of data copied.
+    ``progress(done, total)`` counts holes as done at once. ``rate`` limits the data copied per
+    second (smaller chunks, a pause after each), as a slow storage link would. Returns the bytes
+    of data copied.
     """
+    chunk_size = CHUNK if rate is None else max(4096, min(CHUNK, int(rate / 10)))
     tmp = dst.with_name(f".{dst.name}.copying")
     copied = 0
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
@@ -129,12 +139,14 @@ def sparse_copy(src: Path, dst: Path, *, progress: Callable[[int, int], None] | 
             for start, end in ranges:
                 pos = start
                 while pos < end:
-                    chunk = os.pread(src_fd, min(CHUNK, end - pos), pos)
+                    chunk = os.pread(src_fd, min(chunk_size, end - pos), pos)
                     if not chunk:
                         break
                     os.pwrite(dst_fd, chunk, pos)
                     pos += len(chunk)
                     copied += len(chunk)
+                    if rate is not None:
+                        time.sleep(len(chunk) / rate)
                     if progress:
                         progress(done_holes + copied, size)
             os.fsync(dst_fd)

@@ -26,9 +26,10 @@ GIB = 1 << 30
 class HostError(Exception):
     """A refusal the REST layer turns into an HTTP status and a ConfD error body."""
 
-    def __init__(self, status: int, tag: str, message: str) -> None:
+    def __init__(self, status: int, tag: str, message: str, *, app_tag: str | None = None) -> None:
         super().__init__(message)
         self.status, self.tag, self.message = status, tag, message
+        self.app_tag = app_tag  # ConfD's error-app-tag: which kind of in-use/resource-denied
 
 
 class GuestAddresses(Protocol):
@@ -103,6 +104,7 @@ class CspHost:
         ram_total_mb: int = 65536,
         cpus_total: int = 32,
         guest: GuestAddresses | None = None,
+        copy_rate: float | None = None,
     ) -> None:
         self.name = name
         self.state_file = state_dir / "state.json"
@@ -112,6 +114,7 @@ class CspHost:
         self.cluster_name = cluster_name
         self.ram_total_mb, self.cpus_total = ram_total_mb, cpus_total
         self.guest = guest
+        self.copy_rate = copy_rate  # bytes of data per second for disk copies (None: no limit)
         self.services: dict[str, Entry] = {}
         self.jobs: dict[str, CopyJob] = {}
         for d in (state_dir, *self.dirs.values()):
@@ -176,9 +179,21 @@ class CspHost:
             return
         ram, cpus = self._used()
         if ram + entry.config.memory > self.ram_total_mb:
-            raise HostError(409, "resource-denied", f"not enough memory for {entry.config.name}")
+            raise HostError(
+                409,
+                "resource-denied",
+                f"not enough memory for {entry.config.name}: needs {entry.config.memory} MB, "
+                f"{self.ram_total_mb - ram} MB free",
+                app_tag="memory",
+            )
         if cpus + entry.config.numcpu > self.cpus_total:
-            raise HostError(409, "resource-denied", f"not enough vCPUs for {entry.config.name}")
+            raise HostError(
+                409,
+                "resource-denied",
+                f"not enough vCPUs for {entry.config.name}: needs {entry.config.numcpu}, "
+                f"{self.cpus_total - cpus} free",
+                app_tag="vcpus",
+            )
         path = self.disk_path(entry.config.name, entry.config.disk_storage_name)
         if not path.exists():
             raise HostError(409, "in-use", f"disk {path.name} is missing")
@@ -191,6 +206,7 @@ class CspHost:
                 "in-use",
                 f"cannot power on {entry.config.name}: disk {path.name} is locked by another "
                 "process (running on another host?)",
+                app_tag="disk-locked",
             ) from None
         entry.lock, entry.reason = lock, None
         if self.guest is not None:
@@ -218,16 +234,27 @@ class CspHost:
             out["oper_status"] = "error" if entry.config.power is Power.ON else "stopped"
         if entry.reason:
             out["power_status_reason"] = entry.reason
+        job = self.running_copy(entry.config.name)
+        if job is not None:
+            out["disk_copy"] = job.render()
         return out
+
+    def running_copy(self, name: str) -> CopyJob | None:
+        """The disk copy of ``name`` still in progress, if any."""
+        return next(
+            (j for j in self.jobs.values() if j.service == name and j.state == "running"), None
+        )
 
     # operations --------------------------------------------------------------------------
     def create(self, cfg: ServiceConfig) -> Entry:
         if cfg.name in self.services:
             raise HostError(409, "data-exists", f"service {cfg.name!r} already exists")
+        self._check_port_ids(cfg)
         path = self.disk_path(cfg.name, cfg.disk_storage_name)
         create_sparse(path, size=max(1, cfg.disk_size) * GIB, seed=cfg.iso_name.encode())
         ports = {
-            v.nic: (str(uuid.uuid4()), v.mac_address or _mac(cfg.name, v.nic)) for v in cfg.vnics
+            v.nic: (v.port_id or str(uuid.uuid4()), v.mac_address or _mac(cfg.name, v.nic))
+            for v in cfg.vnics
         }
         entry = Entry(cfg, str(uuid.uuid4()), ports)
         self.services[cfg.name] = entry
@@ -241,6 +268,21 @@ class CspHost:
         finally:
             self.save()
         return entry
+
+    def _check_port_ids(self, cfg: ServiceConfig) -> None:
+        """A chosen port id must be unique on the host (a port belongs to one interface)."""
+        wanted = [v.port_id for v in cfg.vnics if v.port_id is not None]
+        if len(wanted) != len(set(wanted)):
+            raise HostError(409, "data-exists", f"service {cfg.name!r}: duplicate port_id")
+        for other in self.services.values():
+            taken = {port for port, _ in other.ports.values()}
+            clash = sorted(taken.intersection(wanted))
+            if clash:
+                raise HostError(
+                    409,
+                    "data-exists",
+                    f"port_id {clash[0]} is already used by service {other.config.name!r}",
+                )
 
     def delete(self, name: str, *, keep_disk: bool = False) -> None:
         """Remove the service and (unless ``keep_disk``) its disk.
@@ -325,6 +367,8 @@ class CspHost:
             raise HostError(409, "in-use", f"service {name!r} is running: power it off first")
         if target is source:
             raise HostError(400, "invalid-value", f"disk of {name!r} already on {target.value}")
+        if self.running_copy(name) is not None:
+            raise HostError(409, "in-use", f"the disk of {name!r} is already being copied")
         src, dst = self.disk_path(name, source), self.disk_path(name, target)
         job = CopyJob(id=str(uuid.uuid4()), service=name, source=source, target=target)
         self.jobs[job.id] = job
@@ -336,7 +380,7 @@ class CspHost:
             job.done, job.total = done, total
 
         try:
-            await asyncio.to_thread(_locked_copy, src, dst, progress)
+            await asyncio.to_thread(_locked_copy, src, dst, progress, self.copy_rate)
         except (DiskLocked, OSError) as exc:
             job.state, job.error = "failed", str(exc)
             return
@@ -346,15 +390,20 @@ class CspHost:
         job.state = "done"
 
 
-def _locked_copy(src: Path, dst: Path, progress: Callable[[int, int], None]) -> None:
-    """Copy holding both disks' locks (nobody may start the VM meanwhile), then drop ``src``."""
+def _locked_copy(
+    src: Path, dst: Path, progress: Callable[[int, int], None], rate: float | None = None
+) -> None:
+    """Copy holding both disks' locks (nobody may start the VM meanwhile), then drop ``src``.
+
+    ``rate`` (bytes of data per second) slows the copy down so its progress can be watched.
+    """
     locks = [DiskLock(src)]
     try:
         locks[0].acquire()
         if dst.exists():
             locks.append(DiskLock(dst))
             locks[1].acquire()
-        sparse_copy(src, dst, progress=progress)
+        sparse_copy(src, dst, progress=progress, rate=rate)
         src.unlink(missing_ok=True)
     finally:
         for lock in locks:

@@ -85,6 +85,9 @@ class Vnic:
     netmask: str | None = None
     mac_address: str | None = None
     admin_state: str = "up"
+    #: A port id the client chooses (as with ports created beforehand elsewhere); the host
+    #: generates one when absent.
+    port_id: str | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Vnic:
@@ -94,6 +97,11 @@ class Vnic:
             raise InputError(f"vnic {nic}: type {vtype!r} is not access or trunk")
         opt = {k: str(raw[k]) for k in ("vlan", "bandwidth", "passthrough_mode") if k in raw}
         addr = {k: str(raw[k]) for k in ("ip_address", "netmask", "mac_address") if k in raw}
+        port_id = raw.get("port_id")
+        if port_id is not None:
+            port_id = str(port_id)
+            if not port_id or len(port_id) > 64 or any(c.isspace() or c == "/" for c in port_id):
+                raise InputError(f"vnic {nic}: invalid port_id {port_id!r}")
         return cls(
             nic=nic,
             network_name=str(_req(raw, "network_name", f"vnic {nic}")),
@@ -101,6 +109,7 @@ class Vnic:
             model=str(raw.get("model", "virtio")),
             tagged=_bool(raw.get("tagged", "false"), "tagged"),
             admin_state=str(raw.get("admin_state", "up")),
+            port_id=port_id,
             **opt,
             **addr,
         )
@@ -119,6 +128,8 @@ class Vnic:
                 out[key] = getattr(self, key)
         if self.mac_address is not None:
             out["mac_address"] = self.mac_address
+        if self.port_id is not None:
+            out["port_id"] = self.port_id
         return out
 
 

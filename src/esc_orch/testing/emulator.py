@@ -7,10 +7,15 @@ Faults are real process states (SIGKILL, SIGSTOP, restart), so this module only 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from esc_orch.csp_sim.cluster import host_command, wait_ready
+from esc_orch.fence.types import FenceAgentConfig
 from esc_orch.vim.types import ConnectorConfig, Credentials
 
 
@@ -159,6 +165,183 @@ class EmulatorHost:
 
     def __enter__(self) -> EmulatorHost:
         self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHost:
+    """One host of an :class:`EmulatorCluster` as ``esc-csp-sim cluster`` printed it."""
+
+    name: str
+    url: str
+    user: str
+    password: str
+    power_url: str
+    power_user: str
+    power_password: str
+
+
+class EmulatorCluster:
+    """``esc-csp-sim cluster`` as a child process, driven by its stdin commands.
+
+    ``hosts`` are parsed from its start-up lines; :meth:`command` sends one command and returns
+    the answer lines; ``exits`` collects the ``EXITED …`` reports. :meth:`close` always leaves
+    no process behind.
+    """
+
+    def __init__(self, root: Path, *, hosts: int = 2, extra_args: list[str] | None = None) -> None:
+        self.root = root
+        self.hosts: dict[str, ClusterHost] = {}
+        self.exits: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        cmd = [sys.executable, "-m", "esc_orch.csp_sim", "cluster", "--hosts", str(hosts),
+               "--base-port", "0", "--dir", str(root), *(extra_args or [])]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        try:
+            while len(self.hosts) < hosts:
+                self._add(self._next(timeout=30.0))
+            while not self._next(timeout=10.0).startswith("cluster "):
+                pass
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("EXITED "):
+                self.exits.append(line.strip())
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next(self, *, timeout: float) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("esc-csp-sim cluster said nothing") from None
+        if line is None:
+            raise RuntimeError(f"esc-csp-sim cluster exited with {self.proc.wait(timeout=10)}")
+        return line
+
+    def _add(self, line: str) -> None:
+        name, url, *pairs = line.split()
+        kv = dict(p.split("=", 1) for p in pairs)
+        self.hosts[name] = ClusterHost(
+            name=name,
+            url=url,
+            user=kv["user"],
+            password=Path(kv["password-file"]).read_text().strip(),
+            power_url=kv["power-url"],
+            power_user=kv["power-user"],
+            power_password=Path(kv["power-password-file"]).read_text().strip(),
+        )
+
+    def command(self, line: str, *, timeout: float = 30.0) -> list[str]:
+        """Send one stdin command; the lines up to its ``OK``/``ERROR`` (or ``STATUS`` set)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        verb = line.split(maxsplit=1)[0].lower()
+        out: list[str] = []
+        while True:
+            got = self._next(timeout=timeout).rstrip("\n")
+            if got.startswith("EXITED "):
+                continue
+            out.append(got)
+            if verb == "status":
+                if len(out) == len(self.hosts):
+                    return out
+            elif got.startswith(("OK ", "ERROR ")):
+                return out
+
+    def _ok(self, verb: str, name: str) -> None:
+        answer = self.command(f"{verb} {name}")[-1]
+        if not answer.startswith("OK "):
+            raise RuntimeError(answer)
+
+    def kill(self, name: str) -> None:
+        """Power loss (SIGKILL): the host's disk locks are released."""
+        self._ok("kill", name)
+
+    def pause(self, name: str) -> None:
+        """Partition (SIGSTOP): API silent, locks held."""
+        self._ok("partition", name)
+
+    def resume(self, name: str) -> None:
+        self._ok("resume", name)
+
+    def start(self, name: str) -> None:
+        """Start a host that is off, with its persisted services, on its port."""
+        self._ok("start", name)
+
+    def restart(self, name: str) -> None:
+        self._ok("restart", name)
+
+    def wait_exit_report(self, name: str, *, timeout: float = 10.0) -> str:
+        """The ``EXITED <name> …`` line, once the launcher has reported it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for report in self.exits:
+                if report.split()[1] == name:
+                    return report
+            time.sleep(0.05)
+        raise TimeoutError(f"no EXITED report for {name}")
+
+    def config(self, name: str, **properties: str) -> ConnectorConfig:
+        host = self.hosts[name]
+        return ConnectorConfig(
+            id=name,
+            type="CSP",
+            properties={"url": host.url, "cluster_name": "Cluster_Test", **properties},
+            credentials=Credentials(user=host.user, password=host.password),
+        )
+
+    def fence_config(
+        self, name: str, *, url: str | None = None, password: str | None = None
+    ) -> FenceAgentConfig:
+        """A fence agent configuration for ``name``'s power controller."""
+        host = self.hosts[name]
+        return FenceAgentConfig(
+            id=f"power-{name}",
+            type="CSP_SIM_POWER",
+            properties={"url": url or host.power_url, "timeout": "10"},
+            credentials=Credentials(user=host.power_user, password=password or host.power_password),
+        )
+
+    def pid(self, name: str) -> int | None:
+        """The host's process id, from ``status`` (None when it is off)."""
+        for line in self.command("status"):
+            words = line.split()
+            if words[1] == name:
+                pid = words[3].removeprefix("pid=")
+                return None if pid == "-" else int(pid)
+        raise KeyError(name)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def __enter__(self) -> EmulatorCluster:
         return self
 
     def __exit__(

@@ -30,7 +30,9 @@ from esc_orch.vim.errors import (
     CapabilityNotSupported,
     TemporaryVimError,
     VimAuthError,
+    VimCapacityError,
     VimConflict,
+    VimDiskInUse,
     VimError,
     VimNotFound,
 )
@@ -48,12 +50,15 @@ from esc_orch.vim.types import (
 )
 
 
-def sample_spec(name: str, *, storage: Storage = Storage.LOCAL) -> VmSpec:
-    """A small VM like the seed's ``Group1`` (two virtio NICs, a console)."""
-    return VmSpec(
+def sample_spec(
+    name: str, *, storage: Storage = Storage.LOCAL, memory_mb: int = 512, port_ids: bool = False
+) -> VmSpec:
+    """A small VM like the seed's ``Group1`` (two virtio NICs, a console); ``port_ids``: its
+    interfaces ask for port ids of their own (unique to the VM's name)."""
+    spec = VmSpec(
         name=name,
         vcpus=2,
-        memory_mb=512,
+        memory_mb=memory_mb,
         disk_mb=1024,
         image="csr1000v.qcow2",
         interfaces=(
@@ -63,12 +68,17 @@ def sample_spec(name: str, *, storage: Storage = Storage.LOCAL) -> VmSpec:
         serial_ports=(SerialPortSpec(index=0),),
         storage=storage,
     )
+    if port_ids:
+        spec = spec.with_port_ids({n.nicid: f"port-{name}-{n.nicid}" for n in spec.interfaces})
+    return spec
 
 
 class ConnectorHarness:
     """How the suite gets connectors and provokes conditions; override what your VIM can do."""
 
     watch_interval: float = 0.05
+    #: How often the suite looks at a VM while its disk is copied (0: at every loop turn).
+    copy_poll_interval: float = 0.05
 
     def __init__(self) -> None:
         self._opened: list[VimConnector] = []
@@ -96,6 +106,16 @@ class ConnectorHarness:
     async def break_next_start(self, *, name: str) -> VmSpec | None:
         """Arrange that creating the returned spec is accepted by the VIM and then fails to
         start (e.g. its disk is locked); None if the VIM offers no way to do that."""
+        return None
+
+    async def lock_disk_elsewhere(self, *, name: str) -> VmSpec | None:
+        """Arrange that another host runs the returned (shared-storage) spec's disk, so
+        starting it here is refused as disk-in-use; None if not testable."""
+        return None
+
+    async def slow_copy_connector(self) -> VimConnector | None:
+        """A connector whose disk copies take long enough (≥ 0.5 s, or several yields of the
+        event loop) to be observed while they run; None if not testable."""
         return None
 
     async def aclose(self) -> None:
@@ -250,6 +270,7 @@ class VimConnectorContract:
             Capability.SHARED_STORAGE: lambda: connector.ensure_vm(
                 spec=sample_spec(name, storage=Storage.GLUSTER)
             ),
+            Capability.PORT_IDS: lambda: connector.ensure_vm(spec=sample_spec(name, port_ids=True)),
         }
         if capability not in calls:
             pytest.skip(f"{capability} gates no operation")
@@ -297,3 +318,78 @@ class VimConnectorContract:
             assert gone.kind is VmChangeKind.REMOVED
         finally:
             await changes.aclose()  # type: ignore[attr-defined]
+
+    async def test_port_ids_are_reported_distinct_and_stable(self, vim: VimConnector) -> None:
+        spec = sample_spec(_name())
+        state = await vim.ensure_vm(spec=spec)
+        ports = [n.port_id for n in state.interfaces]
+        assert all(ports) and len(set(ports)) == len(ports)
+        assert [n.port_id for n in (await vim.get_vm(name=spec.name)).interfaces] == ports
+
+    async def test_chosen_port_ids_are_kept(self, vim: VimConnector) -> None:
+        if Capability.PORT_IDS not in vim.capabilities:
+            pytest.skip("no PORT_IDS capability")
+        spec = sample_spec(_name(), port_ids=True)
+        wanted = [n.port_id for n in spec.interfaces]
+        state = await vim.ensure_vm(spec=spec)
+        assert [n.port_id for n in state.interfaces] == wanted
+        await vim.delete_vm(name=spec.name)
+        again = await vim.ensure_vm(spec=spec)  # what a move does on the next host
+        assert [n.port_id for n in again.interfaces] == wanted
+        other = sample_spec(_name()).with_port_ids({0: wanted[0]})
+        with pytest.raises(VimConflict):
+            await vim.ensure_vm(spec=other)  # a port belongs to one interface
+        assert other.name not in [vm.name for vm in await vim.list_vms()]
+
+    async def test_lack_of_memory_is_a_capacity_error(self, vim: VimConnector) -> None:
+        info = await vim.describe()
+        free = info.ram_total_mb - info.ram_used_mb
+        spec = sample_spec(_name(), memory_mb=free + 1024)
+        with pytest.raises(VimCapacityError) as caught:
+            await vim.ensure_vm(spec=spec)
+        assert not isinstance(caught.value, VimConflict)  # never read as "disk in use"
+        assert caught.value.resource in (None, "memory")
+        assert spec.name not in [vm.name for vm in await vim.list_vms()]
+
+    async def test_disk_in_use_elsewhere_is_its_own_error(
+        self, vim: VimConnector, harness: ConnectorHarness
+    ) -> None:
+        spec = await harness.lock_disk_elsewhere(name=_name())
+        if spec is None:
+            pytest.skip("harness cannot lock a disk elsewhere")
+        with pytest.raises(VimDiskInUse) as caught:
+            await vim.ensure_vm(spec=spec)
+        assert not isinstance(caught.value, VimCapacityError)
+        assert spec.name not in [vm.name for vm in await vim.list_vms()]
+
+    async def test_disk_copy_progress_is_observed(self, harness: ConnectorHarness) -> None:
+        connector = await harness.slow_copy_connector()
+        if connector is None:
+            pytest.skip("harness has no slow disk copy")
+        vim = harness.track(connector)
+        if not {Capability.DISK_COPY, Capability.SHARED_STORAGE} <= vim.capabilities:
+            pytest.skip("no DISK_COPY with SHARED_STORAGE")
+        spec = sample_spec(_name())
+        await vim.ensure_vm(spec=spec)
+        await vim.power_off(name=spec.name)
+        copy = asyncio.ensure_future(
+            vim.copy_disk(name=spec.name, from_storage=Storage.LOCAL, to_storage=Storage.GLUSTER)
+        )
+        seen: list[DiskCopyProgress] = []
+        try:
+            async with asyncio.timeout(30.0):
+                while not copy.done():
+                    shown = (await vim.get_vm(name=spec.name)).disk_copy
+                    if shown is not None:
+                        seen.append(shown)
+                    await asyncio.sleep(harness.copy_poll_interval)
+            moved = await copy
+        finally:
+            copy.cancel()
+        assert seen, "the copy never showed in the VM's observation"
+        assert all(p.name == spec.name and p.to_storage is Storage.GLUSTER for p in seen)
+        assert all(0 <= p.bytes_done <= p.bytes_total and p.bytes_total > 0 for p in seen)
+        assert [p.bytes_done for p in seen] == sorted(p.bytes_done for p in seen)
+        assert moved.storage is Storage.GLUSTER and moved.disk_copy is None
+        assert (await vim.get_vm(name=spec.name)).disk_copy is None
+        await vim.delete_vm(name=spec.name)

@@ -23,7 +23,9 @@ from esc_orch.vim.errors import (
     PermanentVimError,
     TemporaryVimError,
     VimAuthError,
+    VimCapacityError,
     VimConflict,
+    VimDiskInUse,
     VimError,
     VimNotFound,
 )
@@ -55,25 +57,40 @@ def _float(config: ConnectorConfig, name: str, default: float) -> float:
         raise PermanentVimError(f"property {name!r} is not a number: {raw!r}") from None
 
 
-def _confd_message(text: str) -> tuple[str | None, str]:
-    """(error-tag, error-message) from a ConfD error body, tolerating anything else."""
+def _confd_error(text: str) -> tuple[str | None, str | None, str]:
+    """(error-tag, error-app-tag, error-message) from a ConfD error body, tolerating anything."""
     try:
         err = json.loads(text)["errors"]["error"][0]
-        return err.get("error-tag"), str(err.get("error-message", ""))
+        return err.get("error-tag"), err.get("error-app-tag"), str(err.get("error-message", ""))
     except (ValueError, KeyError, IndexError, TypeError):
-        return None, text[:200]
+        return None, None, text[:200]
+
+
+def _conflict(tag: str | None, app_tag: str | None, message: str, detail: str) -> VimError:
+    """A 409 by its cause: capacity, a disk locked elsewhere, an existing name, or state."""
+    if tag == "data-exists":
+        return _Exists(detail)
+    if tag == "resource-denied":
+        resource = app_tag
+        if resource is None:
+            lowered = message.lower()
+            resource = "memory" if "memory" in lowered else "vcpus" if "cpu" in lowered else None
+        return VimCapacityError(detail, resource=resource)
+    if app_tag == "disk-locked" or (tag == "in-use" and "locked" in message.lower()):
+        return VimDiskInUse(detail)
+    return VimConflict(detail)
 
 
 def classify(status: int, *, text: str, what: str, retry_after: str | None = None) -> VimError:
     """The VIM error for a non-2xx HTTP answer."""
-    tag, message = _confd_message(text)
+    tag, app_tag, message = _confd_error(text)
     detail = f"{what}: HTTP {status} {message}".strip()
     if status in (401, 403):
         return VimAuthError(f"{what}: authentication rejected (HTTP {status})")
     if status == 404:
         return VimNotFound(what, detail)
     if status == 409:
-        return VimConflict(detail) if tag != "data-exists" else _Exists(detail)
+        return _conflict(tag, app_tag, message, detail)
     if status >= 500 or status == 429:
         try:
             delay = float(retry_after) if retry_after else 1.0
@@ -93,7 +110,9 @@ class CspConnector:
     Properties: ``url`` (required, e.g. ``https://csp-1:443``), ``cluster_name`` (declares shared
     storage and disk copy), ``ca_file``, ``insecure`` ("true" disables certificate checks),
     ``timeout`` (seconds per request, default 30), ``retries`` (total tries, default 4),
-    ``backoff`` (first delay, default 0.5 s), ``poll_interval`` (disk copy, default 0.5 s).
+    ``backoff`` (first delay, default 0.5 s), ``poll_interval`` (disk copy, default 0.5 s),
+    ``port_ids`` ("false" when the CSP does not accept a chosen ``port_id`` per vnic on create;
+    otherwise :attr:`Capability.PORT_IDS` is declared).
     """
 
     def __init__(self, *, config: ConnectorConfig, sleep: Sleep | None = None) -> None:
@@ -112,6 +131,8 @@ class CspConnector:
         )
         self._poll = _float(config, "poll_interval", 0.5)
         caps = {Capability.POWER, Capability.REBOOT}
+        if (config.prop("port_ids") or "true").strip().lower() not in {"0", "false", "no", "off"}:
+            caps.add(Capability.PORT_IDS)
         if config.prop("cluster_name"):
             caps |= {Capability.DISK_COPY, Capability.SHARED_STORAGE}
         self._capabilities = frozenset(caps)
@@ -225,14 +246,21 @@ class CspConnector:
     async def ensure_vm(self, *, spec: VmSpec) -> VmState:
         if spec.storage is Storage.GLUSTER:
             require(self._capabilities, Capability.SHARED_STORAGE, connector=self._config.id)
+        if spec.chooses_port_ids:
+            require(self._capabilities, Capability.PORT_IDS, connector=self._config.id)
         try:
             return await self.get_vm(name=spec.name)
         except VimNotFound:
             pass
         try:
             await self._call("POST", SERVICES, spec_to_service(spec))
-        except _Exists:
-            pass  # created by an earlier try whose answer was lost
+        except _Exists as exc:
+            # Created by an earlier try whose answer was lost, or something else of ours
+            # exists (a chosen port id taken by another service): then nothing was made.
+            try:
+                return await self.get_vm(name=spec.name)
+            except VimNotFound:
+                raise VimConflict(str(exc)) from None
         except VimError as exc:
             await self._cleanup(spec)
             if isinstance(exc, VimNotFound):
@@ -301,17 +329,38 @@ class CspConnector:
             {"input": {"to_storage": to_storage.value}},
         )
         job_path = f"/api/operational/disk-copies/disk-copy/{out['output']['job_id']}"
+        log.info(
+            "%s: copying the disk of %s from %s to %s",
+            self._config.id,
+            name,
+            from_storage.value,
+            to_storage.value,
+        )
+        logged = -1
         while True:
             job = (await self._call("GET", job_path))["disk-copy"]
-            if progress is not None and job.get("bytes_total"):
-                progress(
-                    DiskCopyProgress(
-                        name=name,
-                        bytes_done=int(job["bytes_copied"]),
-                        bytes_total=int(job["bytes_total"]),
-                    )
+            if job.get("bytes_total"):
+                step = DiskCopyProgress(
+                    name=name,
+                    bytes_done=int(job["bytes_copied"]),
+                    bytes_total=int(job["bytes_total"]),
+                    to_storage=to_storage,
                 )
+                if progress is not None:
+                    progress(step)
+                tenth = int(step.fraction * 10)
+                if tenth > logged:  # at INFO every tenth of the way, not every poll
+                    logged = tenth
+                    log.info(
+                        "%s: disk of %s: %d of %d bytes copied (%d %%)",
+                        self._config.id,
+                        name,
+                        step.bytes_done,
+                        step.bytes_total,
+                        int(step.fraction * 100),
+                    )
             if job["state"] == "done":
+                log.info("%s: disk of %s now on %s", self._config.id, name, to_storage.value)
                 return await self.get_vm(name=name)
             if job["state"] == "failed":
                 raise PermanentVimError(f"disk copy of {name!r} failed: {job.get('error')}")

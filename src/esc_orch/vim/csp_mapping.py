@@ -12,6 +12,7 @@ from typing import Any
 
 from esc_orch.vim.errors import PermanentVimError
 from esc_orch.vim.types import (
+    DiskCopyProgress,
     HostInfo,
     NicSpec,
     NicState,
@@ -46,6 +47,8 @@ def _vnic(nic: NicSpec) -> dict[str, Any]:
         out["netmask"] = nic.netmask
     if nic.mac_address is not None:
         out["mac_address"] = nic.mac_address
+    if nic.port_id is not None:
+        out["port_id"] = nic.port_id
     return out
 
 
@@ -115,6 +118,23 @@ def _vnics(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return [items] if isinstance(items, dict) else [i for i in items if isinstance(i, dict)]
 
 
+def _disk_copy(raw: dict[str, Any], name: str) -> DiskCopyProgress | None:
+    """The ``disk_copy`` object a service shows while its disk is being copied (ours)."""
+    job = raw.get("disk_copy")
+    if not isinstance(job, dict) or job.get("state", "running") != "running":
+        return None
+    try:
+        to_storage: Storage | None = Storage(str(job.get("to_storage")))
+    except ValueError:
+        to_storage = None
+    return DiskCopyProgress(
+        name=name,
+        bytes_done=_int(job, "bytes_copied"),
+        bytes_total=_int(job, "bytes_total"),
+        to_storage=to_storage,
+    )
+
+
 def service_to_state(raw: dict[str, Any], *, host: str) -> VmState:
     """A ``service`` object from GET as our :class:`VmState`."""
     if "name" not in raw:
@@ -148,6 +168,7 @@ def service_to_state(raw: dict[str, Any], *, host: str) -> VmState:
         image=str(raw.get("iso_name", "")),
         interfaces=tuple(sorted(nics, key=lambda n: n.nicid)),
         reason=raw.get("power_status_reason"),
+        disk_copy=_disk_copy(raw, str(raw["name"])),
     )
 
 

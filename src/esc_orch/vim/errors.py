@@ -3,7 +3,10 @@
 The reactor retries a :class:`TemporaryVimError` after ``retry_after`` seconds, gives up on a
 :class:`PermanentVimError`, raises an alarm on a :class:`VimAuthError`, treats
 :class:`VimNotFound` as an observation ("the VM is not there") and never calls an operation
-that raised :class:`CapabilityNotSupported` again on that connector.
+that raised :class:`CapabilityNotSupported` again on that connector. Two refusals need their own
+remedy and so their own class: :class:`VimDiskInUse` (another host runs the disk: stop it or
+prove it is down) and :class:`VimCapacityError` (the host lacks memory or vCPUs: free some or
+choose another host) — never mistaken for each other.
 """
 
 from __future__ import annotations
@@ -27,6 +30,21 @@ class PermanentVimError(VimError):
 
 class VimConflict(PermanentVimError):
     """The VIM's current state forbids the operation (disk locked elsewhere, VM running...)."""
+
+
+class VimDiskInUse(VimConflict):
+    """The VM's disk is locked by another process (the VM runs on another host)."""
+
+
+class VimCapacityError(PermanentVimError):
+    """The host refused for lack of resources (memory, vCPUs): the VM cannot start there now.
+
+    ``resource`` names what is short when the VIM says (``"memory"``, ``"vcpus"``), else None.
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.resource = resource
 
 
 class VimAuthError(VimError):

@@ -10,6 +10,7 @@ disk there can run on one host at a time, as with the OFD locks of real hypervis
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,9 @@ from esc_orch.vim.errors import (
     PermanentVimError,
     TemporaryVimError,
     VimAuthError,
+    VimCapacityError,
     VimConflict,
+    VimDiskInUse,
     VimError,
     VimNotFound,
 )
@@ -38,7 +41,13 @@ from esc_orch.vim.types import (
 from esc_orch.vim.watch import poll_changes
 
 ALL_CAPABILITIES = frozenset(
-    {Capability.POWER, Capability.REBOOT, Capability.DISK_COPY, Capability.SHARED_STORAGE}
+    {
+        Capability.POWER,
+        Capability.REBOOT,
+        Capability.DISK_COPY,
+        Capability.SHARED_STORAGE,
+        Capability.PORT_IDS,
+    }
 )
 
 
@@ -63,7 +72,9 @@ class _Vm:
     power: PowerState
     storage: Storage
     vim_id: str
+    ports: dict[int, str] = field(default_factory=dict)  # nicid -> port id
     reason: str | None = None
+    copy: DiskCopyProgress | None = None
 
 
 @dataclass
@@ -81,6 +92,8 @@ class FakeHost:
 
     * ``down``: every call raises :class:`TemporaryVimError` (host powered off / partitioned).
     * ``latency``: seconds each call waits on the clock before acting.
+    * ``copy_step``: seconds each quarter of a disk copy takes on the clock; when > 0 the copy
+      yields to the event loop between quarters, so its progress shows in ``get_vm``.
     * :meth:`fail_next`: the next ``times`` calls of an operation raise ``error``. Operation
       names are the connector's method names, plus ``"create_start"``: the VM was accepted by
       the VIM and fails to start (the connector must then remove it).
@@ -92,6 +105,7 @@ class FakeHost:
     cpus_total: int = 32
     down: bool = False
     latency: float = 0.0
+    copy_step: float = 0.0
     vms: dict[str, _Vm] = field(default_factory=dict)
     local_disks: set[str] = field(default_factory=set)
     faults: dict[str, list[VimError]] = field(default_factory=dict)
@@ -184,7 +198,7 @@ class FakeConnector:
                 NicState(
                     nicid=n.nicid,
                     network=n.network,
-                    port_id=f"{vm.vim_id}-{n.nicid}",
+                    port_id=vm.ports.get(n.nicid, f"{vm.vim_id}-{n.nicid}"),
                     mac_address=n.mac_address or f"52:54:00:00:{n.nicid:02x}:01",
                     ip_address=n.ip_address,
                     netmask=n.netmask,
@@ -193,6 +207,7 @@ class FakeConnector:
                 for n in spec.interfaces
             ),
             reason=vm.reason,
+            disk_copy=vm.copy,
         )
 
     def _get(self, name: str) -> _Vm:
@@ -202,11 +217,29 @@ class FakeConnector:
             raise VimNotFound(name) from None
 
     def _start(self, vm: _Vm) -> None:
-        """Take the disk: a Gluster disk runs on one host at a time."""
+        """Check capacity (running VMs count), then take the disk: a Gluster disk runs on one
+        host at a time."""
+        running = [
+            v.spec for v in self.host.vms.values() if v.power is PowerState.RUNNING and v is not vm
+        ]
+        free_mb = self.host.ram_total_mb - sum(s.memory_mb for s in running)
+        if vm.spec.memory_mb > free_mb:
+            raise VimCapacityError(
+                f"not enough memory on {self.host.name} for {vm.spec.name!r}: needs "
+                f"{vm.spec.memory_mb} MB, {free_mb} MB free",
+                resource="memory",
+            )
+        free_cpus = self.host.cpus_total - sum(s.vcpus for s in running)
+        if vm.spec.vcpus > free_cpus:
+            raise VimCapacityError(
+                f"not enough vCPUs on {self.host.name} for {vm.spec.name!r}: needs "
+                f"{vm.spec.vcpus}, {free_cpus} free",
+                resource="vcpus",
+            )
         if vm.storage is Storage.GLUSTER:
             holder = self.host.cluster.gluster_holder.get(vm.spec.name)
             if holder not in (None, self.host.name):
-                raise VimConflict(f"disk of {vm.spec.name!r} is in use on host {holder}")
+                raise VimDiskInUse(f"disk of {vm.spec.name!r} is in use on host {holder}")
             self.host.cluster.gluster_holder[vm.spec.name] = self.host.name
         vm.power, vm.reason = PowerState.RUNNING, None
 
@@ -260,12 +293,22 @@ class FakeConnector:
         """
         if spec.storage is Storage.GLUSTER:
             require(self._capabilities, Capability.SHARED_STORAGE, connector=self._config.id)
+        if spec.chooses_port_ids:
+            require(self._capabilities, Capability.PORT_IDS, connector=self._config.id)
         await self._enter("ensure_vm")
         existing = self.host.vms.get(spec.name)
         if existing is not None:
             return self._state(existing)
+        vim_id = str(uuid.uuid4())
+        ports = {n.nicid: n.port_id or f"{vim_id}-{n.nicid}" for n in spec.interfaces}
+        for other in self.host.vms.values():
+            clash = set(other.ports.values()) & set(ports.values())
+            if clash:
+                raise VimConflict(
+                    f"port id {sorted(clash)[0]} is already used by {other.spec.name!r}"
+                )
         vm = _Vm(
-            spec=spec, power=PowerState.STOPPED, storage=spec.storage, vim_id=str(uuid.uuid4())
+            spec=spec, power=PowerState.STOPPED, storage=spec.storage, vim_id=vim_id, ports=ports
         )
         created_disk = False
         if spec.storage is Storage.GLUSTER:
@@ -328,7 +371,8 @@ class FakeConnector:
         to_storage: Storage,
         progress: ProgressCallback | None = None,
     ) -> VmState:
-        """Move a stopped VM's disk; progress goes 0 → total in four steps."""
+        """Move a stopped VM's disk; progress goes 0 → total in four steps (each ``copy_step``
+        seconds on the clock), shown on the VM's observation meanwhile."""
         require(self._capabilities, Capability.DISK_COPY, connector=self._config.id)
         if Storage.GLUSTER in (from_storage, to_storage):
             require(self._capabilities, Capability.SHARED_STORAGE, connector=self._config.id)
@@ -340,12 +384,25 @@ class FakeConnector:
             raise PermanentVimError(f"disk of {name!r} is on {vm.storage}, not {from_storage}")
         if vm.power is PowerState.RUNNING:
             raise VimConflict(f"{name!r} is running: stop it before copying its disk")
+        if vm.copy is not None:
+            raise VimConflict(f"the disk of {name!r} is already being copied")
         total = vm.spec.disk_mb * 1024 * 1024
-        for step in range(5):
-            if progress is not None:
-                progress(
-                    DiskCopyProgress(name=name, bytes_done=total * step // 4, bytes_total=total)
+        try:
+            for step in range(5):
+                done = DiskCopyProgress(
+                    name=name,
+                    bytes_done=total * step // 4,
+                    bytes_total=total,
+                    to_storage=to_storage,
                 )
+                vm.copy = done if step < 4 else None
+                if progress is not None:
+                    progress(done)
+                if step < 4 and self.host.copy_step > 0:
+                    await self.clock.sleep(self.host.copy_step)
+                    await asyncio.sleep(0)  # let observers see the copy in progress
+        finally:
+            vm.copy = None
         self._drop_disk(name, from_storage)
         if to_storage is Storage.GLUSTER:
             self.host.cluster.gluster_disks.add(name)

@@ -71,7 +71,12 @@ class VimConnector(Protocol):
         If creation fails after the VIM accepted part of it, the connector removes what it made
         before raising, so no half VM is left behind (a disk on shared storage that another
         host is using is never removed).
-        Needs :attr:`Capability.SHARED_STORAGE` for a spec on shared storage.
+        Needs :attr:`Capability.SHARED_STORAGE` for a spec on shared storage, and
+        :attr:`Capability.PORT_IDS` for a spec that chooses port ids (``NicSpec.port_id``);
+        the VM then has exactly those port ids. The state returned (and every later
+        observation) reports the port ids the VIM really has.
+        A start refused for lack of memory or vCPUs raises :class:`VimCapacityError`; a disk
+        locked by another host raises :class:`VimDiskInUse`.
         """
         ...
 
@@ -86,7 +91,8 @@ class VimConnector(Protocol):
     async def power_on(self, *, name: str) -> VmState:
         """Start the VM (no-op when running). Needs :attr:`Capability.POWER`.
 
-        Raises :class:`VimConflict` when the disk is in use elsewhere.
+        Raises :class:`VimDiskInUse` when the disk is in use elsewhere and
+        :class:`VimCapacityError` when the host lacks memory or vCPUs for it.
         """
         ...
 
@@ -112,7 +118,8 @@ class VimConnector(Protocol):
         """Move a stopped VM's disk to another storage; the VM then uses the new disk.
 
         Needs :attr:`Capability.DISK_COPY` (and :attr:`Capability.SHARED_STORAGE` when one end
-        is shared). ``progress`` is called with the bytes done, ending at the total.
+        is shared). ``progress`` is called with the bytes done, ending at the total; while the
+        copy runs, observations of the VM carry it too (:attr:`VmState.disk_copy`).
         Idempotent: when the VM already is on ``to_storage`` it returns at once.
         Raises :class:`VimConflict` when the VM is running.
         """

@@ -8,7 +8,7 @@ connector is a translation layer and nothing above it changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -20,6 +20,7 @@ class Capability(StrEnum):
     DISK_COPY = "disk-copy"  # copy_disk between storages
     SHARED_STORAGE = "shared-storage"  # disks on storage every host of a cluster sees
     EVENTS = "events"  # watch() is pushed by the VIM, not polled
+    PORT_IDS = "port-ids"  # the caller may choose interfaces' port ids on create
 
 
 class PowerState(StrEnum):
@@ -64,6 +65,9 @@ class NicSpec:
     mac_address: str | None = None
     admin_state_up: bool = True
     passthrough_mode: str | None = None
+    #: The port id to create the interface with (kept across a move); only for connectors that
+    #: declare :attr:`Capability.PORT_IDS`. ``None``: the VIM chooses.
+    port_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.nicid < 0:
@@ -118,6 +122,29 @@ class VmSpec:
         ids = [n.nicid for n in self.interfaces]
         if len(ids) != len(set(ids)):
             raise ValueError(f"duplicate nicid in {ids}")
+        ports = [n.port_id for n in self.interfaces if n.port_id is not None]
+        if len(ports) != len(set(ports)):
+            raise ValueError(f"duplicate port_id in {ports}")
+
+    @property
+    def chooses_port_ids(self) -> bool:
+        """Whether any interface asks for a port id (needs :attr:`Capability.PORT_IDS`)."""
+        return any(n.port_id is not None for n in self.interfaces)
+
+    def with_port_ids(self, ports: Mapping[int, str | None]) -> VmSpec:
+        """The same spec asking for these port ids (by nicid); other interfaces unchanged.
+
+        What a move uses to keep the interfaces' port ids, from the ``NicState`` of the VM
+        where it ran (``{n.nicid: n.port_id for n in state.interfaces}``).
+        """
+        nics = tuple(
+            replace(n, port_id=ports[n.nicid]) if ports.get(n.nicid) else n for n in self.interfaces
+        )
+        return replace(self, interfaces=nics)
+
+    def without_port_ids(self) -> VmSpec:
+        """The spec letting the VIM choose every port id (for a connector without PORT_IDS)."""
+        return replace(self, interfaces=tuple(replace(n, port_id=None) for n in self.interfaces))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +158,21 @@ class NicState:
     ip_address: str | None = None
     netmask: str | None = None
     type: NicType = NicType.ACCESS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiskCopyProgress:
+    """Progress of a disk copy (fraction in [0, 1]): handed to ``copy_disk``'s callback, and
+    part of the VM's observation (:attr:`VmState.disk_copy`) while the copy runs."""
+
+    name: str
+    bytes_done: int
+    bytes_total: int
+    to_storage: Storage | None = None
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.bytes_total == 0 else min(1.0, self.bytes_done / self.bytes_total)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +190,7 @@ class VmState:
     image: str
     interfaces: tuple[NicState, ...] = ()
     reason: str | None = None  # why the VM is stopped/in error, when the VIM says
+    disk_copy: DiskCopyProgress | None = None  # a disk copy of this VM in progress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,19 +206,6 @@ class HostInfo:
     num_services: int
     storages: tuple[Storage, ...]
     cluster_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DiskCopyProgress:
-    """Progress of a disk copy, handed to the caller's callback (fraction in [0, 1])."""
-
-    name: str
-    bytes_done: int
-    bytes_total: int
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.bytes_total == 0 else min(1.0, self.bytes_done / self.bytes_total)
 
 
 class VmChangeKind(StrEnum):

@@ -6,6 +6,7 @@ The HTTP cases use a tiny scripted aiohttp server on 127.0.0.1 inside the test p
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,9 @@ from esc_orch.vim import (
     Storage,
     TemporaryVimError,
     VimAuthError,
+    VimCapacityError,
     VimConflict,
+    VimDiskInUse,
     VimNotFound,
 )
 from esc_orch.vim.csp import CspConnector, classify
@@ -77,6 +80,45 @@ def test_service_maps_back_to_state() -> None:
 )
 def test_classify(status: int, body: str, cls: type[Exception]) -> None:
     assert isinstance(classify(status, text=body, what="GET /x"), cls)
+
+
+def _err(tag: str, message: str, app_tag: str | None = None) -> str:
+    error = {"error-tag": tag, "error-message": message}
+    if app_tag is not None:
+        error["error-app-tag"] = app_tag
+    return json.dumps({"errors": {"error": [error]}})
+
+
+@pytest.mark.parametrize(
+    ("body", "resource"),
+    [
+        (_err("resource-denied", "not enough memory for vm1", "memory"), "memory"),
+        (_err("resource-denied", "not enough memory for vm1"), "memory"),  # no app tag
+        (_err("resource-denied", "not enough vCPUs for vm1"), "vcpus"),
+        (_err("resource-denied", "quota"), None),
+    ],
+)
+def test_a_409_for_lack_of_resources_is_a_capacity_error(body: str, resource: str | None) -> None:
+    """It used to be a VimConflict, which the reactor reported as the disk being in use."""
+    err = classify(409, text=body, what="POST /api/running/services")
+    assert isinstance(err, VimCapacityError) and not isinstance(err, VimConflict)
+    assert err.resource == resource
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _err("in-use", "cannot power on vm1: disk vm1.qcow2 is locked", "disk-locked"),
+        _err("in-use", "disk vm1.qcow2 is locked by another process"),  # no app tag
+    ],
+)
+def test_a_409_for_a_locked_disk_is_disk_in_use(body: str) -> None:
+    assert isinstance(classify(409, text=body, what="PATCH /x"), VimDiskInUse)
+
+
+def test_other_409s_stay_plain_conflicts() -> None:
+    err = classify(409, text=_err("in-use", "service vm1 is not running"), what="POST /x")
+    assert type(err) is VimConflict
 
 
 @dataclass
