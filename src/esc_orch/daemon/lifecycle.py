@@ -42,14 +42,14 @@ from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ConfigDiff
 from esc_orch.model.events import EscEvent
+from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
+from esc_orch.model.vim import ConnectorConfig
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.reactor import DeploymentTarget, Intent, Outcome, Reactor
-from esc_orch.reconcile.vocab import DeploymentState, Operation
 from esc_orch.store.journal import DeploymentMemory, LifecycleStore
 from esc_orch.vim import create_connector
 from esc_orch.vim.protocol import VimConnector
 from esc_orch.vim.retry import RetryPolicy
-from esc_orch.vim.types import ConnectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +218,14 @@ class LifecycleService:
             "stopped": memory.stopped,
         }
         if deployment is None:  # deleted while we were down (or mid-undeploy)
-            return self.target(key, operation=Operation.UNDEPLOY, **restored)
+            return self.target(key, operation=LifecycleOperation.UNDEPLOY, **restored)
         if memory.owed_service_action is not None:
             # a serviceAction's run was cut: finish it quietly, the action's own SERVICE_*
             # event is owed instead (LifecycleActions.settle_owed sends it)
             return self.target(key, operation=memory.unfinished, quiet=True, **restored)
         if memory.unfinished is not None:  # a run was cut: finish it, its events are owed
             return self.target(key, operation=memory.unfinished, **restored)
-        operation = Operation.UPDATE if memory.active else None
+        operation = LifecycleOperation.UPDATE if memory.active else None
         return self.target(key, operation=operation, resync=True, **restored)
 
     async def stop(self) -> None:
@@ -252,7 +252,7 @@ class LifecycleService:
             "stopped": self.stopped.get(key, frozenset()),
         }
         fields.update(overrides)
-        if fields.get("operation") is Operation.UNDEPLOY:
+        if fields.get("operation") is LifecycleOperation.UNDEPLOY:
             fields["deployment"] = None
         return DeploymentTarget(**fields)
 

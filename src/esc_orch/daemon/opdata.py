@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 
 from lxml import etree
 
+from esc_orch.model.lifecycle import VmLifecycleState
 from esc_orch.model.schema import ESC_NS
 from esc_orch.reactor import DeploymentStatus, VmStatus
-from esc_orch.reconcile.vocab import VmLifecycleState
 
 
 def _sub(parent: etree._Element, name: str, text: object | None = None) -> etree._Element:

@@ -26,10 +26,10 @@ from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType, format_event_time
 from esc_orch.model.schema import ESC_NS, ESC_PREFIX
+from esc_orch.model.vim import ConnectorConfig, Credentials
 from esc_orch.vim import create_connector
 from esc_orch.vim.errors import VimAuthError, VimError
 from esc_orch.vim.protocol import VimConnector as Connector
-from esc_orch.vim.types import ConnectorConfig, Credentials
 
 log = logging.getLogger(__name__)
 

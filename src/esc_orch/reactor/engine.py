@@ -18,13 +18,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 
-from esc_orch.reactor.events import EventSink
-from esc_orch.reactor.execute import Executor, Replan, StepFailed
-from esc_orch.reactor.journal import Intent, Journal, Outcome, StepStatus
-from esc_orch.reactor.observe import ConnectorProvider, observe
-from esc_orch.reactor.report import STATE_DURING, Record, Reporter, vm_state_during
-from esc_orch.reactor.status import DeploymentStatus, DeploymentTarget, RunOutcome, VmStatus
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
@@ -34,14 +28,25 @@ from esc_orch.reconcile.actions import (
     Reboot,
     RecreateVm,
 )
+from esc_orch.model.lifecycle import (
+    AppliedVm,
+    DeploymentState,
+    LifecycleOperation,
+    VmLifecycleState,
+)
+from esc_orch.model.vim import PowerState, VmState
+from esc_orch.reactor.events import EventSink
+from esc_orch.reactor.execute import Executor, Replan, StepFailed
+from esc_orch.reactor.journal import Intent, Journal, Outcome, StepStatus
+from esc_orch.reactor.observe import ConnectorProvider, observe
+from esc_orch.reactor.report import STATE_DURING, Record, Reporter, vm_state_during
+from esc_orch.reactor.status import DeploymentStatus, DeploymentTarget, RunOutcome, VmStatus
 from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
 from esc_orch.reconcile.errors import UnsatisfiableDeployment
 from esc_orch.reconcile.identity import UuidFactory, adopt_identities
-from esc_orch.reconcile.observed import AppliedVm, Observation
+from esc_orch.reconcile.observed import Observation
 from esc_orch.reconcile.planner import plan
-from esc_orch.reconcile.vocab import DeploymentState, Operation, VmLifecycleState
 from esc_orch.vim.retry import RetryPolicy, Sleep
-from esc_orch.vim.types import PowerState, VmState
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ DEFAULT_RETRY = RetryPolicy(attempts=5, base_delay=1.0, max_delay=30.0)
 class _Run:
     """One convergence run of one deployment (its target, memory and event builder)."""
 
-    def __init__(self, target: DeploymentTarget, record: Record, operation: Operation) -> None:
+    def __init__(self, target: DeploymentTarget, record: Record, operation: LifecycleOperation) -> None:
         self.target = target
         self.record = record
         self.operation = operation
@@ -230,9 +235,9 @@ class Reactor:
         if target.operation is not None:
             operation = target.operation
         elif target.deployment is None:
-            operation = Operation.UNDEPLOY
+            operation = LifecycleOperation.UNDEPLOY
         else:
-            operation = Operation.UPDATE if record.ever_active else Operation.DEPLOY
+            operation = LifecycleOperation.UPDATE if record.ever_active else LifecycleOperation.DEPLOY
         record.state = STATE_DURING[operation]
         record.error = None
         return _Run(target, record, operation)
@@ -394,7 +399,7 @@ class Reactor:
             await self._events.publish(run.reporter.vm_event(action, report, record))
         seen = record.seen.get(action.vm.name)
         running = seen is not None and seen[1].power is PowerState.RUNNING
-        deploying = run.operation is Operation.DEPLOY or isinstance(action, CreateVm)
+        deploying = run.operation is LifecycleOperation.DEPLOY or isinstance(action, CreateVm)
         if running and deploying and action.vm.name not in record.alive:
             # Stand-in until KPI monitoring: a running VM is reported alive once.
             record.alive.add(action.vm.name)
@@ -409,7 +414,7 @@ class Reactor:
         for ident in desired.retired:
             for memory in (record.identities, record.applied, record.seen, record.vm_state):
                 memory.pop(ident.name, None)
-        if run.operation is Operation.UNDEPLOY:
+        if run.operation is LifecycleOperation.UNDEPLOY:
             self._records.pop(target.key, None)
         else:
             for vm in desired.vms:
@@ -447,7 +452,7 @@ class Reactor:
             del self._owed[name]
             run.reported = True
             await self._events.publish(run.reporter.vm_event(action, action.report, record))
-        if run.operation is not Operation.DEPLOY:
+        if run.operation is not LifecycleOperation.DEPLOY:
             return
         for vm in desired.vms:
             running = any(c.state.power is PowerState.RUNNING for c in obs.copies(vm.name))

@@ -18,9 +18,8 @@ from esc_orch.model.events import (
     VmInterface,
     VmInterfaces,
 )
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.vocab import Operation
-from esc_orch.vim.types import NicSpec, VmState
+from esc_orch.model.lifecycle import LifecycleOperation, VmIdentity
+from esc_orch.model.vim import NicSpec, VmState
 
 # Exact messages (seed and ESC guides).
 LOCATOR_UPDATED = "VIM Locator Updated Successfully"
@@ -42,17 +41,17 @@ def vm_alive_message(name: str) -> str:
 
 
 _SERVICE_EVENT = {
-    Operation.DEPLOY: (EventType.SERVICE_ALIVE, SERVICE_DEPLOYED, "deployment"),
-    Operation.UPDATE: (EventType.SERVICE_UPDATED, SERVICE_UPDATED, "update"),
-    Operation.UNDEPLOY: (EventType.SERVICE_UNDEPLOYED, SERVICE_UNDEPLOYED, "undeployment"),
+    LifecycleOperation.DEPLOY: (EventType.SERVICE_ALIVE, SERVICE_DEPLOYED, "deployment"),
+    LifecycleOperation.UPDATE: (EventType.SERVICE_UPDATED, SERVICE_UPDATED, "update"),
+    LifecycleOperation.UNDEPLOY: (EventType.SERVICE_UNDEPLOYED, SERVICE_UNDEPLOYED, "undeployment"),
 }
 
 
-def service_event_of(operation: Operation) -> EventType:
+def service_event_of(operation: LifecycleOperation) -> EventType:
     return _SERVICE_EVENT[operation][0]
 
 
-def service_message(operation: Operation, *, failure: str | None = None) -> str:
+def service_message(operation: LifecycleOperation, *, failure: str | None = None) -> str:
     _, ok, noun = _SERVICE_EVENT[operation]
     return ok if failure is None else f"Service group {noun} completed with errors: {failure}"
 

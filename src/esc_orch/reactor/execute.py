@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from esc_orch.reactor.observe import ConnectorProvider
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -29,6 +28,8 @@ from esc_orch.reconcile.actions import (
     RecreateVm,
     SourceState,
 )
+from esc_orch.model.vim import Capability, PowerState, Storage, VmState
+from esc_orch.reactor.observe import ConnectorProvider
 from esc_orch.vim.errors import (
     CapabilityNotSupported,
     PermanentVimError,
@@ -40,7 +41,6 @@ from esc_orch.vim.errors import (
 )
 from esc_orch.vim.protocol import VimConnector
 from esc_orch.vim.retry import RetryPolicy, Sleep, with_retries
-from esc_orch.vim.types import Capability, PowerState, Storage, VmState
 
 T = TypeVar("T")
 

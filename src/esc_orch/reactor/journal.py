@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from esc_orch.reconcile.actions import Action
-from esc_orch.reconcile.vocab import Operation
+from esc_orch.model.actions import Action
+from esc_orch.model.lifecycle import LifecycleOperation
 
 
 class StepStatus(StrEnum):
@@ -32,7 +32,7 @@ class Intent:
     tenant: str
     deployment: str
     depid: str
-    operation: Operation
+    operation: LifecycleOperation
     action: Action
 
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from esc_orch.model.events import EscEvent, EventInfo, VmDetails
-from esc_orch.reactor import events as ev
-from esc_orch.reactor.status import DeploymentTarget
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
@@ -22,22 +19,29 @@ from esc_orch.reconcile.actions import (
     RecreateVm,
     Report,
 )
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
-from esc_orch.reconcile.vocab import (
-    DeploymentState,
+from esc_orch.model.events import (
+    EscEvent,
+    EventInfo,
     EventStatus,
     EventType,
-    Operation,
-    VmLifecycleState,
+    VmDetails,
     VmUpdateType,
 )
-from esc_orch.vim.types import VmState
+from esc_orch.model.lifecycle import (
+    AppliedVm,
+    DeploymentState,
+    LifecycleOperation,
+    VmIdentity,
+    VmLifecycleState,
+)
+from esc_orch.model.vim import VmState
+from esc_orch.reactor import events as ev
+from esc_orch.reactor.status import DeploymentTarget
 
 STATE_DURING = {
-    Operation.DEPLOY: DeploymentState.DEPLOYING,
-    Operation.UPDATE: DeploymentState.UPDATING,
-    Operation.UNDEPLOY: DeploymentState.UNDEPLOYING,
+    LifecycleOperation.DEPLOY: DeploymentState.DEPLOYING,
+    LifecycleOperation.UPDATE: DeploymentState.UPDATING,
+    LifecycleOperation.UNDEPLOY: DeploymentState.UNDEPLOYING,
 }
 
 
@@ -99,7 +103,7 @@ class Reporter:
 
     target: DeploymentTarget
     depid: str
-    operation: Operation
+    operation: LifecycleOperation
 
     def _event(
         self,

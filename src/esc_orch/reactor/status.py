@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 
 from esc_orch.model.config import Deployment, Flavor
 from esc_orch.model.config import VimConnector as ConnectorConfig
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
-from esc_orch.reconcile.vocab import DeploymentState, Operation, VmLifecycleState
-from esc_orch.vim.types import VmState
+from esc_orch.model.lifecycle import (
+    AppliedVm,
+    DeploymentState,
+    LifecycleOperation,
+    VmIdentity,
+    VmLifecycleState,
+)
+from esc_orch.model.vim import VmState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +47,7 @@ class DeploymentTarget:
     applied: Mapping[str, AppliedVm] = field(default_factory=dict)
     stopped: frozenset[str] = frozenset()
     foreign: frozenset[str] = frozenset()
-    operation: Operation | None = None
+    operation: LifecycleOperation | None = None
     resync: bool = False
     #: VMs already reported alive (restored after a restart: VM_ALIVE is sent once).
     alive: frozenset[str] = frozenset()
@@ -86,7 +90,7 @@ class DeploymentStatus:
 class RunOutcome:
     tenant: str
     name: str
-    operation: Operation
+    operation: LifecycleOperation
     ok: bool
     reason: str | None = None
     steps: int = 0

@@ -16,6 +16,15 @@ from dataclasses import dataclass
 
 from esc_orch.model.config import Configuration, Deployment, Flavor, Interface, VmGroup
 from esc_orch.model.config import VimConnector as ConnectorConfig
+from esc_orch.model.vim import (
+    Day0File,
+    NicSpec,
+    NicType,
+    SerialPortSpec,
+    SerialType,
+    Storage,
+    VmSpec,
+)
 from esc_orch.reconcile.errors import (
     DesiredStateError,
     InvalidSetting,
@@ -26,15 +35,6 @@ from esc_orch.reconcile.errors import (
     UnsatisfiableDeployment,
 )
 from esc_orch.reconcile.identity import UuidFactory, VmIdentity, new_identity
-from esc_orch.vim.types import (
-    Day0File,
-    NicSpec,
-    NicType,
-    SerialPortSpec,
-    SerialType,
-    Storage,
-    VmSpec,
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

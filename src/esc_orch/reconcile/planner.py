@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -37,11 +37,11 @@ from esc_orch.reconcile.actions import (
     SourceState,
     source_power,
 )
+from esc_orch.model.events import EventType, VmUpdateType
+from esc_orch.model.vim import PowerState, Storage, VmSpec, VmState
 from esc_orch.reconcile.desired import DesiredState, DesiredVm
 from esc_orch.reconcile.identity import VmIdentity, parse_vm_name
 from esc_orch.reconcile.observed import AppliedVm, Copy, Observation
-from esc_orch.reconcile.vocab import EventType, VmUpdateType
-from esc_orch.vim.types import PowerState, Storage, VmSpec, VmState
 
 # Execution order: free hosts and disk locks first, then move, re-create, create, adjust.
 _PHASE: dict[type, int] = {

@@ -7,7 +7,7 @@ their own field annotations, so a new field is stored without a schema of its ow
 round-trip test (``tests/unit/store/test_lifecycle_store.py``) proves every action survives.
 
 Encoding rules: a dataclass is an object of its fields, an enum its value, ``bytes`` base64,
-a tuple a list. An :data:`~esc_orch.reconcile.actions.Action` (a union) is tagged with its
+a tuple a list. An :data:`~esc_orch.model.actions.Action` (a union) is tagged with its
 class name: ``{"type": "CreateVm", "fields": {...}}``.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -35,8 +35,7 @@ from esc_orch.reconcile.actions import (
     Reboot,
     RecreateVm,
 )
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
+from esc_orch.model.lifecycle import AppliedVm, VmIdentity
 
 ACTION_TYPES: Mapping[str, type[Any]] = {
     cls.__name__: cls

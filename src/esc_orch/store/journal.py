@@ -35,12 +35,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
+from esc_orch.model.actions import AcceptSpec, CreateVm, DeleteVm, MigrateVm, RecreateVm
 from esc_orch.model.events import EscEvent, EventStatus, EventType
+from esc_orch.model.lifecycle import AppliedVm, LifecycleOperation, VmIdentity
 from esc_orch.reactor.journal import Intent, Outcome, StepStatus
-from esc_orch.reconcile.actions import AcceptSpec, CreateVm, DeleteVm, MigrateVm, RecreateVm
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
-from esc_orch.reconcile.vocab import Operation
 from esc_orch.store import codec
 from esc_orch.store.events import EventLog
 from esc_orch.store.tables import JournalRow, LifecycleStateRow
@@ -68,7 +66,7 @@ class DeploymentMemory:
     unmonitored: frozenset[str] = frozenset()
     alive: frozenset[str] = frozenset()
     #: The operation of a run that started (an intent was written) and sent no service event.
-    unfinished: Operation | None = None
+    unfinished: LifecycleOperation | None = None
     #: A serviceAction (START/STOP/REBOOT) accepted whose SERVICE_* event is not logged yet:
     #: recorded with the action, cleared with the event, so a crash in between owes it still.
     owed_service_action: str | None = None
@@ -106,7 +104,7 @@ def _memory_of(row: LifecycleStateRow) -> DeploymentMemory:
         stopped=frozenset(raw.get("stopped", [])),
         unmonitored=frozenset(raw.get("unmonitored", [])),
         alive=frozenset(raw.get("alive", [])),
-        unfinished=Operation(unfinished) if unfinished else None,
+        unfinished=LifecycleOperation(unfinished) if unfinished else None,
         owed_service_action=raw.get("owed_service_action"),
     )
 
@@ -361,7 +359,7 @@ class LifecycleStore:
                     tenant=row.tenant,
                     deployment=row.deployment,
                     depid=row.depid,
-                    operation=Operation(row.operation),
+                    operation=LifecycleOperation(row.operation),
                     action=codec.action_from_json(row.action),
                 )
                 for row in rows

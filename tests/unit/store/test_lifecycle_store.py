@@ -12,11 +12,11 @@ import asyncio
 import pytest
 from lxml import etree
 
+from esc_orch.model.actions import CreateVm
 from esc_orch.model.events import parse_esc_event
+from esc_orch.model.lifecycle import VmIdentity
 from esc_orch.reactor import Intent, MemoryJournal, Outcome, StepStatus
-from esc_orch.reconcile import Operation
-from esc_orch.reconcile.actions import CreateVm
-from esc_orch.reconcile.identity import VmIdentity
+from esc_orch.reconcile import LifecycleOperation
 from esc_orch.store.codec import action_from_json, action_to_json
 from esc_orch.store.datastore import SqlDatastore
 from esc_orch.store.journal import LifecycleStore
@@ -106,7 +106,7 @@ def test_reactor_on_the_store_logs_events_and_remembers(datastore: SqlDatastore)
             applied=memory.applied,
             depid=memory.depid,
             alive=memory.alive,
-            operation=Operation.UPDATE,
+            operation=LifecycleOperation.UPDATE,
         )
         assert (await reactor2.run(moved)).ok
         assert [name for _, name in lab.running()] == [memory.known[0].name]
@@ -136,7 +136,7 @@ def test_an_outcome_is_durable_only_with_its_event(datastore: SqlDatastore) -> N
         tenant="t",
         deployment="dep",
         depid="d1",
-        operation=Operation.DEPLOY,
+        operation=LifecycleOperation.DEPLOY,
         action=CreateVm(vm=vm, connector_id="C", vim_project=None, spec=spec),
     )
 
@@ -150,7 +150,7 @@ def test_an_outcome_is_durable_only_with_its_event(datastore: SqlDatastore) -> N
         assert [i.action for i in await restarted.unfinished()] == [intent.action]
         (memory,) = await restarted.memories()
         assert memory.known == (vm,) and memory.applied == {}  # known, not yet applied
-        assert memory.unfinished is Operation.DEPLOY
+        assert memory.unfinished is LifecycleOperation.DEPLOY
         restarted.close()
 
     asyncio.run(crash_before_event())

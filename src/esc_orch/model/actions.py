@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.vocab import EventType, VmUpdateType
-from esc_orch.vim.types import PowerState, Storage, VmSpec
+from esc_orch.model.events import EventType, VmUpdateType
+from esc_orch.model.lifecycle import VmIdentity
+from esc_orch.model.vim import PowerState, Storage, VmSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
