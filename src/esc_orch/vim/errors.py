@@ -29,6 +29,10 @@ class VimConflict(PermanentVimError):
     """The VIM's current state forbids the operation (disk locked elsewhere, VM running...)."""
 
 
+class VimCapacityError(PermanentVimError):
+    """The host has not enough memory, CPUs or disk for the request."""
+
+
 class VimAuthError(VimError):
     """The VIM rejected our credentials: needs an operator, not a retry."""
 

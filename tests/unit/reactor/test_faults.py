@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from esc_orch.model.failure import FailureCause
 from esc_orch.reconcile import DeploymentState, EventStatus, VmLifecycleState, VmUpdateType
 from esc_orch.vim import PermanentVimError, TemporaryVimError, VimAuthError
 from unit.reactor.harness import Lab, target
@@ -35,7 +36,12 @@ async def test_permanent_fault_reports_failure_and_error_state() -> None:
     assert lab.clock.sleeps == []  # never retried
     status = reactor.status("name1", "dep")
     assert status is not None and status.state is DeploymentState.ERROR
-    assert status.vms[0].state is VmLifecycleState.ERROR and status.error
+    assert status.vms[0].state is VmLifecycleState.ERROR and status.last_failure
+    # One failure, one sentence: the record's, the VM event's and the service event's agree.
+    assert status.last_failure.cause is FailureCause.VIM_REJECTED
+    assert status.last_failure.message == vm_event.status_message == outcome.reason
+    assert service.status_message.endswith(status.last_failure.message)
+    assert status.vms[0].last_failure == status.last_failure
     assert lab.vms("csp-1") == {}
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from esc_orch.model.record import DeploymentRecord
 from esc_orch.reactor import Intent, MemoryJournal, Outcome, StepStatus
 from esc_orch.reconcile import CreateVm, LifecycleOperation
 from unit.reactor.harness import Lab, target
@@ -26,17 +27,17 @@ class CrashingJournal(MemoryJournal):
     after_intent: bool = True
     armed: bool = True
 
-    async def record_intent(self, intent: Intent) -> None:
-        await super().record_intent(intent)
+    async def record_intent(self, intent: Intent, *, record: DeploymentRecord) -> None:
+        await super().record_intent(intent, record=record)
         if self.armed and self.after_intent:
             self.armed = False
             raise Crash
 
-    async def record_outcome(self, outcome: Outcome) -> None:
+    async def record_outcome(self, outcome: Outcome, *, record: DeploymentRecord | None) -> None:
         if self.armed and not self.after_intent:
             self.armed = False
             raise Crash
-        await super().record_outcome(outcome)
+        await super().record_outcome(outcome, record=record)
 
 
 @pytest.mark.parametrize("after_intent", [True, False], ids=["before-action", "after-action"])
