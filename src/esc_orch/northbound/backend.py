@@ -62,15 +62,17 @@ class ConfigBackend(Protocol):
         default_operation: DefaultOperation = DefaultOperation.MERGE,
         test_option: TestOption = TestOption.TEST_THEN_SET,
         error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
-    ) -> None:
-        """Apply an RFC 6241 edit to ``target``; a running edit is committed at once."""
+    ) -> object:
+        """Apply an RFC 6241 edit to ``target``; a running edit is committed at once.
+
+        What it returns (the SQL store returns the commit's diff) is ignored by NETCONF."""
         ...
 
     def validate(self, *, source: Datastore | etree._Element) -> None:
         """Validate a datastore or an inline ``<config>`` element."""
         ...
 
-    def commit(self) -> None:
+    def commit(self) -> object:
         """Make the candidate the running configuration, atomically."""
         ...
 

@@ -37,8 +37,8 @@ from esc_orch.model.actions import (
     SourceState,
     source_power,
 )
-from esc_orch.model.failure import DiskUnfenced, HostUnreachable
 from esc_orch.model.events import EventType, VmUpdateType
+from esc_orch.model.failure import DiskUnfenced, HostUnreachable
 from esc_orch.model.vim import PowerState, Storage, VmSpec, VmState
 from esc_orch.reconcile.desired import DesiredState, DesiredVm
 from esc_orch.reconcile.identity import VmIdentity, parse_vm_name

@@ -11,9 +11,9 @@ import asyncio
 from lxml import etree
 
 from esc_orch.daemon.opdata import tenants_element
+from esc_orch.model.record import DeploymentRecord
 from esc_orch.model.schema import ESC_NS
 from esc_orch.model.validate import _parsed, lib, to_rpc_error
-from esc_orch.reactor import DeploymentStatus
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_locator
 
@@ -28,11 +28,11 @@ def _validate_state(tenants: etree._Element) -> list[str]:
         return [str(to_rpc_error(e)) for e in errors]
 
 
-def _statuses() -> list[DeploymentStatus]:
+def _statuses() -> list[DeploymentRecord]:
     lab = Lab()
     dep = seed_deployment()
 
-    async def run() -> list[DeploymentStatus]:
+    async def run() -> list[DeploymentRecord]:
         reactor = lab.reactor()
         await reactor.run(target(dep))
         await reactor.run(target(with_locator(dep, "CSP-2")))
@@ -46,7 +46,7 @@ def _statuses() -> list[DeploymentStatus]:
 
 def test_opdata_is_valid_state_data() -> None:
     statuses = _statuses()
-    tenants = tenants_element(statuses, unmonitored={})
+    tenants = tenants_element(statuses)
     assert _validate_state(tenants) == []
     ns = {"e": ESC_NS}
     dep = tenants.xpath("e:tenant[e:name='name1']/e:deployments", namespaces=ns)[0]
@@ -57,7 +57,7 @@ def test_opdata_is_valid_state_data() -> None:
 
 
 def test_invalid_opdata_is_caught() -> None:
-    tenants = tenants_element(_statuses(), unmonitored={})
+    tenants = tenants_element(_statuses())
     state = tenants.find(f".//{{{ESC_NS}}}state_machine/{{{ESC_NS}}}state")
     assert state is not None
     state.text = "NOT_A_STATE"

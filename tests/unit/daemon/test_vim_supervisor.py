@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor, connector_config
+from esc_orch.daemon.connectors import connector_config
+from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import RpcErrors
 from esc_orch.model.events import EscEvent, EventStatus, EventType
