@@ -39,7 +39,7 @@ from esc_orch.model.units import (
     unit_of_path,
 )
 from esc_orch.model.validate import check_types, validate_config
-from esc_orch.northbound.backend import (
+from esc_orch.model.backend import (
     Datastore,
     DefaultOperation,
     ErrorOption,
