@@ -17,9 +17,9 @@ from collections.abc import Callable
 from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.vim import ConnectorConfig, Credentials
 from esc_orch.vim import create_connector
-from esc_orch.vim.protocol import VimConnector
+from esc_orch.vim.protocol import Connector
 
-ConnectorFactory = Callable[[ConnectorConfig], VimConnector]
+ConnectorFactory = Callable[[ConnectorConfig], Connector]
 
 
 def connector_config(model: ConnectorModel) -> ConnectorConfig:
@@ -45,7 +45,7 @@ class ConnectorPool:
     def __init__(self, *, factory: ConnectorFactory = create_connector) -> None:
         self._factory = factory
         self._configs: dict[str, ConnectorConfig] = {}
-        self._live: dict[str, VimConnector] = {}
+        self._live: dict[str, Connector] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def configure(self, connector_id: str, model: ConnectorModel | None) -> None:
@@ -70,7 +70,7 @@ class ConnectorPool:
     def ids(self) -> tuple[str, ...]:
         return tuple(sorted(self._configs))
 
-    def __call__(self, connector_id: str) -> VimConnector:
+    def __call__(self, connector_id: str) -> Connector:
         """The connector of ``connector_id``; LookupError when none is configured."""
         live = self._live.get(connector_id)
         if live is None:

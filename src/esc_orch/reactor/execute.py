@@ -55,7 +55,7 @@ from esc_orch.vim.errors import (
     VimError,
     VimNotFound,
 )
-from esc_orch.vim.protocol import VimConnector
+from esc_orch.vim.protocol import Connector
 from esc_orch.vim.retry import RetryPolicy, Sleep, with_retries
 
 T = TypeVar("T")
@@ -91,7 +91,7 @@ class Executor:
     policy: RetryPolicy
     sleep: Sleep
 
-    def _connector(self, connector_id: str) -> VimConnector:
+    def _connector(self, connector_id: str) -> Connector:
         try:
             return self.connectors(connector_id)
         except (LookupError, ValueError, VimError) as exc:
@@ -101,7 +101,7 @@ class Executor:
         self,
         connector_id: str,
         what: str,
-        call: Callable[[VimConnector], Awaitable[T]],
+        call: Callable[[Connector], Awaitable[T]],
         *,
         fence: DiskHeld | None = None,
     ) -> T:
