@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from esc_orch.daemon.connectors import connector_config
+from esc_orch.daemon.connectors import ConnectorPool, connector_config
 from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import RpcErrors
@@ -142,3 +142,23 @@ async def test_deleted_connectors_leave_the_state(store: SqlDatastore) -> None:
     )
     store.edit_config(target=Datastore.RUNNING, config=config_of(delete))
     assert [s.id for s in supervisor.states()] == ["CSP-1", "CSP-2"]
+
+
+async def test_checks_use_the_shared_pool_and_a_recheck_reports_a_host_back_at_once(
+    store: SqlDatastore,
+) -> None:
+    hosts, events = Hosts(), []
+    pool = ConnectorPool(factory=hosts.factory)
+    supervisor = VimSupervisor(emit=events.extend, clock=lambda: NOW, pool=pool, interval=3600)
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    shared = pool("CSP-1")  # the connector the reactor is given: the one checked
+    hosts.by_url["http://127.0.0.1:8441"].down = True
+    down = await supervisor.check("CSP-1")
+    assert down is not None and down.status is ConnectionStatus.FAILED
+    hosts.by_url["http://127.0.0.1:8441"].down = False
+    up = await supervisor.recheck("CSP-1")  # on demand, not at the next interval
+    assert up is not None and up.status is ConnectionStatus.SUCCESSFUL
+    assert pool("CSP-1") is shared
+    assert [e.status for e in events] == [EventStatus.FAILURE, EventStatus.SUCCESS]
+    await pool.close()
