@@ -24,7 +24,7 @@ from esc_orch.model.errors import (
     RpcErrors,
     render_rpc_error,
 )
-from esc_orch.model.schema import ESC_NS
+from esc_orch.model.schema import EO_CAPABILITY, ESC_NS
 from esc_orch.model.xmlsafe import parse_xml
 from esc_orch.northbound.framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -69,13 +69,15 @@ def module_capability(*, namespace: str, module: str, revision: str) -> str:
 
 
 def server_capabilities(*, esc_revision: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """Everything we announce: the implemented base set, the esc module, then ``extra``.
+    """Everything we announce: the base set, the esc and esc-orch modules, then ``extra``.
 
     ``esc_revision`` comes from the model layer (the revision of ``yang/esc.yang``);
-    ``extra`` is how later features (notifications, interleave) add their URIs.
+    ``extra`` is how later features (notifications, interleave) add their URIs. esc-orch
+    (``yang/esc-orch.yang``) is our augment of esc's opdata.
     """
     caps = [*BASE_CAPABILITIES]
     caps.append(module_capability(namespace=ESC_NS, module=ESC_MODULE, revision=esc_revision))
+    caps.append(EO_CAPABILITY)
     caps.extend(c for c in extra if c not in caps)
     return tuple(caps)
 
