@@ -55,8 +55,18 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _models(store: SqlDatastore, kind: str) -> dict[tuple[str, ...], Any]:
-    return {unit.key: unit_model(kind, xml) for unit, xml in store.running_units(kind).items()}
+M = TypeVar("M", Flavor, ConnectorModel, Deployment)
+
+
+def _models(store: SqlDatastore, kind: str, model: type[M]) -> dict[tuple[str, ...], M]:
+    """The running units of ``kind`` as their pydantic models (checked to be ``model``)."""
+    out: dict[tuple[str, ...], M] = {}
+    for unit, xml in store.running_units(kind).items():
+        parsed = unit_model(kind, xml)
+        if not isinstance(parsed, model):
+            raise TypeError(f"{kind} unit {unit.key} is a {type(parsed).__name__}")
+        out[unit.key] = parsed
+    return out
 
 
 class LifecycleService:
@@ -94,7 +104,7 @@ class LifecycleService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._resync: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         #: The ESC action sink (daemon/actions.py), set by the wiring.
         self.actions: EscActionSink | None = None
 
@@ -125,10 +135,13 @@ class LifecycleService:
     def _read_running(
         self,
     ) -> tuple[dict[str, Flavor], dict[str, ConnectorModel], dict[Key, Deployment]]:
-        flavors = {key[0]: m for key, m in _models(self.datastore, "flavor").items()}
-        connectors = {key[0]: m for key, m in _models(self.datastore, "vim_connector").items()}
+        store = self.datastore
+        flavors = {key[0]: m for key, m in _models(store, "flavor", Flavor).items()}
+        connectors = {
+            key[0]: m for key, m in _models(store, "vim_connector", ConnectorModel).items()
+        }
         deployments = {
-            (key[0], key[1]): m for key, m in _models(self.datastore, "deployment").items()
+            (key[0], key[1]): m for key, m in _models(store, "deployment", Deployment).items()
         }
         return flavors, connectors, deployments
 
