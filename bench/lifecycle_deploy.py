@@ -28,14 +28,14 @@ from lxml import etree
 
 from esc_orch.daemon.config import LifecycleSettings
 from esc_orch.daemon.lifecycle import LifecycleService
+from esc_orch.model.lifecycle import DeploymentState
 from esc_orch.model.schema import NC_NS
+from esc_orch.model.vim import ConnectorConfig
 from esc_orch.model.xmlsafe import parse_xml
 from esc_orch.northbound.backend import Datastore
-from esc_orch.reconcile.vocab import DeploymentState
 from esc_orch.store.datastore import SqlDatastore
 from esc_orch.testing.emulator import EmulatorHost
 from esc_orch.vim import create_connector
-from esc_orch.vim.types import ConnectorConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -6,5 +6,5 @@ rc=0
 .venv/bin/ruff check src tests || rc=1
 .venv/bin/mypy || rc=1
 .venv/bin/lint-imports || rc=1
-.venv/bin/pyang --strict -p yang -p .venv/share/yang/modules/ietf yang/esc.yang || rc=1
+.venv/bin/pyang --strict -p yang -p .venv/share/yang/modules/ietf yang/esc.yang yang/esc-orch.yang || rc=1
 exit $rc

@@ -89,7 +89,10 @@ def run(data_dir: Path) -> int:
     masked = sorted({str(v) for v in found}) if isinstance(found, list) else []
     print(f"\n== get-config shows VIM passwords as {masked}")
     store.close()
-    print("\nThe lifecycle (VMs on emulated CSP hosts, escEvent notifications) comes next.")
+    print(
+        "\nThis is the configuration layer only: run the demo without --datamodel to see the"
+        "\nlifecycle carry these payloads out on emulated CSP hosts, with escEvents."
+    )
     return 0
 
 

@@ -23,10 +23,10 @@ from lxml import etree
 
 from esc_orch.cli.main import open_manager
 from esc_orch.cli.notif import format_notification
+from esc_orch.model.schema import ESC_NS
 from esc_orch.testing.emulator import EmulatorHost
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ESC_NS = "http://www.cisco.com/esc/esc"
 USER, PASSWORD = "admin", "demo-password"
 ORCHD = [sys.executable, "-m", "esc_orch.daemon.cli"]
 DAEMON_TOML = "[lifecycle]\nretry_attempts = 3\nretry_base_delay = 0.5\n"

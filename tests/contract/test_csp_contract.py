@@ -10,7 +10,7 @@ import pytest
 from esc_orch.csp_sim.disks import DiskLock, create_sparse
 from esc_orch.testing.emulator import EmulatorHost
 from esc_orch.testing.vim_contract import ConnectorHarness, VimConnectorContract, sample_spec
-from esc_orch.vim import Capability, Storage, VimConnector, VmSpec
+from esc_orch.vim import Capability, Connector, Storage, VmSpec
 from esc_orch.vim.csp import CspConnector
 
 pytestmark = pytest.mark.functional
@@ -50,23 +50,23 @@ class CspHarness(ConnectorHarness):
         self.host, self.flaky, self.slow = host, flaky, slow
         self.locks: list[DiskLock] = []
 
-    async def connector(self) -> VimConnector:
+    async def connector(self) -> Connector:
         return CspConnector(config=self.host.config(**FAST))
 
-    async def connector_with_bad_credentials(self) -> VimConnector | None:
+    async def connector_with_bad_credentials(self) -> Connector | None:
         return CspConnector(config=self.host.config(password="not-the-password", **FAST))
 
-    async def connector_to_failing_vim(self) -> VimConnector | None:
+    async def connector_to_failing_vim(self) -> Connector | None:
         return CspConnector(config=self.flaky.config(**FAST))
 
-    async def connector_without(self, capability: Capability) -> VimConnector | None:
+    async def connector_without(self, capability: Capability) -> Connector | None:
         if capability in (Capability.DISK_COPY, Capability.SHARED_STORAGE):
             return CspConnector(config=self.host.config(cluster_name="", **FAST))
         if capability is Capability.PORT_IDS:
             return CspConnector(config=self.host.config(port_ids="false", **FAST))
         return None
 
-    async def slow_copy_connector(self) -> VimConnector | None:
+    async def slow_copy_connector(self) -> Connector | None:
         return CspConnector(config=self.slow.config(**FAST))
 
     async def lock_disk_elsewhere(self, *, name: str) -> VmSpec | None:

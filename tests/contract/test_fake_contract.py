@@ -9,11 +9,11 @@ import pytest
 from esc_orch.testing.vim_contract import ConnectorHarness, VimConnectorContract, sample_spec
 from esc_orch.vim import (
     Capability,
+    Connector,
     ConnectorConfig,
     Credentials,
     Storage,
     TemporaryVimError,
-    VimConnector,
     VmSpec,
 )
 from esc_orch.vim.fake import FakeClock, FakeCluster, FakeConnector, FakeHost
@@ -36,18 +36,18 @@ class FakeHarness(ConnectorHarness):
         )
         return FakeConnector(config=config, host=self.host, clock=self.clock)
 
-    async def connector(self) -> VimConnector:
+    async def connector(self) -> Connector:
         return self._make()
 
-    async def connector_with_bad_credentials(self) -> VimConnector | None:
+    async def connector_with_bad_credentials(self) -> Connector | None:
         return self._make(password="wrong")
 
-    async def connector_to_failing_vim(self) -> VimConnector | None:
+    async def connector_to_failing_vim(self) -> Connector | None:
         down = FakeHost(name="CSP-down", cluster=self.cluster, down=True)
         config = ConnectorConfig(id="down", type="FAKE")
         return FakeConnector(config=config, host=down, clock=self.clock)
 
-    async def connector_without(self, capability: Capability) -> VimConnector | None:
+    async def connector_without(self, capability: Capability) -> Connector | None:
         keep = ",".join(c.value for c in Capability if c is not capability)
         return self._make(capabilities=keep)
 
@@ -62,7 +62,7 @@ class FakeHarness(ConnectorHarness):
 
     copy_poll_interval = 0.0
 
-    async def slow_copy_connector(self) -> VimConnector | None:
+    async def slow_copy_connector(self) -> Connector | None:
         self.host.copy_step = 1.0  # on the fake clock: quarters a second apart, no real wait
         return self._make()
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 from copy import deepcopy
-from pathlib import Path
-from typing import Any
 
 from lxml import etree
 
@@ -189,8 +187,3 @@ class MemoryBackend:
                     message="this element is invalid",
                     path="/esc:esc_datamodel/esc:invalid",
                 )
-
-
-def build(data_dir: Path, config: Any) -> MemoryBackend:
-    """Factory for ``ESC_ORCHD_TEST_BACKEND=nbsupport.memory_backend:build``."""
-    return MemoryBackend()

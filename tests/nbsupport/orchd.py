@@ -67,7 +67,6 @@ class OrchdProcess:
             notify.bind(notify_path)
             notify.settimeout(START_TIMEOUT)
             env = dict(os.environ, NOTIFY_SOCKET=notify_path, **self.env)
-            env.pop("ESC_ORCHD_TEST_BACKEND", None)  # the real store, always
             with self._log_path.open("ab") as log:
                 self.proc = subprocess.Popen(
                     [

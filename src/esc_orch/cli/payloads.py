@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS
+from esc_orch.model.schema import ESC_NS
 from esc_orch.model.xmlsafe import parse_xml
 
-ESC_NS = "http://www.cisco.com/esc/esc"
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z_][\w.\-]*)(?P<preds>(\[[^\]]*\])*)$")
 _PREDICATE = re.compile(r"""\[\s*([A-Za-z_][\w.\-]*)\s*=\s*(?:'([^']*)'|"([^"]*)")\s*\]""")
 

@@ -18,20 +18,19 @@ makes no sense in the VM's state (``invalid-value``). The outcome comes as escEv
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from esc_orch.daemon.lifecycle import Key, LifecycleService
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType
+from esc_orch.model.record import DeploymentRecord, VmRecord
 from esc_orch.northbound.esc_rpcs import (
     ActionType,
     RecoveryVmActionRequest,
     ServiceActionRequest,
     VmActionRequest,
 )
-from esc_orch.reactor import DeploymentStatus, RunOutcome, VmStatus, vm_details
-from esc_orch.store.journal import DeploymentMemory
+from esc_orch.reactor import RunOutcome, vm_details
 
 _VM_EVENT = {
     ActionType.START: EventType.VM_STARTED,
@@ -62,7 +61,7 @@ class LifecycleActions:
 
     # ------------------------------------------------------------------ finding targets
 
-    def _find_vm(self, name: str) -> tuple[DeploymentStatus, VmStatus]:
+    def _find_vm(self, name: str) -> tuple[DeploymentRecord, VmRecord]:
         reactor = self._service.reactor
         for key in reactor.deployments():
             status = reactor.status(*key)
@@ -76,7 +75,7 @@ class LifecycleActions:
             info={"bad-element": "vmName"},
         )
 
-    def _check_free(self, status: DeploymentStatus, what: str) -> None:
+    def _check_free(self, status: DeploymentRecord, what: str) -> None:
         if self._service.reactor.busy(status.tenant, status.name):
             raise RpcError(
                 tag=ErrorTag.IN_USE,
@@ -123,8 +122,8 @@ class LifecycleActions:
 
     async def _act(
         self,
-        status: DeploymentStatus,
-        vms: tuple[VmStatus, ...],
+        status: DeploymentRecord,
+        vms: tuple[VmRecord, ...],
         action: ActionType,
         *,
         service: bool,
@@ -132,13 +131,12 @@ class LifecycleActions:
         svc = self._service
         key: Key = (status.tenant, status.name)
         names = frozenset(vm.identity.name for vm in vms)
-        stopped = svc.stopped.get(key, frozenset())
+        stopped = status.wanted_off()
         if action in (ActionType.ENABLE_MONITOR, ActionType.DISABLE_MONITOR):
-            off = svc.unmonitored.get(key, frozenset())
+            off = status.unmonitored()
             off = off | names if action is ActionType.DISABLE_MONITOR else off - names
             events = [self._vm_event(status, vm, action) for vm in vms]
             await self._set(key, unmonitored=off, events=events)
-            svc.unmonitored[key] = off
             return
         owed = action.value if service else None
         if action is ActionType.REBOOT:
@@ -154,14 +152,32 @@ class LifecycleActions:
         else:
             stopped = stopped | names if action is ActionType.STOP else stopped - names
             await self._set(key, stopped=stopped, owed_service_action=owed)
-            svc.stopped[key] = stopped
             target = svc.target(key, quiet=True)
         svc.reactor.submit(target)
         svc.spawn(self._follow(status, vms, action, service=service))
 
-    async def _set(self, key: Key, **changes: object) -> None:
+    async def _set(
+        self,
+        key: Key,
+        *,
+        stopped: frozenset[str] | None = None,
+        unmonitored: frozenset[str] | None = None,
+        owed_service_action: str | None = None,
+        settle_service_action: bool = False,
+        run_finished: bool = False,
+        events: Sequence[EscEvent] = (),
+    ) -> None:
         try:
-            await self._service.store.set_flags(tenant=key[0], deployment=key[1], **changes)  # type: ignore[arg-type]
+            await self._service.reactor.set_flags(
+                key[0],
+                key[1],
+                stopped=stopped,
+                unmonitored=unmonitored,
+                owed_service_action=owed_service_action,
+                settle_service_action=settle_service_action,
+                run_finished=run_finished,
+                events=events,
+            )
         except LookupError:
             raise RpcError(
                 tag=ErrorTag.INVALID_VALUE,
@@ -170,8 +186,8 @@ class LifecycleActions:
 
     async def _follow(
         self,
-        status: DeploymentStatus,
-        vms: tuple[VmStatus, ...],
+        status: DeploymentRecord,
+        vms: tuple[VmRecord, ...],
         action: ActionType,
         *,
         service: bool,
@@ -194,22 +210,22 @@ class LifecycleActions:
             if events:
                 await self._service.store.emit(events)
 
-    async def settle_owed(self, memories: Iterable[DeploymentMemory]) -> None:
+    async def settle_owed(self, records: Iterable[DeploymentRecord]) -> None:
         """At start-up: the SERVICE_* events that a crash kept from being logged.
 
         The VM events of the interrupted run are owed by the reactor's resume; the service
         event is sent once that run is over, as it would have been.
         """
-        for memory in memories:
-            if memory.owed_service_action is None:
+        for record in records:
+            if record.owed_service_action is None:
                 continue
-            status = self._service.reactor.status(memory.tenant, memory.deployment)
+            status = self._service.reactor.status(record.tenant, record.name)
             if status is None:
                 continue
-            action = ActionType(memory.owed_service_action)
+            action = ActionType(record.owed_service_action)
             self._service.spawn(self._follow(status, (), action, service=True))
 
-    def _vm_event(self, status: DeploymentStatus, vm: VmStatus, action: ActionType) -> EscEvent:
+    def _vm_event(self, status: DeploymentRecord, vm: VmRecord, action: ActionType) -> EscEvent:
         return EscEvent.success(
             _VM_EVENT[action],
             _VM_MESSAGE[action].format(name=vm.identity.name),
@@ -228,20 +244,24 @@ class LifecycleActions:
 
     @staticmethod
     def _service_event(
-        status: DeploymentStatus, action: ActionType, outcome: RunOutcome | None
+        status: DeploymentRecord, action: ActionType, outcome: RunOutcome | None
     ) -> EscEvent:
         event_type, verb = _SERVICE_EVENT[action]
-        fields: dict[str, Any] = {
-            "depname": status.name,
-            "tenant": status.tenant,
-            "tenant_id": status.tenant,
-            "depid": status.depid,
-        }
         if outcome is not None and outcome.ok:
             return EscEvent.success(
-                event_type, f"Service group [{status.name}] {verb} successfully.", **fields
+                event_type,
+                f"Service group [{status.name}] {verb} successfully.",
+                depname=status.name,
+                tenant=status.tenant,
+                tenant_id=status.tenant,
+                depid=status.depid,
             )
         reason = outcome.reason if outcome is not None else "the run did not complete"
         return EscEvent.failure(
-            event_type, f"Service group [{status.name}] {verb} with errors: {reason}", **fields
+            event_type,
+            f"Service group [{status.name}] {verb} with errors: {reason}",
+            depname=status.name,
+            tenant=status.tenant,
+            tenant_id=status.tenant,
+            depid=status.depid,
         )

@@ -18,18 +18,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from esc_orch import failpoints
 from esc_orch.daemon.config import ConfigError, DaemonConfig, load_config
 from esc_orch.daemon.retention import PrunableEventSource, prune_forever
 from esc_orch.daemon.sdnotify import sd_notify
 from esc_orch.daemon.users import UserStore, UserStoreError
-from esc_orch.daemon.wiring import (
-    WiringError,
-    build_backend,
-    esc_revision,
-    event_log_of,
-    start_lifecycle,
-    start_vim_supervisor,
-)
+from esc_orch.daemon.wiring import Parts, WiringError, build_backend, esc_revision, start_parts
 from esc_orch.northbound.app import build_core
 from esc_orch.northbound.auth import Authenticator, LoginThrottle
 from esc_orch.northbound.backend import ConfigBackend
@@ -131,33 +125,38 @@ async def run_server(
 
 
 async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -> None:
-    """Serve until SIGTERM or SIGINT."""
+    """Serve until SIGTERM or SIGINT.
+
+    Without ``backend`` the SQL datastore of the data directory is opened and the whole
+    daemon runs (VIM supervisor, lifecycle, notifications). A ``backend`` given in-process
+    (tests) serves NETCONF only.
+    """
     assert config.data_dir is not None
-    if backend is None:
-        backend = build_backend(config.data_dir, config)
+    store = build_backend(config.data_dir, config) if backend is None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    supervisor = start_vim_supervisor(backend, config.vim)
-    lifecycle = await start_lifecycle(backend, config.lifecycle)
+    parts: Parts | None = await start_parts(store, config) if store is not None else None
+    served: ConfigBackend
+    if store is not None:
+        served = store
+    elif backend is not None:
+        served = backend
     async with run_server(
         config=config,
-        backend=backend,
-        events=event_log_of(backend),
-        esc_sink=lifecycle.actions if lifecycle is not None else None,
+        backend=served,
+        events=store.events if store is not None else None,
+        esc_sink=parts.lifecycle.actions if parts is not None else None,
     ) as server:
         sd_notify(f"READY=1\nSTATUS=listening on {config.bind}:{server.port}")
         await stop.wait()
-        if supervisor is not None:
-            supervisor.cancel()
         log.info("stopping")
         sd_notify("STOPPING=1")
-    if lifecycle is not None:
-        await lifecycle.stop()
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()
+    if parts is not None:
+        await parts.stop()
+    if store is not None:
+        store.close()
     log.info("stopped")
 
 
@@ -185,12 +184,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.log_level is not None:
         config = replace(config, log_level=args.log_level)
     setup_logging(config.log_level)
+    failpoints.configure_from_env()
     if config.data_dir is None:
         log.error("a data directory is required (--data-dir or data_dir in the config file)")
         return 2
     try:
         asyncio.run(serve(config=config))
-    except (WiringError, ConfigError, OSError) as exc:
+    except (WiringError, ConfigError, OSError, failpoints.FailpointError) as exc:
         log.error("cannot serve", extra={"error": str(exc)})
         return 1
     return 0

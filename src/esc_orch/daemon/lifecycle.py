@@ -15,10 +15,10 @@
 * ``opdata/tenants`` (see :mod:`esc_orch.daemon.opdata`) and the ESC actions
   (:mod:`esc_orch.daemon.actions`).
 
-Test hook: ``ESC_ORCHD_TEST_KILL_AT=intent:N|outcome:N|event:N`` makes the daemon SIGKILL
-itself right after its N-th durable intent, before recording its N-th outcome (the VIM call is
-done, nothing about it is durable) or right after its N-th durable event. Crash tests use it
-to stop at exact points; it is never set in production.
+What a deployment is comes from its :class:`~esc_orch.model.record.DeploymentRecord` (the
+reactor's, persisted by the store): the VMs wanted off or unmonitored, the run a crash cut. The
+service keeps no copy of those facts. Crash tests stop the daemon at the store's failpoints
+(:mod:`esc_orch.failpoints`).
 """
 
 from __future__ import annotations
@@ -26,106 +26,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from lxml import etree
 
 from esc_orch.daemon.config import LifecycleSettings
-from esc_orch.daemon.vim_supervisor import connector_config
+from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
 from esc_orch.model.config import Deployment, Flavor
 from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ConfigDiff
-from esc_orch.model.events import EscEvent
+from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
+from esc_orch.model.record import DeploymentRecord
 from esc_orch.northbound.esc_rpcs import EscActionSink
-from esc_orch.reactor import DeploymentTarget, Intent, Outcome, Reactor
-from esc_orch.reconcile.vocab import DeploymentState, Operation
-from esc_orch.store.journal import DeploymentMemory, LifecycleStore
+from esc_orch.reactor import DeploymentTarget, Reactor
+from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.journal import LifecycleStore
 from esc_orch.vim import create_connector
-from esc_orch.vim.protocol import VimConnector
 from esc_orch.vim.retry import RetryPolicy
-from esc_orch.vim.types import ConnectorConfig
 
 log = logging.getLogger(__name__)
 
-KILL_ENV = "ESC_ORCHD_TEST_KILL_AT"
 Key = tuple[str, str]
-ConnectorFactory = Callable[[ConnectorConfig], VimConnector]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-class ConnectorPool:
-    """One long-lived connector per configured VIM connector id (the reactor's provider)."""
-
-    def __init__(self, *, factory: ConnectorFactory = create_connector) -> None:
-        self._factory = factory
-        self._configs: dict[str, ConnectorConfig] = {}
-        self._live: dict[str, VimConnector] = {}
-
-    def configure(self, connector_id: str, model: ConnectorModel | None) -> None:
-        """A connector was created, changed or (``None``) deleted: drop the old instance."""
-        old = self._live.pop(connector_id, None)
-        if old is not None:
-            asyncio.get_running_loop().create_task(old.close())
-        if model is None:
-            self._configs.pop(connector_id, None)
-        else:
-            self._configs[connector_id] = connector_config(model)
-
-    def __call__(self, connector_id: str) -> VimConnector:
-        live = self._live.get(connector_id)
-        if live is None:
-            config = self._configs.get(connector_id)
-            if config is None:
-                raise LookupError(f"no VIM connector {connector_id!r} is configured")
-            live = self._live[connector_id] = self._factory(config)
-        return live
-
-    async def close(self) -> None:
-        live, self._live = list(self._live.values()), {}
-        for connector in live:
-            with contextlib.suppress(Exception):
-                await connector.close()
+M = TypeVar("M", Flavor, ConnectorModel, Deployment)
 
 
-class _KillHook:
-    """Journal + EventSink in front of the store that SIGKILLs the process at a set point."""
-
-    def __init__(self, inner: LifecycleStore, spec: str) -> None:
-        point, _, count = spec.partition(":")
-        if point not in ("intent", "outcome", "event") or not count.isdigit():
-            raise ValueError(f"{KILL_ENV} must be intent:N, outcome:N or event:N, not {spec!r}")
-        self._inner, self._point, self._left = inner, point, int(count)
-
-    def _tick(self, point: str) -> None:
-        if point == self._point:
-            self._left -= 1
-            if self._left == 0:
-                log.warning("test hook %s: killing the daemon after %s", KILL_ENV, point)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    async def record_intent(self, intent: Intent) -> None:
-        await self._inner.record_intent(intent)
-        self._tick("intent")
-
-    async def record_outcome(self, outcome: Outcome) -> None:
-        self._tick("outcome")
-        await self._inner.record_outcome(outcome)
-
-    async def unfinished(self) -> tuple[Intent, ...]:
-        return await self._inner.unfinished()
-
-    async def publish(self, event: EscEvent) -> None:
-        await self._inner.publish(event)
-        self._tick("event")
-
-
-def _models(store: Any, kind: str) -> dict[tuple[str, ...], Any]:
-    return {unit.key: unit_model(kind, xml) for unit, xml in store.running_units(kind).items()}
+def _models(store: SqlDatastore, kind: str, model: type[M]) -> dict[tuple[str, ...], M]:
+    """The running units of ``kind`` as their pydantic models (checked to be ``model``)."""
+    out: dict[tuple[str, ...], M] = {}
+    for unit, xml in store.running_units(kind).items():
+        parsed = unit_model(kind, xml)
+        if not isinstance(parsed, model):
+            raise TypeError(f"{kind} unit {unit.key} is a {type(parsed).__name__}")
+        out[unit.key] = parsed
+    return out
 
 
 class LifecycleService:
@@ -134,20 +75,20 @@ class LifecycleService:
     def __init__(
         self,
         *,
-        datastore: Any,
+        datastore: SqlDatastore,
         settings: LifecycleSettings,
         factory: ConnectorFactory = create_connector,
+        pool: ConnectorPool | None = None,
     ) -> None:
         self.datastore = datastore
         self.settings = settings
         self.store = LifecycleStore(engine=datastore.engine, events=datastore.events)
-        self.pool = ConnectorPool(factory=factory)
-        spec = os.environ.get(KILL_ENV)
-        port: Any = _KillHook(self.store, spec) if spec else self.store
+        #: Shared with the VIM supervisor (one connector per id, one health truth).
+        self.pool = pool if pool is not None else ConnectorPool(factory=factory)
         self.reactor = Reactor(
             connectors=self.pool,
-            journal=port,
-            events=port,
+            journal=self.store,
+            events=self.store,
             sleep=asyncio.sleep,
             new_uuid=lambda: str(uuid.uuid4()),
             max_parallel=settings.max_parallel,
@@ -160,12 +101,10 @@ class LifecycleService:
         self.deployments: dict[Key, Deployment] = {}
         self.flavors: dict[str, Flavor] = {}
         self.connectors: dict[str, ConnectorModel] = {}
-        self.stopped: dict[Key, frozenset[str]] = {}
-        self.unmonitored: dict[Key, frozenset[str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._resync: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         #: The ESC action sink (daemon/actions.py), set by the wiring.
         self.actions: EscActionSink | None = None
 
@@ -179,15 +118,12 @@ class LifecycleService:
         self.flavors, self.connectors, self.deployments = running
         for cid, model in self.connectors.items():
             self.pool.configure(cid, model)
-        memories = {m.key: m for m in await self.store.memories()}
+        records = {r.key: r for r in await self.store.records()}
         targets = [
-            self._resume_target(key, memories.get(key))
-            for key in sorted(self.deployments.keys() | memories.keys())
+            self._resume_target(key, records.get(key))
+            for key in sorted(self.deployments.keys() | records.keys())
         ]
-        for memory in memories.values():
-            self.stopped[memory.key] = memory.stopped
-            self.unmonitored[memory.key] = memory.unmonitored
-        closed = await self.reactor.resume(targets)
+        closed = await self.reactor.resume(targets, records=tuple(records.values()))
         log.info(
             "lifecycle started",
             extra={"deployments": len(targets), "abandoned_steps": len(closed)},
@@ -199,34 +135,31 @@ class LifecycleService:
     def _read_running(
         self,
     ) -> tuple[dict[str, Flavor], dict[str, ConnectorModel], dict[Key, Deployment]]:
-        flavors = {key[0]: m for key, m in _models(self.datastore, "flavor").items()}
-        connectors = {key[0]: m for key, m in _models(self.datastore, "vim_connector").items()}
+        store = self.datastore
+        flavors = {key[0]: m for key, m in _models(store, "flavor", Flavor).items()}
+        connectors = {
+            key[0]: m for key, m in _models(store, "vim_connector", ConnectorModel).items()
+        }
         deployments = {
-            (key[0], key[1]): m for key, m in _models(self.datastore, "deployment").items()
+            (key[0], key[1]): m for key, m in _models(store, "deployment", Deployment).items()
         }
         return flavors, connectors, deployments
 
-    def _resume_target(self, key: Key, memory: DeploymentMemory | None) -> DeploymentTarget:
-        deployment = self.deployments.get(key)
-        if memory is None:
+    def _resume_target(self, key: Key, record: DeploymentRecord | None) -> DeploymentTarget:
+        """The run that finishes what the record says was cut (the reactor restores it)."""
+        if record is None:
             return self.target(key)
-        restored: dict[str, Any] = {
-            "known": memory.known,
-            "applied": memory.applied,
-            "depid": memory.depid,
-            "alive": memory.alive,
-            "stopped": memory.stopped,
-        }
-        if deployment is None:  # deleted while we were down (or mid-undeploy)
-            return self.target(key, operation=Operation.UNDEPLOY, **restored)
-        if memory.owed_service_action is not None:
+        stopped = record.wanted_off()
+        if key not in self.deployments:  # deleted while we were down (or mid-undeploy)
+            return self.target(key, operation=LifecycleOperation.UNDEPLOY, stopped=stopped)
+        if record.owed_service_action is not None:
             # a serviceAction's run was cut: finish it quietly, the action's own SERVICE_*
             # event is owed instead (LifecycleActions.settle_owed sends it)
-            return self.target(key, operation=memory.unfinished, quiet=True, **restored)
-        if memory.unfinished is not None:  # a run was cut: finish it, its events are owed
-            return self.target(key, operation=memory.unfinished, **restored)
-        operation = Operation.UPDATE if memory.active else None
-        return self.target(key, operation=operation, resync=True, **restored)
+            return self.target(key, operation=record.run, quiet=True, stopped=stopped)
+        if record.run is not None:  # a run was cut: finish it, its events are owed
+            return self.target(key, operation=record.run, stopped=stopped)
+        operation = LifecycleOperation.UPDATE if record.ever_active else None
+        return self.target(key, operation=operation, resync=True, stopped=stopped)
 
     async def stop(self) -> None:
         if self._resync is not None:
@@ -241,20 +174,33 @@ class LifecycleService:
 
     # ------------------------------------------------------------------ targets
 
-    def target(self, key: Key, **overrides: Any) -> DeploymentTarget:
-        """The desired state of ``key`` from the running configuration."""
-        fields: dict[str, Any] = {
-            "tenant": key[0],
-            "name": key[1],
-            "deployment": self.deployments.get(key),
-            "flavors": dict(self.flavors),
-            "connectors": dict(self.connectors),
-            "stopped": self.stopped.get(key, frozenset()),
-        }
-        fields.update(overrides)
-        if fields.get("operation") is Operation.UNDEPLOY:
-            fields["deployment"] = None
-        return DeploymentTarget(**fields)
+    def target(
+        self,
+        key: Key,
+        *,
+        operation: LifecycleOperation | None = None,
+        stopped: frozenset[str] | None = None,
+        resync: bool = False,
+        quiet: bool = False,
+        reboot: frozenset[str] = frozenset(),
+    ) -> DeploymentTarget:
+        """The desired state of ``key``: the running configuration and the record's flags."""
+        if stopped is None:
+            record = self.reactor.status(*key)
+            stopped = record.wanted_off() if record is not None else frozenset()
+        undeploy = operation is LifecycleOperation.UNDEPLOY
+        return DeploymentTarget(
+            tenant=key[0],
+            name=key[1],
+            deployment=None if undeploy else self.deployments.get(key),
+            flavors=dict(self.flavors),
+            connectors=dict(self.connectors),
+            stopped=stopped,
+            operation=operation,
+            resync=resync,
+            quiet=quiet,
+            reboot=reboot,
+        )
 
     def on_commit(self, diff: ConfigDiff) -> None:
         """Datastore listener (the committing worker thread): parse here, act on the loop."""
@@ -296,7 +242,7 @@ class LifecycleService:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.store.prune_journal)
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, kept until done (action follow-ups)."""
         assert self._loop is not None
         task = self._loop.create_task(coro)
@@ -311,13 +257,11 @@ class LifecycleService:
 
         loop = self._loop
         if loop is None:
-            return tenants_element([], unmonitored={})
+            return tenants_element([])
 
         def build() -> etree._Element:
-            statuses = [self.reactor.status(*key) for key in self.reactor.deployments()]
-            return tenants_element(
-                [s for s in statuses if s is not None], unmonitored=dict(self.unmonitored)
-            )
+            records = [self.reactor.status(*key) for key in self.reactor.deployments()]
+            return tenants_element([r for r in records if r is not None])
 
         async def snapshot() -> etree._Element:
             return build()
@@ -327,7 +271,7 @@ class LifecycleService:
         return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout=10)
 
 
-def _put(table: dict[Any, Any], key: Any, value: Any) -> None:
+def _put(table: dict[K, V], key: K, value: V | None) -> None:
     if value is None:
         table.pop(key, None)
     else:

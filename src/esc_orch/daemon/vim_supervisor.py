@@ -6,6 +6,11 @@ supervisor asks it to describe its host. Each check that changes a connector's s
 reported as a VIM_CONNECTION_STATE escEvent; the last result is visible with ``get`` under
 ``esc_datamodel/opdata/vim_connectors``; and a deployment that would place VMs on a
 connector known to be down is refused at acceptance (reference §2) instead of failing later.
+
+It checks through the daemon's one :class:`~esc_orch.daemon.connectors.ConnectorPool` (the
+connectors the reactor uses) and its states are the daemon's one answer to "is this VIM up?".
+:meth:`VimSupervisor.recheck` checks a connector at once, so a host that came back need not
+wait for the next interval.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from lxml import etree
 
+from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
+from esc_orch.model.clock import Clock
 from esc_orch.model.config import VimConnector, default_connector
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ChangeKind, ConfigDiff
@@ -28,18 +35,10 @@ from esc_orch.model.events import EscEvent, EventType, format_event_time
 from esc_orch.model.schema import ESC_NS, ESC_PREFIX
 from esc_orch.vim import create_connector
 from esc_orch.vim.errors import VimAuthError, VimError
-from esc_orch.vim.protocol import VimConnector as Connector
-from esc_orch.vim.types import ConnectorConfig, Credentials
 
 log = logging.getLogger(__name__)
 
-ConnectorFactory = Callable[[ConnectorConfig], Connector]
 EventEmitter = Callable[[Sequence[EscEvent]], object]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ConnectionStatus(StrEnum):
@@ -58,23 +57,6 @@ class ConnectorState:
     last_checked: datetime | None
 
 
-def connector_config(model: VimConnector) -> ConnectorConfig:
-    """The connector's runtime configuration from its YANG configuration.
-
-    Credentials: the first user that has a ``password`` credential property.
-    """
-    credentials = None
-    for user in model.users.user:
-        password = user.credentials.properties.get("password")
-        if password is not None:
-            credentials = Credentials(user=user.id, password=password)
-            break
-    properties = {p.name: p.value or "" for p in model.properties.property}
-    return ConnectorConfig(
-        id=model.id, type=model.type, properties=properties, credentials=credentials
-    )
-
-
 class VimSupervisor:
     """Checks connectors, remembers their state, reports changes, guards acceptance."""
 
@@ -83,16 +65,16 @@ class VimSupervisor:
         *,
         emit: EventEmitter,
         clock: Clock,
+        pool: ConnectorPool | None = None,
         factory: ConnectorFactory = create_connector,
         timeout: float = 10.0,
         interval: float = 60.0,
     ) -> None:
         self._emit = emit
         self._clock = clock
-        self._factory = factory
+        self.pool = pool if pool is not None else ConnectorPool(factory=factory)
         self._timeout = timeout
         self._interval = interval
-        self._configs: dict[str, ConnectorConfig] = {}
         self._models: dict[str, VimConnector] = {}  # for the default connector
         self._states: dict[str, ConnectorState] = {}
         self._pending: set[str] = set()
@@ -104,8 +86,7 @@ class VimSupervisor:
     def load(self, connectors: Sequence[VimConnector]) -> None:
         """The running connectors at start-up: all get checked first thing."""
         for model in connectors:
-            self._configs[model.id] = connector_config(model)
-            self._models[model.id] = model
+            self._configure(model.id, model)
             self._states.setdefault(
                 model.id, ConnectorState(model.id, ConnectionStatus.UNKNOWN, None, None)
             )
@@ -126,29 +107,37 @@ class VimSupervisor:
 
     def _apply_changes(self, changed: list[tuple[str, VimConnector | None]]) -> None:
         for connector_id, model in changed:
+            self._configure(connector_id, model)
             if model is None:
-                self._configs.pop(connector_id, None)
-                self._models.pop(connector_id, None)
                 self._states.pop(connector_id, None)
                 self._pending.discard(connector_id)
                 continue
-            self._configs[connector_id] = connector_config(model)
-            self._models[connector_id] = model
             self._states[connector_id] = ConnectorState(
                 connector_id, ConnectionStatus.UNKNOWN, None, None
             )
             self._pending.add(connector_id)
         self._wake.set()
 
+    def _configure(self, connector_id: str, model: VimConnector | None) -> None:
+        self.pool.configure(connector_id, model)
+        if model is None:
+            self._models.pop(connector_id, None)
+        else:
+            self._models[connector_id] = model
+
     # ---------------------------------------------------------------- checking
+
+    async def recheck(self, connector_id: str) -> ConnectorState | None:
+        """Check ``connector_id`` now, outside the interval (a host is back: say so at once)."""
+        return await self.check(connector_id)
 
     async def check(self, connector_id: str) -> ConnectorState | None:
         """Describe the connector's host once; record and report the result."""
-        config = self._configs.get(connector_id)
+        config = self.pool.config(connector_id)
         if config is None:
             return None
         try:
-            connector = self._factory(config)
+            connector = self.pool(connector_id)
         except (LookupError, ValueError) as exc:
             return self._record(config.id, ConnectionStatus.FAILED, f"cannot be created: {exc}")
         try:
@@ -161,10 +150,7 @@ class VimSupervisor:
             status, message = ConnectionStatus.FAILED, str(exc)
         else:
             status, message = ConnectionStatus.SUCCESSFUL, f"host {host.name} reachable"
-        finally:
-            with contextlib.suppress(Exception):
-                await connector.close()
-        if config is not self._configs.get(connector_id):
+        if config is not self.pool.config(connector_id):
             return None  # changed or deleted meanwhile: a newer check is pending
         return self._record(connector_id, status, message)
 
@@ -181,7 +167,7 @@ class VimSupervisor:
         """Check pending connectors at once and every connector each ``interval`` seconds."""
         self._loop = asyncio.get_running_loop()
         while True:
-            due = set(self._pending) or set(self._configs)
+            due = set(self._pending) or set(self.pool.ids())
             self._pending.clear()
             self._wake.clear()
             await asyncio.gather(*(self.check(cid) for cid in sorted(due)))
@@ -261,6 +247,6 @@ def _event(state: ConnectorState) -> EscEvent:
     )
 
 
-def connectors_of(units: dict[object, bytes]) -> list[VimConnector]:
-    """Models of the running ``vim_connector`` units (see SqlDatastore.running_units)."""
-    return [unit_model("vim_connector", xml) for xml in units.values()]
+def connectors_of(units: Iterable[bytes]) -> list[VimConnector]:
+    """Models of running ``vim_connector`` units (``SqlDatastore.running_units(...).values()``)."""
+    return [unit_model("vim_connector", xml) for xml in units]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from esc_orch.vim.types import Credentials
+from esc_orch.model.vim import Credentials
 
 
 class HostPower(StrEnum):

@@ -24,6 +24,12 @@ ESC_NS = "http://www.cisco.com/esc/esc"
 ESC_MODULE = "esc"
 ESC_PREFIX = "esc"
 ESC_REVISION = "2026-11-27"
+#: Our own module (yang/esc-orch.yang): what we show that ESC's model lacks, augmenting it.
+EO_NS = "urn:esc-orch:yang:esc-orch"
+EO_MODULE = "esc-orch"
+EO_PREFIX = "eo"
+EO_REVISION = "2026-12-01"
+EO_CAPABILITY = f"{EO_NS}?module={EO_MODULE}&revision={EO_REVISION}"
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 
@@ -86,11 +92,12 @@ def yang_dir() -> Path:
 
 @cache
 def context() -> libyang.Context:
-    """The process-wide libyang context with the esc module implemented."""
+    """The process-wide libyang context with the esc and esc-orch modules implemented."""
     # Store errors in the context *with* their data location (validate.py reads them).
     libyang.configure_logging(True, logging.CRITICAL)
     ctx = libyang.Context(str(yang_dir()))
     ctx.load_module(ESC_MODULE)
+    ctx.load_module(EO_MODULE)
     return ctx
 
 

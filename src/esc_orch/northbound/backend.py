@@ -1,91 +1,15 @@
-"""What the NETCONF layer needs from the configuration datastore, as a typed port.
+"""The datastore port, as the NETCONF layer names it: defined in :mod:`esc_orch.model.backend`.
 
-The northbound never imports the store: it is handed an object satisfying
-:class:`ConfigBackend` (the SQLAlchemy-backed datastore in production). All methods are
-synchronous and fast (they run in a worker thread when called from the event loop); failures
-are raised as :class:`esc_orch.model.errors.RpcError` or ``RpcErrors``.
-
-Element conventions: a "config" argument is the NETCONF ``<config>`` element itself (its
-children are top-level data nodes such as ``esc:esc_datamodel``); a returned tree is a
-``<data>`` element in the NETCONF base namespace whose children are top-level data nodes.
-Secrets (VIM credentials) are never returned in clear.
+The protocol lives in the model layer because the store implements it and may import only the
+model; this module keeps the northbound's import path.
 """
 
-from __future__ import annotations
+from esc_orch.model.backend import (
+    ConfigBackend,
+    Datastore,
+    DefaultOperation,
+    ErrorOption,
+    TestOption,
+)
 
-from enum import StrEnum
-from typing import Protocol
-
-from lxml import etree
-
-
-class Datastore(StrEnum):
-    RUNNING = "running"
-    CANDIDATE = "candidate"
-    STARTUP = "startup"
-
-
-class DefaultOperation(StrEnum):
-    MERGE = "merge"
-    REPLACE = "replace"
-    NONE = "none"
-
-
-class TestOption(StrEnum):
-    TEST_THEN_SET = "test-then-set"
-    SET = "set"
-    TEST_ONLY = "test-only"
-
-
-class ErrorOption(StrEnum):
-    STOP_ON_ERROR = "stop-on-error"
-    CONTINUE_ON_ERROR = "continue-on-error"
-    ROLLBACK_ON_ERROR = "rollback-on-error"
-
-
-class ConfigBackend(Protocol):
-    """The configuration datastore as seen by NETCONF operations."""
-
-    def get_config(self, *, source: Datastore) -> etree._Element:
-        """The whole configuration of ``source`` as a ``<data>`` element (secrets masked)."""
-        ...
-
-    def get_state(self) -> etree._Element:
-        """Operational data (``esc_datamodel/opdata``) as a ``<data>`` element."""
-        ...
-
-    def edit_config(
-        self,
-        *,
-        target: Datastore,
-        config: etree._Element,
-        default_operation: DefaultOperation = DefaultOperation.MERGE,
-        test_option: TestOption = TestOption.TEST_THEN_SET,
-        error_option: ErrorOption = ErrorOption.STOP_ON_ERROR,
-    ) -> None:
-        """Apply an RFC 6241 edit to ``target``; a running edit is committed at once."""
-        ...
-
-    def validate(self, *, source: Datastore | etree._Element) -> None:
-        """Validate a datastore or an inline ``<config>`` element."""
-        ...
-
-    def commit(self) -> None:
-        """Make the candidate the running configuration, atomically."""
-        ...
-
-    def discard_changes(self) -> None:
-        """Reset the candidate to the running configuration."""
-        ...
-
-    def candidate_is_dirty(self) -> bool:
-        """True when the candidate holds uncommitted changes (a lock is then refused)."""
-        ...
-
-    def copy_config(self, *, target: Datastore, source: Datastore | etree._Element) -> None:
-        """Replace ``target`` wholesale with ``source``."""
-        ...
-
-    def delete_config(self, *, target: Datastore) -> None:
-        """Delete a datastore (only meaningful for ``startup``; running cannot be deleted)."""
-        ...
+__all__ = ["ConfigBackend", "Datastore", "DefaultOperation", "ErrorOption", "TestOption"]

@@ -22,8 +22,9 @@ from typing import Protocol, TypeVar
 from lxml import etree
 
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
+from esc_orch.model.schema import ESC_NS
 from esc_orch.northbound.rpc import RpcContext, RpcRegistry
-from esc_orch.northbound.session import ESC_NS, OkReply, Reply
+from esc_orch.northbound.session import OkReply, Reply
 
 
 class ActionType(StrEnum):

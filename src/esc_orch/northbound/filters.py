@@ -23,8 +23,7 @@ from enum import Enum
 from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
-from esc_orch.model.schema import list_keys
-from esc_orch.northbound.session import ESC_NS
+from esc_orch.model.schema import ESC_NS, list_keys
 
 KeyResolver = Callable[[etree._Element], Collection[str]]
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from lxml import etree
 
+from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.model.events import (
     NETMOD_NOTIF_NS,
@@ -47,11 +47,10 @@ from esc_orch.northbound.core import NetconfCore, SessionInfo
 from esc_orch.northbound.filters import apply_filter
 from esc_orch.northbound.notif_bus import EventBus, EventSource, Notification, Subscriber
 from esc_orch.northbound.rpc import RpcContext
-from esc_orch.northbound.session import Capability, OkReply, Reply
+from esc_orch.northbound.session import NetconfCapability, OkReply, Reply
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 
 class Stream(StrEnum):
@@ -64,7 +63,7 @@ STREAM_DESCRIPTIONS = {
     Stream.ESC_EVENT: "ESC lifecycle events (escEvent of http://www.cisco.com/esc/esc)",
 }
 
-NOTIFICATION_CAPABILITIES = (Capability.NOTIFICATION, Capability.INTERLEAVE)
+NOTIFICATION_CAPABILITIES = (NetconfCapability.NOTIFICATION, NetconfCapability.INTERLEAVE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,10 +79,6 @@ class NotificationLimits:
 # Upper bounds of one coalesced write (several whole frames in one SSH write).
 _BATCH_BYTES = 64 * 1024
 _BATCH_ITEMS = 256
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # ------------------------------------------------------------------------ the request
@@ -317,7 +312,7 @@ class NotificationService:
         *,
         source: EventSource,
         limits: NotificationLimits | None = None,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.source = source
         self.limits = limits or NotificationLimits()

@@ -24,6 +24,7 @@ from esc_orch.model.errors import (
     RpcErrors,
     render_rpc_error,
 )
+from esc_orch.model.schema import EO_CAPABILITY, ESC_NS
 from esc_orch.model.xmlsafe import parse_xml
 from esc_orch.northbound.framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -33,12 +34,11 @@ from esc_orch.northbound.framing import (
     encode,
 )
 
-ESC_NS = "http://www.cisco.com/esc/esc"
 ESC_MODULE = "esc"
 
 
-class Capability(StrEnum):
-    """Capability URIs this server may announce (only announced when implemented)."""
+class NetconfCapability(StrEnum):
+    """NetconfCapability URIs this server may announce (only announced when implemented)."""
 
     BASE_10 = "urn:ietf:params:netconf:base:1.0"
     BASE_11 = "urn:ietf:params:netconf:base:1.1"
@@ -53,13 +53,13 @@ class Capability(StrEnum):
 
 
 BASE_CAPABILITIES: tuple[str, ...] = (
-    Capability.BASE_10,
-    Capability.BASE_11,
-    Capability.WRITABLE_RUNNING,
-    Capability.CANDIDATE,
-    Capability.VALIDATE_11,
-    Capability.ROLLBACK_ON_ERROR,
-    Capability.XPATH,
+    NetconfCapability.BASE_10,
+    NetconfCapability.BASE_11,
+    NetconfCapability.WRITABLE_RUNNING,
+    NetconfCapability.CANDIDATE,
+    NetconfCapability.VALIDATE_11,
+    NetconfCapability.ROLLBACK_ON_ERROR,
+    NetconfCapability.XPATH,
 )
 
 
@@ -69,13 +69,15 @@ def module_capability(*, namespace: str, module: str, revision: str) -> str:
 
 
 def server_capabilities(*, esc_revision: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """Everything we announce: the implemented base set, the esc module, then ``extra``.
+    """Everything we announce: the base set, the esc and esc-orch modules, then ``extra``.
 
     ``esc_revision`` comes from the model layer (the revision of ``yang/esc.yang``);
-    ``extra`` is how later features (notifications, interleave) add their URIs.
+    ``extra`` is how later features (notifications, interleave) add their URIs. esc-orch
+    (``yang/esc-orch.yang``) is our augment of esc's opdata.
     """
     caps = [*BASE_CAPABILITIES]
     caps.append(module_capability(namespace=ESC_NS, module=ESC_MODULE, revision=esc_revision))
+    caps.append(EO_CAPABILITY)
     caps.extend(c for c in extra if c not in caps)
     return tuple(caps)
 
@@ -248,9 +250,9 @@ class NetconfSession:
             (el.text or "").strip()
             for el in root.iterfind(f"{_nc('capabilities')}/{_nc('capability')}")
         )
-        if Capability.BASE_11 in caps and Capability.BASE_11 in self.capabilities:
+        if NetconfCapability.BASE_11 in caps and NetconfCapability.BASE_11 in self.capabilities:
             mode = FramingMode.CHUNKED
-        elif Capability.BASE_10 in caps:
+        elif NetconfCapability.BASE_10 in caps:
             mode = FramingMode.EOM
         else:
             return self._close("the client hello announces neither base:1.0 nor base:1.1")

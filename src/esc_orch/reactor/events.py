@@ -1,26 +1,21 @@
 """The escEvents the lifecycle sends, their wording, and the small sink they go to.
 
 Events are :class:`esc_orch.model.events.EscEvent` values (the one typed escEvent, rendered by
-the event model and stamped with ``eventTime`` by the durable log), so a sink is a thin adapter
-over the event log. The status messages ESC clients match on are kept byte-for-byte here.
+the event model and stamped with ``eventTime`` by the durable log). The status messages ESC
+clients match on are kept byte-for-byte here; failure sentences come from
+:func:`esc_orch.model.failure.describe`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
-
 from esc_orch.model.events import (
-    EscEvent,
-    EventStatus,
     EventType,
     VmDetails,
     VmInterface,
     VmInterfaces,
 )
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.vocab import Operation
-from esc_orch.vim.types import NicSpec, VmState
+from esc_orch.model.lifecycle import LifecycleOperation, VmIdentity
+from esc_orch.model.vim import NicSpec, VmState
 
 # Exact messages (seed and ESC guides).
 LOCATOR_UPDATED = "VIM Locator Updated Successfully"
@@ -42,17 +37,17 @@ def vm_alive_message(name: str) -> str:
 
 
 _SERVICE_EVENT = {
-    Operation.DEPLOY: (EventType.SERVICE_ALIVE, SERVICE_DEPLOYED, "deployment"),
-    Operation.UPDATE: (EventType.SERVICE_UPDATED, SERVICE_UPDATED, "update"),
-    Operation.UNDEPLOY: (EventType.SERVICE_UNDEPLOYED, SERVICE_UNDEPLOYED, "undeployment"),
+    LifecycleOperation.DEPLOY: (EventType.SERVICE_ALIVE, SERVICE_DEPLOYED, "deployment"),
+    LifecycleOperation.UPDATE: (EventType.SERVICE_UPDATED, SERVICE_UPDATED, "update"),
+    LifecycleOperation.UNDEPLOY: (EventType.SERVICE_UNDEPLOYED, SERVICE_UNDEPLOYED, "undeployment"),
 }
 
 
-def service_event_of(operation: Operation) -> EventType:
+def service_event_of(operation: LifecycleOperation) -> EventType:
     return _SERVICE_EVENT[operation][0]
 
 
-def service_message(operation: Operation, *, failure: str | None = None) -> str:
+def service_message(operation: LifecycleOperation, *, failure: str | None = None) -> str:
     _, ok, noun = _SERVICE_EVENT[operation]
     return ok if failure is None else f"Service group {noun} completed with errors: {failure}"
 
@@ -91,34 +86,3 @@ def vm_details(
         vim_project=vim_project,
         interfaces=VmInterfaces(interface=interfaces) if interfaces else None,
     )
-
-
-class EventSink(Protocol):
-    """Where the reactor sends escEvents (the notification bus and event log implement it).
-
-    ``publish`` is awaited in event order for one deployment; it should return quickly (queue,
-    do not deliver inline) and must not raise for a slow or absent subscriber. The sink stamps
-    ``eventTime``.
-    """
-
-    async def publish(self, event: EscEvent) -> None: ...
-
-
-@dataclass
-class MemoryEventSink:
-    """Keeps every event, in order (tests, and a stand-in until the bus is wired)."""
-
-    events: list[EscEvent] = field(default_factory=list)
-
-    async def publish(self, event: EscEvent) -> None:
-        self.events.append(event)
-
-    def types(self) -> list[str]:
-        """``TYPE`` or ``TYPE/FAILURE``, in order, for compact assertions."""
-        return [
-            e.event.type.value + ("" if e.status is EventStatus.SUCCESS else "/FAILURE")
-            for e in self.events
-        ]
-
-    def of(self, event_type: EventType) -> list[EscEvent]:
-        return [e for e in self.events if e.event.type is event_type]

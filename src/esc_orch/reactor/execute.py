@@ -2,20 +2,22 @@
 
 Each VIM call is retried on :class:`TemporaryVimError` with exponential backoff on an injected
 sleep (tests never wait). Anything that will not pass by waiting becomes :class:`StepFailed`
-with a sentence a person can act on. The order of calls inside a move is where "never two
-running copies" is enforced: the source is confirmed stopped before it is deleted and before
-the target starts, and when the source does not answer, the target's start is fenced by the
-cluster's disk lock (a :class:`VimConflict` there is waited on, then reported).
+carrying a typed :data:`~esc_orch.model.failure.Failure` (its sentence is rendered by
+:func:`esc_orch.model.failure.describe`, nowhere here). The order of calls inside a move
+is where "never two running copies" is enforced: the source is confirmed stopped before it
+is deleted and before the target starts, and when the source does not answer, the target's
+start is fenced by the cluster's disk lock (a :class:`VimConflict` there is waited on, then
+reported).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from esc_orch.reactor.observe import ConnectorProvider
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -29,28 +31,47 @@ from esc_orch.reconcile.actions import (
     RecreateVm,
     SourceState,
 )
+from esc_orch.model.failure import (
+    CapabilityMissing,
+    Capacity,
+    ConnectorUnusable,
+    CredentialsRefused,
+    DiskHeld,
+    DiskUnfenced,
+    Failure,
+    RetriesExhausted,
+    VimRejected,
+    VmStillRunning,
+    describe,
+)
+from esc_orch.model.vim import Capability, PowerState, Storage, VmState
+from esc_orch.reactor.observe import ConnectorProvider
 from esc_orch.vim.errors import (
     CapabilityNotSupported,
-    PermanentVimError,
     TemporaryVimError,
     VimAuthError,
+    VimCapacityError,
     VimConflict,
     VimError,
     VimNotFound,
 )
-from esc_orch.vim.protocol import VimConnector
+from esc_orch.vim.protocol import Connector
 from esc_orch.vim.retry import RetryPolicy, Sleep, with_retries
-from esc_orch.vim.types import Capability, PowerState, Storage, VmState
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StepFailed(Exception):
-    """The action cannot be completed; ``reason`` says what to do about it."""
+    """The action cannot be completed; ``failure`` says why (``reason``: its sentence)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(describe(failure))
+        self.failure = failure
+
+    @property
+    def reason(self) -> str:
+        return describe(self.failure)
 
 
 class Replan(Exception):
@@ -70,21 +91,19 @@ class Executor:
     policy: RetryPolicy
     sleep: Sleep
 
-    def _connector(self, connector_id: str) -> VimConnector:
+    def _connector(self, connector_id: str) -> Connector:
         try:
             return self.connectors(connector_id)
         except (LookupError, ValueError, VimError) as exc:
-            raise StepFailed(
-                f"VIM connector {connector_id} cannot be used ({exc}): check its configuration"
-            ) from exc
+            raise StepFailed(ConnectorUnusable(connector_id=connector_id, detail=str(exc))) from exc
 
     async def _call(
         self,
         connector_id: str,
         what: str,
-        call: Callable[[VimConnector], Awaitable[T]],
+        call: Callable[[Connector], Awaitable[T]],
         *,
-        fence: str | None = None,
+        fence: DiskHeld | None = None,
     ) -> T:
         """Run ``call`` with retries; ``fence``: a disk-lock conflict is waited on, then this."""
         connector = self._connector(connector_id)
@@ -97,31 +116,46 @@ class Executor:
                     raise
                 raise TemporaryVimError(str(exc), retry_after=self.policy.base_delay) from exc
 
+        async def sleep(delay: float) -> None:
+            log.info(
+                "retrying %s in %.1f s",
+                what,
+                delay,
+                extra={"connector": connector_id, "wait_s": round(delay, 3)},
+            )
+            await self.sleep(delay)
+
         try:
-            return await with_retries(once, policy=self.policy, sleep=self.sleep)
+            return await with_retries(once, policy=self.policy, sleep=sleep)
         except TemporaryVimError as exc:
             if fence is not None and isinstance(exc.__cause__, VimConflict):
-                raise StepFailed(f"{fence} ({exc})") from exc
+                raise StepFailed(replace(fence, detail=str(exc))) from exc
             raise StepFailed(
-                f"{what} on VIM connector {connector_id} still failed after "
-                f"{self.policy.attempts} tries ({exc}): check that the host is up and reachable"
+                RetriesExhausted(
+                    what=what,
+                    connector_id=connector_id,
+                    attempts=self.policy.attempts,
+                    detail=str(exc),
+                )
             ) from exc
         except VimAuthError as exc:
             raise StepFailed(
-                f"VIM connector {connector_id} rejected its credentials ({exc}): fix the "
-                f"users/credentials of vim_connector {connector_id}"
+                CredentialsRefused(connector_id=connector_id, detail=str(exc))
             ) from exc
         except CapabilityNotSupported as exc:
             raise StepFailed(
-                f"{what}: VIM connector {connector_id} does not support {exc.capability}; "
-                "use a connector that declares it (e.g. with cluster_name for shared storage)"
+                CapabilityMissing(what=what, connector_id=connector_id, capability=exc.capability)
             ) from exc
-        except PermanentVimError as exc:
-            raise StepFailed(f"{what} on VIM connector {connector_id} failed: {exc}") from exc
+        except VimCapacityError as exc:
+            raise StepFailed(
+                Capacity(what=what, connector_id=connector_id, detail=str(exc))
+            ) from exc
         except VimNotFound:
             raise
         except VimError as exc:
-            raise StepFailed(f"{what} on VIM connector {connector_id} failed: {exc}") from exc
+            raise StepFailed(
+                VimRejected(what=what, connector_id=connector_id, detail=str(exc))
+            ) from exc
 
     async def _stop(self, connector_id: str, name: str) -> None:
         """Power off and confirm; a missing VM is stopped enough."""
@@ -134,10 +168,7 @@ class Executor:
         except VimNotFound:
             return
         if state.power is PowerState.RUNNING:
-            raise StepFailed(
-                f"{name} is still running on VIM connector {connector_id} after power off: "
-                "stop it on the host, then send the update again"
-            )
+            raise StepFailed(VmStillRunning(vm_name=name, connector_id=connector_id))
 
     async def _delete(self, connector_id: str, name: str, *, keep_disk: bool) -> None:
         await self._call(
@@ -164,16 +195,15 @@ class Executor:
                 )
             return state
         if a.mode is MigrationMode.REDEPLOY and a.source is SourceState.UNREACHABLE:
-            raise StepFailed(f"{name}: its local disk is on {source}, which is unreachable")
+            raise StepFailed(DiskUnfenced(vm_name=name, connector_id=source, storage="local"))
         if present:
             await self._stop(source, name)
         if a.mode is MigrationMode.SHARED_DISK and present:
             await self._delete(source, name, keep_disk=True)
-        fence = f"the disk of {name} is still in use on another host of the cluster" + (
-            f" ({source} is unreachable and may still be running it): power that host off "
-            "or bring it back, then send the update again"
-            if a.source is SourceState.UNREACHABLE
-            else ": stop the VM there, then send the update again"
+        fence = DiskHeld(
+            vm_name=name,
+            connector_id=target,
+            unreachable_source=source if a.source is SourceState.UNREACHABLE else None,
         )
         state = await self._call(
             target,
@@ -220,7 +250,7 @@ class Executor:
             case AcceptSpec():
                 return StepResult()
             case Blocked():
-                raise StepFailed(action.reason)
+                raise StepFailed(action.failure)
 
     async def _power(self, action: PowerOn | PowerOff | Reboot) -> VmState:
         name = action.vm.name

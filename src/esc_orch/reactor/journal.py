@@ -1,62 +1,19 @@
-"""The journal of intended steps: written before a step acts, completed after.
+"""In-memory implementations of the lifecycle ports (:mod:`esc_orch.model.ports`), for tests.
 
-If the process dies mid-step, the intents without an outcome say which VMs were being touched
-and under which identity. Resuming never replays an intent blindly: the reactor marks it
-abandoned, observes the VIMs again and re-plans with the identities the intents carried, and
-because every action is idempotent by VM name (``ensure_vm`` creates nothing when the VM
-exists) the resumed run cannot create a second VM. The store will implement :class:`Journal`
-durably (one row per step); :class:`MemoryJournal` serves tests.
+The durable ones are in :mod:`esc_orch.store.journal`; these keep everything in lists so a
+test can read what the reactor journaled, persisted and sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol
 
-from esc_orch.reconcile.actions import Action
-from esc_orch.reconcile.vocab import Operation
+from esc_orch.model.events import EscEvent, EventStatus, EventType
+from esc_orch.model.ports import Intent, Journal, Outcome, StepStatus
+from esc_orch.model.record import DeploymentRecord, RecordChange, Undeployed
 
-
-class StepStatus(StrEnum):
-    DONE = "done"
-    FAILED = "failed"
-    ABANDONED = "abandoned"  # found unfinished after a restart; the run was re-planned
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Intent:
-    """A step about to be taken. ``action.vm`` carries the VM's identity (name and vmid)."""
-
-    step_id: str
-    tenant: str
-    deployment: str
-    depid: str
-    operation: Operation
-    action: Action
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    step_id: str
-    status: StepStatus
-    detail: str | None = None
-
-
-class Journal(Protocol):
-    """Durable record of steps. Both writes must be durable when they return."""
-
-    async def record_intent(self, intent: Intent) -> None:
-        """Called before the step touches any VIM."""
-        ...
-
-    async def record_outcome(self, outcome: Outcome) -> None:
-        """Called once the step is over (done, failed, or abandoned on resume)."""
-        ...
-
-    async def unfinished(self) -> tuple[Intent, ...]:
-        """Intents without an outcome, oldest first (read on start-up)."""
-        ...
+__all__ = ["Intent", "Journal", "MemoryEventSink", "MemoryJournal", "Outcome", "StepStatus"]
 
 
 @dataclass
@@ -64,16 +21,51 @@ class MemoryJournal:
     """In-memory :class:`Journal`; ``entries`` keeps every intent with its outcome."""
 
     entries: list[tuple[Intent, Outcome | None]] = field(default_factory=list)
+    saved: dict[tuple[str, str], DeploymentRecord] = field(default_factory=dict)
 
-    async def record_intent(self, intent: Intent) -> None:
+    async def record_intent(self, intent: Intent, *, record: DeploymentRecord) -> None:
         self.entries.append((intent, None))
+        self.saved[record.key] = record
 
-    async def record_outcome(self, outcome: Outcome) -> None:
+    async def record_outcome(self, outcome: Outcome, *, record: DeploymentRecord | None) -> None:
         for i, (intent, done) in enumerate(self.entries):
             if intent.step_id == outcome.step_id and done is None:
                 self.entries[i] = (intent, outcome)
+                if record is not None:
+                    self.saved[record.key] = record
                 return
         raise KeyError(f"no open intent {outcome.step_id!r}")
 
     async def unfinished(self) -> tuple[Intent, ...]:
         return tuple(intent for intent, done in self.entries if done is None)
+
+    async def records(self) -> tuple[DeploymentRecord, ...]:
+        return tuple(self.saved[k] for k in sorted(self.saved))
+
+    async def save(self, record: DeploymentRecord, *, events: Sequence[EscEvent] = ()) -> None:
+        self.saved[record.key] = record
+
+
+@dataclass
+class MemoryEventSink:
+    """Keeps every event, in order, and the last record each one came with."""
+
+    events: list[EscEvent] = field(default_factory=list)
+    records: dict[tuple[str, str], DeploymentRecord] = field(default_factory=dict)
+
+    async def publish(self, event: EscEvent, *, record: RecordChange) -> None:
+        self.events.append(event)
+        if isinstance(record, Undeployed):
+            self.records.pop(record.key, None)
+        else:
+            self.records[record.key] = record
+
+    def types(self) -> list[str]:
+        """``TYPE`` or ``TYPE/FAILURE``, in order, for compact assertions."""
+        return [
+            e.event.type.value + ("" if e.status is EventStatus.SUCCESS else "/FAILURE")
+            for e in self.events
+        ]
+
+    def of(self, event_type: EventType) -> list[EscEvent]:
+        return [e for e in self.events if e.event.type is event_type]

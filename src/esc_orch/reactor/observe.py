@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 
-from esc_orch.reconcile.observed import AppliedVm, ConnectorView, Observation
+from esc_orch.model.lifecycle import AppliedVm
+from esc_orch.reconcile.observed import ConnectorView, Observation
 from esc_orch.vim.errors import VimError
-from esc_orch.vim.protocol import VimConnector
+from esc_orch.vim.protocol import Connector
 
-ConnectorProvider = Callable[[str], VimConnector]
+ConnectorProvider = Callable[[str], Connector]
 """Returns the (shared, long-lived) connector of a VIM connector id; raises LookupError."""
 
 

@@ -6,12 +6,9 @@ and the loop reads as control flow only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from esc_orch.model.events import EscEvent, EventInfo, VmDetails
-from esc_orch.reactor import events as ev
-from esc_orch.reactor.status import DeploymentTarget
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
@@ -22,38 +19,29 @@ from esc_orch.reconcile.actions import (
     RecreateVm,
     Report,
 )
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
-from esc_orch.reconcile.vocab import (
-    DeploymentState,
+from esc_orch.model.events import (
+    EscEvent,
+    EventInfo,
     EventStatus,
     EventType,
-    Operation,
-    VmLifecycleState,
+    VmDetails,
     VmUpdateType,
 )
-from esc_orch.vim.types import VmState
+from esc_orch.model.lifecycle import (
+    DeploymentState,
+    LifecycleOperation,
+    VmIdentity,
+    VmLifecycleState,
+)
+from esc_orch.model.record import DeploymentRecord
+from esc_orch.reactor import events as ev
+from esc_orch.reactor.status import DeploymentTarget
 
 STATE_DURING = {
-    Operation.DEPLOY: DeploymentState.DEPLOYING,
-    Operation.UPDATE: DeploymentState.UPDATING,
-    Operation.UNDEPLOY: DeploymentState.UNDEPLOYING,
+    LifecycleOperation.DEPLOY: DeploymentState.DEPLOYING,
+    LifecycleOperation.UPDATE: DeploymentState.UPDATING,
+    LifecycleOperation.UNDEPLOY: DeploymentState.UNDEPLOYING,
 }
-
-
-@dataclass
-class Record:
-    """The reactor's memory of one deployment (its opdata, mutable, internal)."""
-
-    depid: str
-    state: DeploymentState = DeploymentState.INERT
-    identities: dict[str, VmIdentity] = field(default_factory=dict)
-    applied: dict[str, AppliedVm] = field(default_factory=dict)
-    vm_state: dict[str, VmLifecycleState] = field(default_factory=dict)
-    seen: dict[str, tuple[str, VmState]] = field(default_factory=dict)
-    alive: set[str] = field(default_factory=set)
-    error: str | None = None
-    ever_active: bool = False
 
 
 def vm_state_during(action: Action) -> VmLifecycleState:
@@ -99,7 +87,7 @@ class Reporter:
 
     target: DeploymentTarget
     depid: str
-    operation: Operation
+    operation: LifecycleOperation
 
     def _event(
         self,
@@ -126,19 +114,24 @@ class Reporter:
             vm_source=source,
         )
 
-    def details(self, vm: VmIdentity, record: Record) -> VmDetails:
-        applied = record.applied.get(vm.name)
-        seen = record.seen.get(vm.name)
+    def details(self, vm: VmIdentity, record: DeploymentRecord) -> VmDetails:
+        entry = record.vm(vm.name)
+        applied = entry.applied if entry else None
         return ev.vm_details(
             identity=vm,
-            connector_id=applied.connector_id if applied else (seen[0] if seen else None),
+            connector_id=applied.connector_id if applied else (entry.seen_on if entry else None),
             vim_project=applied.vim_project if applied else None,
-            state=seen[1] if seen else None,
+            state=entry.observed if entry else None,
             nics=applied.spec.interfaces if applied else (),
         )
 
     def vm_event(
-        self, action: Action, report: Report, record: Record, *, failure: str | None = None
+        self,
+        action: Action,
+        report: Report,
+        record: DeploymentRecord,
+        *,
+        failure: str | None = None,
     ) -> EscEvent:
         return self._event(
             failure=failure,
@@ -149,7 +142,7 @@ class Reporter:
             source=self.details(action.vm, record),
         )
 
-    def alive(self, vm: VmIdentity, record: Record) -> EscEvent:
+    def alive(self, vm: VmIdentity, record: DeploymentRecord) -> EscEvent:
         return self._event(
             failure=None,
             message=ev.vm_alive_message(vm.name),

@@ -1,9 +1,8 @@
-"""What the reactor knows of each deployment: the input it converges to and its opdata.
+"""What the reactor is asked and what it answers: the target of a run and its outcome.
 
 :class:`DeploymentTarget` is the desired state handed in (by the daemon, from the running
-configuration); :class:`DeploymentStatus` is what opdata shows (state machines, VM instances);
-:class:`RunOutcome` is the result of one convergence run. All frozen: they cross into the daemon,
-the store and the northbound.
+configuration); :class:`RunOutcome` is the result of one convergence run. What the reactor
+knows of a deployment is its :class:`~esc_orch.model.record.DeploymentRecord`. All frozen.
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ from dataclasses import dataclass, field
 
 from esc_orch.model.config import Deployment, Flavor
 from esc_orch.model.config import VimConnector as ConnectorConfig
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
-from esc_orch.reconcile.vocab import DeploymentState, Operation, VmLifecycleState
-from esc_orch.vim.types import VmState
+from esc_orch.model.failure import Failure, describe
+from esc_orch.model.lifecycle import LifecycleOperation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +22,7 @@ class DeploymentTarget:
 
     ``connectors`` are all configured VIM connectors: every one is observed, since a VM (or a
     stale copy of it) may be on any of them. ``known``/``applied``/``depid`` restore the
-    reactor's memory after a restart (from opdata). ``operation`` forces the kind of run
+    ``operation`` forces the kind of run
     (resume); by default it is deploy for a deployment not yet active, else update.
     ``resync`` runs send no service event unless a reported step was taken.
     ``stopped``/``reboot`` carry the ESC power actions; ``quiet`` leaves the service event
@@ -38,15 +35,10 @@ class DeploymentTarget:
     flavors: Mapping[str, Flavor] = field(default_factory=dict)
     connectors: Mapping[str, ConnectorConfig] = field(default_factory=dict)
     tenant_id: str | None = None
-    depid: str | None = None
-    known: tuple[VmIdentity, ...] = ()
-    applied: Mapping[str, AppliedVm] = field(default_factory=dict)
     stopped: frozenset[str] = frozenset()
     foreign: frozenset[str] = frozenset()
-    operation: Operation | None = None
+    operation: LifecycleOperation | None = None
     resync: bool = False
-    #: VMs already reported alive (restored after a restart: VM_ALIVE is sent once).
-    alive: frozenset[str] = frozenset()
     #: VMs to reboot once the deployment has converged (vmAction/serviceAction REBOOT).
     reboot: frozenset[str] = frozenset()
     #: Send no service-level event (the caller reports its own, e.g. SERVICE_STOPPED).
@@ -62,33 +54,17 @@ class DeploymentTarget:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VmStatus:
-    """One ``vm_instance`` and its ``vm_state_machine`` entry."""
-
-    identity: VmIdentity
-    state: VmLifecycleState
-    connector_id: str | None = None
-    vim_project: str | None = None
-    observed: VmState | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeploymentStatus:
-    tenant: str
-    name: str
-    depid: str
-    state: DeploymentState
-    vms: tuple[VmStatus, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunOutcome:
     tenant: str
     name: str
-    operation: Operation
+    operation: LifecycleOperation
     ok: bool
-    reason: str | None = None
+    failure: Failure | None = None
     steps: int = 0
     #: Facts for the operator, e.g. a stale copy may remain on a host that did not answer.
     notes: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str | None:
+        """The failure's sentence (:func:`esc_orch.model.failure.describe`)."""
+        return describe(self.failure) if self.failure is not None else None

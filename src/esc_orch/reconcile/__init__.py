@@ -5,7 +5,7 @@ table test; :mod:`esc_orch.reactor` carries plans out. Imports neither SQLAlchem
 asyncio.
 """
 
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -22,6 +22,8 @@ from esc_orch.reconcile.actions import (
     Report,
     SourceState,
 )
+from esc_orch.model.events import EventStatus, EventType, VmUpdateType
+from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation, VmLifecycleState
 from esc_orch.reconcile.desired import (
     DesiredState,
     DesiredVm,
@@ -51,14 +53,6 @@ from esc_orch.reconcile.identity import (
 )
 from esc_orch.reconcile.observed import AppliedVm, ConnectorView, Copy, Observation
 from esc_orch.reconcile.planner import differences, plan
-from esc_orch.reconcile.vocab import (
-    DeploymentState,
-    EventStatus,
-    EventType,
-    Operation,
-    VmLifecycleState,
-    VmUpdateType,
-)
 
 __all__ = [
     "AcceptSpec",
@@ -78,11 +72,11 @@ __all__ = [
     "EventType",
     "InvalidSetting",
     "IpPoolTooSmall",
+    "LifecycleOperation",
     "MigrateVm",
     "MigrationMode",
     "NoDefaultConnector",
     "Observation",
-    "Operation",
     "ParsedName",
     "Plan",
     "PowerOff",

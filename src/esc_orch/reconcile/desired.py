@@ -23,6 +23,15 @@ from esc_orch.model.config import (
     default_connector,
 )
 from esc_orch.model.config import VimConnector as ConnectorConfig
+from esc_orch.model.vim import (
+    Day0File,
+    NicSpec,
+    NicType,
+    SerialPortSpec,
+    SerialType,
+    Storage,
+    VmSpec,
+)
 from esc_orch.reconcile.errors import (
     DesiredStateError,
     InvalidSetting,
@@ -34,15 +43,6 @@ from esc_orch.reconcile.errors import (
     UnsatisfiableDeployment,
 )
 from esc_orch.reconcile.identity import UuidFactory, VmIdentity, new_identity
-from esc_orch.vim.types import (
-    Day0File,
-    NicSpec,
-    NicType,
-    SerialPortSpec,
-    SerialType,
-    Storage,
-    VmSpec,
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,42 +10,22 @@ provider so planning stays deterministic under test.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from esc_orch.model.lifecycle import VmIdentity, is_uuid, vm_name
+
 UuidFactory = Callable[[], str]
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VmIdentity:
-    """One VM of a deployment, for its whole life."""
-
-    deployment: str
-    group: str
-    index: int
-    uuid: str  # the suffix of the generated name
-    vmid: str
-
-    def __post_init__(self) -> None:
-        if self.index < 0:
-            raise ValueError(f"VM index must be >= 0, got {self.index}")
-        if not _UUID.match(self.uuid):
-            raise ValueError(f"not a uuid: {self.uuid!r}")
-
-    @property
-    def name(self) -> str:
-        """``vmname`` and ``generated_vmname``: ``<dep>_<group>_<index>_<uuid>``."""
-        return vm_name(
-            deployment=self.deployment, group=self.group, index=self.index, uuid=self.uuid
-        )
-
-    @property
-    def slot(self) -> tuple[str, int]:
-        """(group, index): the place this VM fills in its deployment."""
-        return (self.group, self.index)
+__all__ = [
+    "ParsedName",
+    "UuidFactory",
+    "VmIdentity",
+    "adopt_identities",
+    "new_identity",
+    "parse_vm_name",
+    "vm_name",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,10 +33,6 @@ class ParsedName:
     group: str
     index: int
     uuid: str
-
-
-def vm_name(*, deployment: str, group: str, index: int, uuid: str) -> str:
-    return f"{deployment}_{group}_{index}_{uuid}"
 
 
 def parse_vm_name(name: str, *, deployment: str) -> ParsedName | None:
@@ -73,7 +49,7 @@ def parse_vm_name(name: str, *, deployment: str) -> ParsedName | None:
     if len(parts) != 3:
         return None
     group, index, uuid = parts
-    if not group or not index.isdigit() or not _UUID.match(uuid):
+    if not group or not index.isdigit() or not is_uuid(uuid):
         return None
     return ParsedName(group=group, index=int(index), uuid=uuid)
 

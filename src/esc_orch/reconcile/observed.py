@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from esc_orch.vim.types import Storage, VmSpec, VmState
+from esc_orch.model.lifecycle import AppliedVm
+from esc_orch.model.vim import Storage, VmState
+
+__all__ = ["AppliedVm", "ConnectorView", "Copy", "Observation"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,15 +34,6 @@ class ConnectorView:
     def host_key(self) -> str:
         """The physical host, or a stand-in unique to the connector when it is unknown."""
         return self.host if self.host is not None else f"connector:{self.connector_id}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppliedVm:
-    """What the orchestrator last put on a VIM for one VM."""
-
-    connector_id: str
-    vim_project: str | None
-    spec: VmSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -37,11 +37,12 @@ from esc_orch.reconcile.actions import (
     SourceState,
     source_power,
 )
+from esc_orch.model.events import EventType, VmUpdateType
+from esc_orch.model.failure import DiskUnfenced, HostUnreachable
+from esc_orch.model.vim import PowerState, Storage, VmSpec, VmState
 from esc_orch.reconcile.desired import DesiredState, DesiredVm
 from esc_orch.reconcile.identity import VmIdentity, parse_vm_name
 from esc_orch.reconcile.observed import AppliedVm, Copy, Observation
-from esc_orch.reconcile.vocab import EventType, VmUpdateType
-from esc_orch.vim.types import PowerState, Storage, VmSpec, VmState
 
 # Execution order: free hosts and disk locks first, then move, re-create, create, adjust.
 _PHASE: dict[type, int] = {
@@ -205,13 +206,15 @@ def _migrate(
 def _plan_desired(d: DesiredVm, obs: Observation, notes: list[str]) -> list[Action]:
     target = obs.view(d.connector_id)
     if target is None or not target.reachable:
-        detail = f" ({target.detail})" if target is not None and target.detail else ""
         return [
             Blocked(
                 vm=d.identity,
                 connector_id=d.connector_id,
-                reason=f"VIM connector {d.connector_id} is unreachable{detail}: {d.name} cannot "
-                "be placed there; check the host, or point the locator at another connector",
+                failure=HostUnreachable(
+                    connector_id=d.connector_id,
+                    vm_name=d.name,
+                    detail=target.detail if target is not None else None,
+                ),
             )
         ]
     applied = obs.applied.get(d.name)
@@ -274,9 +277,9 @@ def _plan_desired(d: DesiredVm, obs: Observation, notes: list[str]) -> list[Acti
         Blocked(
             vm=d.identity,
             connector_id=d.connector_id,
-            reason=f"{d.name} ran on {applied.connector_id}, which is unreachable, and its disk "
-            f"is on {was} storage, so nothing fences a second copy: bring "
-            f"{applied.connector_id} back (the VM then moves), or use gluster storage",
+            failure=DiskUnfenced(
+                vm_name=d.name, connector_id=applied.connector_id, storage=was.value
+            ),
         )
     ]
 
@@ -291,8 +294,7 @@ def _plan_retired(vm: VmIdentity, obs: Observation, reason: DeleteReason) -> lis
         blocked = Blocked(
             vm=vm,
             connector_id=home,
-            reason=f"VIM connector {home} is unreachable: {vm.name} cannot be deleted there; "
-            "bring the host back, or remove the VM on it by hand",
+            failure=HostUnreachable(connector_id=home, vm_name=vm.name, deleting=True),
             report=report,
         )
         return [*(_stale(vm, c) for c in copies), blocked]

@@ -20,8 +20,8 @@ from enum import StrEnum
 
 from esc_orch.fence.errors import FenceFailure
 from esc_orch.fence.types import FenceProof
-from esc_orch.vim.errors import TemporaryVimError, VimCapacityError, VimDiskInUse, VimError
-from esc_orch.vim.types import PowerState, Storage
+from esc_orch.model.failure import Failure, FailureCause, cause_of
+from esc_orch.model.vim import PowerState, Storage
 
 # ---------------------------------------------------------------------------------------------
 # Facts
@@ -255,23 +255,27 @@ def explain(decision: WaitForProof | ProofTimedOut, *, vm: str) -> str:
 
 
 class TargetFailure(StrEnum):
-    """Why the target could not take the VM (from the connector's error class)."""
+    """Why the target could not take the VM, as far as a rollback cares."""
 
-    CAPACITY = "capacity"  # VimCapacityError
-    DISK_IN_USE = "disk-in-use"  # VimDiskInUse
-    UNREACHABLE = "unreachable"  # TemporaryVimError, retries exhausted
-    REFUSED = "refused"  # any other permanent refusal
+    CAPACITY = "capacity"  # Capacity (a VimCapacityError)
+    DISK_IN_USE = "disk-in-use"  # DiskHeld / DiskUnfenced (a VimDiskInUse)
+    UNREACHABLE = "unreachable"  # HostUnreachable / RetriesExhausted (temporary errors)
+    REFUSED = "refused"  # any other refusal
 
 
-def target_failure(error: VimError) -> TargetFailure:
-    """The :class:`TargetFailure` for the error the target's connector raised."""
-    if isinstance(error, VimCapacityError):
-        return TargetFailure.CAPACITY
-    if isinstance(error, VimDiskInUse):
-        return TargetFailure.DISK_IN_USE
-    if isinstance(error, TemporaryVimError):
-        return TargetFailure.UNREACHABLE
-    return TargetFailure.REFUSED
+_TARGET_FAILURES = {
+    FailureCause.CAPACITY: TargetFailure.CAPACITY,
+    FailureCause.DISK_HELD: TargetFailure.DISK_IN_USE,
+    FailureCause.DISK_UNFENCED: TargetFailure.DISK_IN_USE,
+    FailureCause.HOST_UNREACHABLE: TargetFailure.UNREACHABLE,
+    FailureCause.RETRIES_EXHAUSTED: TargetFailure.UNREACHABLE,
+}
+
+
+def target_failure(failure: Failure) -> TargetFailure:
+    """The :class:`TargetFailure` for the typed failure of the target's step (the reactor turns
+    the connector's error class into that failure; this reads only its cause)."""
+    return _TARGET_FAILURES.get(cause_of(failure), TargetFailure.REFUSED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

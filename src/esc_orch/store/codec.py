@@ -7,7 +7,7 @@ their own field annotations, so a new field is stored without a schema of its ow
 round-trip test (``tests/unit/store/test_lifecycle_store.py``) proves every action survives.
 
 Encoding rules: a dataclass is an object of its fields, an enum its value, ``bytes`` base64,
-a tuple a list. An :data:`~esc_orch.reconcile.actions.Action` (a union) is tagged with its
+a tuple a list. An :data:`~esc_orch.model.actions.Action` (a union) is tagged with its
 class name: ``{"type": "CreateVm", "fields": {...}}``.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import enum
 import json
 import types
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from esc_orch.reconcile.actions import (
+from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
@@ -35,8 +36,8 @@ from esc_orch.reconcile.actions import (
     Reboot,
     RecreateVm,
 )
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.observed import AppliedVm
+from esc_orch.model.failure import FAILURE_TYPES
+from esc_orch.model.record import DeploymentRecord
 
 ACTION_TYPES: Mapping[str, type[Any]] = {
     cls.__name__: cls
@@ -54,6 +55,10 @@ ACTION_TYPES: Mapping[str, type[Any]] = {
 }
 
 
+#: Union members encoded with their class name (so a union of several decodes).
+TAGGED: Mapping[str, type[Any]] = {cls.__name__: cls for cls in FAILURE_TYPES}
+
+
 class CodecError(ValueError):
     """Stored JSON that does not decode to the expected type (a corrupt or foreign row)."""
 
@@ -61,7 +66,12 @@ class CodecError(ValueError):
 def encode(value: Any) -> Any:
     """A JSON-ready form of ``value`` (dataclasses, enums, bytes, tuples, primitives)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if type(value).__name__ in TAGGED:
+            return {"type": type(value).__name__, "fields": fields}
+        return fields
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, bytes):
@@ -90,6 +100,8 @@ def decode(annotation: Any, raw: Any) -> Any:
         others = [a for a in args if a is not type(None)]
         if len(others) == 1:
             return decode(others[0], raw)
+        if isinstance(raw, dict) and (cls := TAGGED.get(str(raw.get("type")))) in others:
+            return decode(cls, raw)
         raise CodecError(f"ambiguous union {annotation}")
     if origin is tuple:
         item = typing.get_args(annotation)[0]
@@ -99,6 +111,8 @@ def decode(annotation: Any, raw: Any) -> Any:
         return frozenset(decode(item, v) for v in _list(raw))
     if isinstance(annotation, type):
         if dataclasses.is_dataclass(annotation):
+            if annotation.__name__ in TAGGED and isinstance(raw, dict) and "fields" in raw:
+                raw = raw["fields"]
             if not isinstance(raw, dict):
                 raise CodecError(f"{annotation.__name__}: expected an object")
             hints = _hints(annotation)
@@ -113,6 +127,8 @@ def decode(annotation: Any, raw: Any) -> Any:
                 raise CodecError(f"{annotation.__name__}: {exc}") from exc
         if issubclass(annotation, enum.Enum):
             return annotation(raw)
+        if annotation is datetime.datetime:
+            return datetime.datetime.fromisoformat(raw)
         if annotation is bytes:
             return base64.b64decode(raw)
         if annotation in (str, int, float, bool):
@@ -141,11 +157,10 @@ def action_from_json(text: str) -> Action:
     return action
 
 
-def identity_from(raw: Any) -> VmIdentity:
-    identity: VmIdentity = decode(VmIdentity, raw)
-    return identity
+def record_to_json(record: DeploymentRecord) -> str:
+    return json.dumps(encode(record), sort_keys=True)
 
 
-def applied_from(raw: Any) -> AppliedVm:
-    applied: AppliedVm = decode(AppliedVm, raw)
-    return applied
+def record_from_json(text: str) -> DeploymentRecord:
+    record: DeploymentRecord = decode(DeploymentRecord, json.loads(text))
+    return record

@@ -23,6 +23,13 @@ from lxml import etree
 from sqlalchemy import Engine, and_, delete, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from esc_orch.model.backend import (
+    Datastore,
+    DefaultOperation,
+    ErrorOption,
+    TestOption,
+)
+from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.config_events import config_events
 from esc_orch.model.diff import ConfigDiff, diff_units
 from esc_orch.model.edit import Operation, apply_edit, check_edit, mask_secrets
@@ -40,13 +47,7 @@ from esc_orch.model.units import (
     unit_of_path,
 )
 from esc_orch.model.validate import check_types, validate_config
-from esc_orch.northbound.backend import (
-    Datastore,
-    DefaultOperation,
-    ErrorOption,
-    TestOption,
-)
-from esc_orch.store.events import Clock, EventLog, utc_now
+from esc_orch.store.events import EventLog
 from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
 
 log = logging.getLogger(__name__)

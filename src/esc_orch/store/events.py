@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.events import (
     EscEvent,
     LoggedEvent,
@@ -37,15 +38,10 @@ from esc_orch.store.tables import EventRow, MetaRow
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[Sequence[LoggedEvent]], None]
-Clock = Callable[[], datetime]
 
 _COUNTER = "event_id"
 _PENDING = "esc_orch.pending_events"
 _HOOKED = "esc_orch.event_hooks"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _logged(row: EventRow) -> LoggedEvent:

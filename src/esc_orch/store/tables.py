@@ -7,7 +7,7 @@ edit, a commit and a discard cost what they touch, never a copy of the whole con
 deployments that use it without scanning them. ``event_log`` is the durable escEvent log:
 its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 ``lifecycle_journal`` holds the reactor's steps (intent before the VIM call, outcome after) and
-``lifecycle_state`` what the reactor must remember of each deployment across a restart (see
+``lifecycle_state`` each deployment's record, as the reactor produced it (see
 ``store/journal.py``).
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Engine,
     Index,
     Integer,
@@ -100,17 +99,17 @@ class JournalRow(Base):
 
 
 class LifecycleStateRow(Base):
-    """What the reactor remembers of one deployment (identities, applied specs, power)."""
+    """One deployment's record (:class:`esc_orch.model.record.DeploymentRecord`), as is."""
 
     __tablename__ = "lifecycle_state"
 
     tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
     deployment: Mapped[str] = mapped_column(String(255), primary_key=True)
     depid: Mapped[str] = mapped_column(String(64), nullable=False)
-    #: Has a deploy or update of it completed (later runs are updates).
-    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    #: JSON: {"known": [identity], "applied": {vm: applied}, "stopped": [vm], "unmonitored": [vm]}
-    memory: Mapped[str] = mapped_column(Text, nullable=False)
+    #: The record's deployment state (a copy for queries; the record is the truth).
+    state: Mapped[str] = mapped_column(String(32), nullable=False)
+    #: The DeploymentRecord as JSON (store/codec.py).
+    record: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 def sqlite_url(data_dir: Path) -> str:

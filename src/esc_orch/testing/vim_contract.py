@@ -5,7 +5,7 @@ Use it from any connector's test suite (ours or a third party's)::
     from esc_orch.testing.vim_contract import ConnectorHarness, VimConnectorContract
 
     class MyHarness(ConnectorHarness):
-        async def connector(self) -> VimConnector: ...
+        async def connector(self) -> Connector: ...
 
     class TestMyConnector(VimConnectorContract):
         @pytest.fixture
@@ -36,7 +36,7 @@ from esc_orch.vim.errors import (
     VimError,
     VimNotFound,
 )
-from esc_orch.vim.protocol import VimConnector
+from esc_orch.vim.protocol import Connector
 from esc_orch.vim.types import (
     Capability,
     DiskCopyProgress,
@@ -81,25 +81,25 @@ class ConnectorHarness:
     copy_poll_interval: float = 0.05
 
     def __init__(self) -> None:
-        self._opened: list[VimConnector] = []
+        self._opened: list[Connector] = []
 
-    def track(self, connector: VimConnector) -> VimConnector:
+    def track(self, connector: Connector) -> Connector:
         self._opened.append(connector)
         return connector
 
-    async def connector(self) -> VimConnector:
+    async def connector(self) -> Connector:
         """A working connector (with shared storage if the VIM has it)."""
         raise NotImplementedError
 
-    async def connector_with_bad_credentials(self) -> VimConnector | None:
+    async def connector_with_bad_credentials(self) -> Connector | None:
         """A connector whose password the VIM rejects, or None if not testable."""
         return None
 
-    async def connector_to_failing_vim(self) -> VimConnector | None:
+    async def connector_to_failing_vim(self) -> Connector | None:
         """A connector whose VIM answers 5xx or times out, or None."""
         return None
 
-    async def connector_without(self, capability: Capability) -> VimConnector | None:
+    async def connector_without(self, capability: Capability) -> Connector | None:
         """A connector configured without ``capability``, or None."""
         return None
 
@@ -113,7 +113,7 @@ class ConnectorHarness:
         starting it here is refused as disk-in-use; None if not testable."""
         return None
 
-    async def slow_copy_connector(self) -> VimConnector | None:
+    async def slow_copy_connector(self) -> Connector | None:
         """A connector whose disk copies take long enough (≥ 0.5 s, or several yields of the
         event loop) to be observed while they run; None if not testable."""
         return None
@@ -141,14 +141,14 @@ class VimConnectorContract:
     """Subclass as ``Test...`` and provide an async ``harness`` fixture."""
 
     @pytest.fixture
-    async def vim(self, harness: ConnectorHarness) -> AsyncIterator[VimConnector]:
+    async def vim(self, harness: ConnectorHarness) -> AsyncIterator[Connector]:
         connector = harness.track(await harness.connector())
         yield connector
         for vm in await connector.list_vms():
             if vm.name.startswith("contract-"):
                 await connector.delete_vm(name=vm.name)
 
-    async def test_describe_reports_the_host(self, vim: VimConnector) -> None:
+    async def test_describe_reports_the_host(self, vim: Connector) -> None:
         info = await vim.describe()
         assert info.name
         assert 0 <= info.ram_used_mb <= info.ram_total_mb
@@ -157,7 +157,7 @@ class VimConnectorContract:
         if Capability.SHARED_STORAGE in vim.capabilities:
             assert Storage.GLUSTER in info.storages
 
-    async def test_ensure_creates_a_running_vm(self, vim: VimConnector) -> None:
+    async def test_ensure_creates_a_running_vm(self, vim: Connector) -> None:
         spec = sample_spec(_name())
         state = await vim.ensure_vm(spec=spec)
         assert (state.name, state.power) == (spec.name, PowerState.RUNNING)
@@ -170,14 +170,14 @@ class VimConnectorContract:
         assert await vim.get_vm(name=spec.name) == state
         assert spec.name in [vm.name for vm in await vim.list_vms()]
 
-    async def test_ensure_twice_gives_one_vm(self, vim: VimConnector) -> None:
+    async def test_ensure_twice_gives_one_vm(self, vim: Connector) -> None:
         spec = sample_spec(_name())
         first = await vim.ensure_vm(spec=spec)
         second = await vim.ensure_vm(spec=spec)
         assert first.vim_id == second.vim_id
         assert [vm.name for vm in await vim.list_vms()].count(spec.name) == 1
 
-    async def test_delete_is_idempotent(self, vim: VimConnector) -> None:
+    async def test_delete_is_idempotent(self, vim: Connector) -> None:
         spec = sample_spec(_name())
         await vim.ensure_vm(spec=spec)
         await vim.delete_vm(name=spec.name)
@@ -187,7 +187,7 @@ class VimConnectorContract:
             await vim.get_vm(name=spec.name)
         assert spec.name not in [vm.name for vm in await vim.list_vms()]
 
-    async def test_missing_vm_is_not_found(self, vim: VimConnector) -> None:
+    async def test_missing_vm_is_not_found(self, vim: Connector) -> None:
         name = _name()
         with pytest.raises(VimNotFound):
             await vim.get_vm(name=name)
@@ -200,7 +200,7 @@ class VimConnectorContract:
             with pytest.raises(VimNotFound):
                 await vim.reboot(name=name)
 
-    async def test_power_cycle(self, vim: VimConnector) -> None:
+    async def test_power_cycle(self, vim: Connector) -> None:
         if Capability.POWER not in vim.capabilities:
             pytest.skip("no POWER capability")
         spec = sample_spec(_name())
@@ -217,7 +217,7 @@ class VimConnectorContract:
             assert (await vim.reboot(name=spec.name)).power is PowerState.RUNNING
 
     async def test_failed_create_leaves_no_half_vm(
-        self, vim: VimConnector, harness: ConnectorHarness
+        self, vim: Connector, harness: ConnectorHarness
     ) -> None:
         spec = await harness.break_next_start(name=_name())
         if spec is None:
@@ -251,7 +251,7 @@ class VimConnectorContract:
 
     @pytest.mark.parametrize("capability", list(Capability))
     async def test_capability_gating(
-        self, harness: ConnectorHarness, vim: VimConnector, capability: Capability
+        self, harness: ConnectorHarness, vim: Connector, capability: Capability
     ) -> None:
         connector = vim
         if capability in vim.capabilities:
@@ -277,7 +277,7 @@ class VimConnectorContract:
         with pytest.raises(CapabilityNotSupported):
             await calls[capability]()
 
-    async def test_disk_copy_local_to_gluster(self, vim: VimConnector) -> None:
+    async def test_disk_copy_local_to_gluster(self, vim: Connector) -> None:
         if not {Capability.DISK_COPY, Capability.SHARED_STORAGE} <= vim.capabilities:
             pytest.skip("no DISK_COPY with SHARED_STORAGE")
         spec = sample_spec(_name())
@@ -305,7 +305,7 @@ class VimConnectorContract:
         assert (await vim.power_on(name=spec.name)).power is PowerState.RUNNING
 
     async def test_watch_reports_vms_and_changes(
-        self, vim: VimConnector, harness: ConnectorHarness
+        self, vim: Connector, harness: ConnectorHarness
     ) -> None:
         spec = sample_spec(_name())
         await vim.ensure_vm(spec=spec)
@@ -319,14 +319,14 @@ class VimConnectorContract:
         finally:
             await changes.aclose()  # type: ignore[attr-defined]
 
-    async def test_port_ids_are_reported_distinct_and_stable(self, vim: VimConnector) -> None:
+    async def test_port_ids_are_reported_distinct_and_stable(self, vim: Connector) -> None:
         spec = sample_spec(_name())
         state = await vim.ensure_vm(spec=spec)
         ports = [n.port_id for n in state.interfaces]
         assert all(ports) and len(set(ports)) == len(ports)
         assert [n.port_id for n in (await vim.get_vm(name=spec.name)).interfaces] == ports
 
-    async def test_chosen_port_ids_are_kept(self, vim: VimConnector) -> None:
+    async def test_chosen_port_ids_are_kept(self, vim: Connector) -> None:
         if Capability.PORT_IDS not in vim.capabilities:
             pytest.skip("no PORT_IDS capability")
         spec = sample_spec(_name(), port_ids=True)
@@ -341,7 +341,7 @@ class VimConnectorContract:
             await vim.ensure_vm(spec=other)  # a port belongs to one interface
         assert other.name not in [vm.name for vm in await vim.list_vms()]
 
-    async def test_lack_of_memory_is_a_capacity_error(self, vim: VimConnector) -> None:
+    async def test_lack_of_memory_is_a_capacity_error(self, vim: Connector) -> None:
         info = await vim.describe()
         free = info.ram_total_mb - info.ram_used_mb
         spec = sample_spec(_name(), memory_mb=free + 1024)
@@ -352,7 +352,7 @@ class VimConnectorContract:
         assert spec.name not in [vm.name for vm in await vim.list_vms()]
 
     async def test_disk_in_use_elsewhere_is_its_own_error(
-        self, vim: VimConnector, harness: ConnectorHarness
+        self, vim: Connector, harness: ConnectorHarness
     ) -> None:
         spec = await harness.lock_disk_elsewhere(name=_name())
         if spec is None:

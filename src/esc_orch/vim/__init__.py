@@ -1,6 +1,6 @@
 """Hypervisor (VIM) connectors: the contract, our types, error classes and discovery.
 
-The orchestrator imports only from here: :class:`VimConnector` and the value types; concrete
+The orchestrator imports only from here: :class:`Connector` and the value types; concrete
 connectors are found by type through :func:`create_connector` (entry point group
 ``esc_orch.vim_connectors``).
 """
@@ -16,7 +16,7 @@ from esc_orch.vim.errors import (
     VimError,
     VimNotFound,
 )
-from esc_orch.vim.protocol import ProgressCallback, VimConnector, require
+from esc_orch.vim.protocol import Connector, ProgressCallback, require
 from esc_orch.vim.registry import (
     ENTRY_POINT_GROUP,
     UnknownConnectorType,
@@ -49,6 +49,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Capability",
     "CapabilityNotSupported",
+    "Connector",
     "ConnectorConfig",
     "Credentials",
     "Day0File",
@@ -68,7 +69,6 @@ __all__ = [
     "VimAuthError",
     "VimCapacityError",
     "VimConflict",
-    "VimConnector",
     "VimDiskInUse",
     "VimError",
     "VimNotFound",

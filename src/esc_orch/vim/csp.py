@@ -105,7 +105,7 @@ class _Exists(PermanentVimError):
 
 
 class CspConnector:
-    """:class:`~esc_orch.vim.protocol.VimConnector` for one CSP 2100 host.
+    """:class:`~esc_orch.vim.protocol.Connector` for one CSP 2100 host.
 
     Properties: ``url`` (required, e.g. ``https://csp-1:443``), ``cluster_name`` (declares shared
     storage and disk copy), ``ca_file``, ``insecure`` ("true" disables certificate checks),

@@ -130,7 +130,7 @@ def default_host(name: str) -> FakeHost:
 
 
 class FakeConnector:
-    """In-memory :class:`~esc_orch.vim.protocol.VimConnector`.
+    """In-memory :class:`~esc_orch.vim.protocol.Connector`.
 
     Config properties: ``host_name`` (default: the connector id) picks the fake host,
     ``expected_password`` makes other passwords fail with :class:`VimAuthError`,

@@ -27,7 +27,7 @@ ProgressCallback = Callable[[DiskCopyProgress], None]
 
 
 @runtime_checkable
-class VimConnector(Protocol):
+class Connector(Protocol):
     """One connection to one VIM (for CSP: one host of a cluster).
 
     Rules every implementation follows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol, cast
 
-from esc_orch.vim.protocol import VimConnector
+from esc_orch.vim.protocol import Connector
 from esc_orch.vim.types import ConnectorConfig
 
 ENTRY_POINT_GROUP = "esc_orch.vim_connectors"
@@ -18,7 +18,7 @@ ENTRY_POINT_GROUP = "esc_orch.vim_connectors"
 class ConnectorFactory(Protocol):
     """What an entry point must name: a class (or callable) taking ``config=`` keyword-only."""
 
-    def __call__(self, *, config: ConnectorConfig) -> VimConnector: ...
+    def __call__(self, *, config: ConnectorConfig) -> Connector: ...
 
 
 class UnknownConnectorType(LookupError):
@@ -52,6 +52,6 @@ def connector_class(type_name: str) -> ConnectorFactory:
     return cast(ConnectorFactory, ep.load())
 
 
-def create_connector(config: ConnectorConfig) -> VimConnector:
+def create_connector(config: ConnectorConfig) -> Connector:
     """Build the connector that ``config.type`` names."""
     return connector_class(config.type)(config=config)

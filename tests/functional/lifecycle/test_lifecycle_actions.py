@@ -29,6 +29,24 @@ from functional.lifecycle.support import (
 __all__ = ["cluster"]
 
 
+EO_NS = "urn:esc-orch:yang:esc-orch"
+
+
+def last_failure(m: Any, *, dep: str) -> tuple[str | None, str, str | None]:
+    """(cause, message, time) of ``eo:last_failure`` of ``dep`` (``get esc_datamodel/opdata``)."""
+    reply = m.get(filter=("subtree", f'<esc_datamodel xmlns="{ESC_NS}"><opdata/></esc_datamodel>'))
+    data = etree.fromstring(reply.data_xml.encode())
+    ns = {"e": ESC_NS, "eo": EO_NS}
+    (failure,) = data.xpath(
+        f"//e:deployments[e:deployment_name='{dep}']/eo:last_failure", namespaces=ns
+    )
+    return (
+        failure.findtext("eo:cause", namespaces=ns),
+        failure.findtext("eo:message", namespaces=ns) or "",
+        failure.findtext("eo:time", namespaces=ns),
+    )
+
+
 def _rpc(m: Any, name: str, **leaves: str) -> None:
     """Send an ESC RPC; ``in-use`` (the previous action's run is finishing) is retried."""
     op = etree.Element(f"{{{ESC_NS}}}{name}", nsmap={None: ESC_NS})  # type: ignore[dict-item]
@@ -143,6 +161,10 @@ def test_actions_refusals_and_faults(cluster: Cluster) -> None:
         assert [short(e) for e in failed] == ["SERVICE_ALIVE/FAILURE"]
         assert failed[0].status_code == 500 and "CSP-3" in str(failed[0].status_message)
         assert dep_state(m, dep="dead")["state"] == "SERVICE_ERROR_STATE"
+        # The cause is in opdata too (our eo: augment), with the event's sentence.
+        cause, message, when = last_failure(m, dep="dead")
+        assert cause == "host-unreachable" and when
+        assert str(failed[0].status_message).endswith(message)
 
         cluster.hosts["CSP-3"].extra_args = ["--error-rate", "1"]
         cluster.hosts["CSP-3"].start()
@@ -151,4 +173,7 @@ def test_actions_refusals_and_faults(cluster: Cluster) -> None:
         assert [short(e) for e in failed] == ["SERVICE_ALIVE/FAILURE"]
         assert "CSP-3" in str(failed[0].status_message)
         assert dep_state(m, dep="flaky")["state"] == "SERVICE_ERROR_STATE"
+        cause, message, _ = last_failure(m, dep="flaky")
+        # every call answered 503, the observation too: the host is taken as unreachable
+        assert cause == "host-unreachable" and "CSP-3" in message
         assert (cluster.services("CSP-1"), list(cluster.services("CSP-2"))) == ({}, [name])

@@ -1,10 +1,10 @@
 """kill -9 the daemon in the middle of a deploy: the restarted daemon finishes the work.
 
-The daemon kills itself at an exact point through its test hook ``ESC_ORCHD_TEST_KILL_AT``
-(daemon/lifecycle.py): right after its first durable intent (before the VIM call), before
-the first outcome (the VM exists on the host, nothing about it is durable), right after the
+The daemon kills itself at an exact point through the store's failpoints (esc_orch/failpoints.py,
+armed by ``ESC_ORCH_FAILPOINTS``): right after its first durable intent (before the VIM call),
+before the first outcome (the VM exists on the host, nothing about it is durable), right after the
 first durable event (VM_DEPLOYED logged, VM_ALIVE not), and after the second intent. After a
-restart without the hook, every VM exists exactly once on the hosts (their REST API), nothing
+restart without failpoints, every VM exists exactly once on the hosts (their REST API), nothing
 is left orphaned, and a subscriber replaying from before the deploy sees every event once.
 """
 
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from esc_orch import failpoints
 from esc_orch.model.events import format_event_time
 from functional.lifecycle.support import (
     Cluster,
@@ -47,16 +48,23 @@ def two_vm_payload(dep: str) -> str:
 
 
 def _deploy_and_die(cluster: Cluster, dep: str, kill_at: str) -> None:
-    cluster.start_daemon(env={"ESC_ORCHD_TEST_KILL_AT": kill_at})
+    cluster.start_daemon(env={failpoints.ENV: kill_at})
     # The daemon may die before it replies, or while the session closes.
     with contextlib.suppress(Exception), connect(cluster) as m:
         edit(m, two_vm_payload(dep))
-    assert cluster.wait_daemon_death() == -9, "the test hook did not fire"
+    assert cluster.wait_daemon_death() == -9, "the failpoint did not fire"
 
 
 @pytest.mark.parametrize(
     "points",
-    [("intent:1", "outcome:1", "event:1", "intent:2")],
+    [
+        (
+            "lifecycle.after-intent=kill@1",
+            "lifecycle.before-outcome=kill@1",
+            "lifecycle.after-event=kill@1",
+            "lifecycle.after-intent=kill@2",
+        )
+    ],
     ids=["four-crash-points"],
 )
 def test_kill_minus_nine_during_deploy_loses_nothing(
@@ -120,10 +128,10 @@ def test_kill_minus_nine_between_vm_and_service_event_of_a_service_action(
     assert cluster.daemon is not None
     cluster.daemon.stop()
 
-    cluster.start_daemon(env={"ESC_ORCHD_TEST_KILL_AT": "event:1"})
+    cluster.start_daemon(env={failpoints.ENV: "lifecycle.after-event=kill@1"})
     with contextlib.suppress(Exception), connect(cluster) as m:
         service_action(m, "STOP")
-    assert cluster.wait_daemon_death() == -9, "the test hook did not fire"
+    assert cluster.wait_daemon_death() == -9, "the failpoint did not fire"
 
     cluster.start_daemon()
     with connect(cluster) as m:

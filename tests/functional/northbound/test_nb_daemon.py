@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from esc_orch.daemon.wiring import TEST_BACKEND_ENV
 from nbsupport.server import nc_connect
 
 pytestmark = pytest.mark.functional
@@ -46,8 +45,6 @@ def test_useradd_serve_login_sigterm(tmp_path: Path, notify_socket: socket.socke
     assert (data_dir / "users.json").stat().st_mode & 0o777 == 0o600
 
     env = dict(os.environ)
-    env[TEST_BACKEND_ENV] = "nbsupport.memory_backend:build"
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
     env["NOTIFY_SOCKET"] = notify_socket.getsockname()
     proc = subprocess.Popen(
         [*ORCHD, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1", "--port", "0"],

@@ -26,7 +26,7 @@ from esc_orch.model.schema import ESC_NS, NOTIF_NS
 from esc_orch.model.validate import validate_notification
 from esc_orch.northbound.backend import Datastore
 from esc_orch.northbound.framing import encode_eom
-from esc_orch.northbound.session import Capability
+from esc_orch.northbound.session import NetconfCapability
 from nbsupport.notif_server import SqlServerThread
 from nbsupport.server import PASSWORD, USER, nc_connect
 
@@ -95,7 +95,9 @@ def create_tenants(m: Any, *names: str) -> None:
 
 def test_capabilities_and_stream_list(server: SqlServerThread) -> None:
     with nc_connect(server.port) as m:
-        assert {Capability.NOTIFICATION, Capability.INTERLEAVE} <= set(m.server_capabilities)
+        assert {NetconfCapability.NOTIFICATION, NetconfCapability.INTERLEAVE} <= set(
+            m.server_capabilities
+        )
         reply = m.get(filter=("subtree", f'<netconf xmlns="{NETMOD_NOTIF_NS}"/>'))
         streams = reply.data_ele.findall(f".//{{{NETMOD_NOTIF_NS}}}stream")
         names = [s.findtext(f"{{{NETMOD_NOTIF_NS}}}name") for s in streams]
@@ -311,7 +313,7 @@ class _StuckClient:
             chan, _ = await conn.create_session(
                 Client, subsystem="netconf", encoding=None, window=2048, max_pktsize=1024
             )
-            hello = f'<hello xmlns="{NC}"><capabilities><capability>{Capability.BASE_10}'
+            hello = f'<hello xmlns="{NC}"><capabilities><capability>{NetconfCapability.BASE_10}'
             chan.write(encode_eom(f"{hello}</capability></capabilities></hello>".encode()))
             chan.write(
                 encode_eom(

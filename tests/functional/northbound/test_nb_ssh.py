@@ -16,7 +16,7 @@ from ncclient.transport.errors import AuthenticationError
 
 from esc_orch.daemon.users import UserStore
 from esc_orch.northbound.framing import encode_chunked, encode_eom
-from esc_orch.northbound.session import Capability
+from esc_orch.northbound.session import NetconfCapability
 from nbsupport.memory_backend import MemoryBackend
 from nbsupport.server import (
     FAST_LIMITS,
@@ -37,8 +37,8 @@ TENANT = (
     "</tenants></esc_datamodel></config>"
 )
 HELLO_11 = (
-    f'<hello xmlns="{NC}"><capabilities><capability>{Capability.BASE_10}</capability>'
-    f"<capability>{Capability.BASE_11}</capability></capabilities></hello>"
+    f'<hello xmlns="{NC}"><capabilities><capability>{NetconfCapability.BASE_10}</capability>'
+    f"<capability>{NetconfCapability.BASE_11}</capability></capabilities></hello>"
 ).encode()
 
 
@@ -72,13 +72,13 @@ def test_hello_capabilities_and_host_key(server: ServerThread, data_dir: Path) -
     with nc_connect(server.port) as m:
         caps = set(m.server_capabilities)
         assert {
-            Capability.BASE_10,
-            Capability.BASE_11,
-            Capability.CANDIDATE,
-            Capability.XPATH,
+            NetconfCapability.BASE_10,
+            NetconfCapability.BASE_11,
+            NetconfCapability.CANDIDATE,
+            NetconfCapability.XPATH,
         } <= caps
         assert any(c.startswith(f"{ESC}?module=esc&revision=") for c in caps)
-        assert Capability.STARTUP not in caps
+        assert NetconfCapability.STARTUP not in caps
         assert int(m.session_id) > 0
     key = data_dir / "ssh_host_ed25519_key"
     assert key.stat().st_mode & 0o777 == 0o600
@@ -371,7 +371,8 @@ async def test_base10_client_session(server: ServerThread) -> None:
     raw = await RawClient.open(server.port)
     try:
         hello10 = (
-            f'<hello xmlns="{NC}"><capabilities><capability>{Capability.BASE_10}</capability>'
+            f'<hello xmlns="{NC}"><capabilities>'
+            f"<capability>{NetconfCapability.BASE_10}</capability>"
             "</capabilities></hello>"
         )
         raw.writer.write(

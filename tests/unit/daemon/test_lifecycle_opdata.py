@@ -12,10 +12,11 @@ from lxml import etree
 
 from esc_orch.daemon.opdata import tenants_element
 from esc_orch.model.errors import NC_BASE_NS
-from esc_orch.model.schema import ESC_NS
+from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.schema import EO_NS, ESC_NS
 from esc_orch.model.validate import _parsed, lib, to_rpc_error
 from esc_orch.northbound.filters import apply_filter
-from esc_orch.reactor import DeploymentStatus
+from esc_orch.vim.errors import PermanentVimError
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_locator
 
@@ -30,11 +31,11 @@ def _validate_state(tenants: etree._Element) -> list[str]:
         return [str(to_rpc_error(e)) for e in errors]
 
 
-def _statuses() -> list[DeploymentStatus]:
+def _statuses() -> list[DeploymentRecord]:
     lab = Lab()
     dep = seed_deployment()
 
-    async def run() -> list[DeploymentStatus]:
+    async def run() -> list[DeploymentRecord]:
         reactor = lab.reactor()
         await reactor.run(target(dep))
         await reactor.run(target(with_locator(dep, "CSP-2")))
@@ -48,7 +49,7 @@ def _statuses() -> list[DeploymentStatus]:
 
 def test_opdata_is_valid_state_data() -> None:
     statuses = _statuses()
-    tenants = tenants_element(statuses, unmonitored={})
+    tenants = tenants_element(statuses)
     assert _validate_state(tenants) == []
     ns = {"e": ESC_NS}
     dep = tenants.xpath("e:tenant[e:name='name1']/e:deployments", namespaces=ns)[0]
@@ -59,7 +60,7 @@ def test_opdata_is_valid_state_data() -> None:
 
 
 def test_invalid_opdata_is_caught() -> None:
-    tenants = tenants_element(_statuses(), unmonitored={})
+    tenants = tenants_element(_statuses())
     state = tenants.find(f".//{{{ESC_NS}}}state_machine/{{{ESC_NS}}}state")
     assert state is not None
     state.text = "NOT_A_STATE"
@@ -77,7 +78,7 @@ def _served(tenants: etree._Element) -> etree._Element:
 
 def test_vm_states_answer_at_esc_paths_with_xpath_and_subtree() -> None:
 
-    tenants = tenants_element(_statuses(), unmonitored={})
+    tenants = tenants_element(_statuses())
     ns = {"e": ESC_NS}
     vm_name = tenants.xpath(
         "e:tenant[e:name='name1']/e:deployments/e:state_machine/e:vm_state_machines"
@@ -113,3 +114,40 @@ def test_vm_states_answer_at_esc_paths_with_xpath_and_subtree() -> None:
     flt = etree.Element(f"{{{NC_BASE_NS}}}filter", type="xpath", select=group)
     out = apply_filter(_served(tenants), flt)
     assert [s.text for s in out.iter(f"{{{ESC_NS}}}vim_id")] == ["CSP-2"]
+def test_the_step_in_flight_and_the_last_failure_are_valid_eo_data() -> None:
+    lab = Lab()
+    dep = seed_deployment()
+    gate = asyncio.Event()
+
+    async def run() -> tuple[etree._Element, etree._Element]:
+        reactor = lab.reactor()
+        await reactor.run(target(dep))
+        lab.hosts["csp-2"].fail_next("ensure_vm", PermanentVimError("no such image"))
+        await reactor.run(target(with_locator(dep, "CSP-2")))
+        failed = tenants_element([r for k in reactor.deployments() if (r := reactor.status(*k))])
+        held = Lab(gate=gate)
+        slow = held.reactor()
+        slow.submit(target(dep))
+        await asyncio.wait_for(held.entered.wait(), 5)  # mid-step: ensure_vm is waiting
+        busy = tenants_element([r for k in slow.deployments() if (r := slow.status(*k))])
+        gate.set()
+        await slow.drain()
+        return failed, busy
+
+    failed, busy = asyncio.run(run())
+    ns = {"e": ESC_NS, "eo": EO_NS}
+    assert _validate_state(failed) == []
+    (note,) = failed.xpath("//e:deployments/eo:last_failure", namespaces=ns)
+    assert note.findtext("eo:cause", namespaces=ns) == "vim-rejected"
+    assert "no such image" in (note.findtext("eo:message", namespaces=ns) or "")
+    assert note.findtext("eo:time", namespaces=ns)
+    assert failed.xpath("//e:vm_instance/eo:last_failure/eo:vim_id/text()", namespaces=ns) == [
+        "CSP-2"
+    ]
+    assert _validate_state(busy) == []
+    (step,) = busy.xpath("//e:deployments/eo:current_step", namespaces=ns)
+    assert step.findtext("eo:action", namespaces=ns) == "CreateVm"
+    assert step.findtext("eo:vim_id", namespaces=ns) == "CSP-1"
+    assert busy.xpath("//e:vm_instance/eo:current_step/eo:action/text()", namespaces=ns) == [
+        "CreateVm"
+    ]

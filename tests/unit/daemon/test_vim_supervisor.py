@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor, connector_config
+from esc_orch.daemon.connectors import ConnectorPool, connector_config
+from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import RpcErrors
 from esc_orch.model.events import EscEvent, EventStatus, EventType
@@ -176,3 +177,21 @@ async def test_a_group_placed_by_default_on_a_failed_connector_is_refused(
     )
     assert "CSP-1" in error.message
     assert dump(store) == before
+async def test_checks_use_the_shared_pool_and_a_recheck_reports_a_host_back_at_once(
+    store: SqlDatastore,
+) -> None:
+    hosts, events = Hosts(), []
+    pool = ConnectorPool(factory=hosts.factory)
+    supervisor = VimSupervisor(emit=events.extend, clock=lambda: NOW, pool=pool, interval=3600)
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    shared = pool("CSP-1")  # the connector the reactor is given: the one checked
+    hosts.by_url["http://127.0.0.1:8441"].down = True
+    down = await supervisor.check("CSP-1")
+    assert down is not None and down.status is ConnectionStatus.FAILED
+    hosts.by_url["http://127.0.0.1:8441"].down = False
+    up = await supervisor.recheck("CSP-1")  # on demand, not at the next interval
+    assert up is not None and up.status is ConnectionStatus.SUCCESSFUL
+    assert pool("CSP-1") is shared
+    assert [e.status for e in events] == [EventStatus.FAILURE, EventStatus.SUCCESS]
+    await pool.close()

@@ -10,8 +10,9 @@ import pytest
 
 from esc_orch.daemon.config import ConfigError, NotificationSettings, load_config
 from esc_orch.daemon.retention import prune_forever
-from esc_orch.daemon.wiring import event_log_of
+from esc_orch.daemon.wiring import build_backend
 from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.events import EventLog
 
 
 def test_notification_settings_from_toml(tmp_path: Path) -> None:
@@ -62,9 +63,10 @@ async def test_no_limits_no_pruning() -> None:
 
 
 def test_the_sql_datastore_brings_its_event_log(tmp_path: Path) -> None:
-    store = SqlDatastore.open(data_dir=tmp_path)
+    store = build_backend(tmp_path, load_config(None))
     try:
-        assert event_log_of(store) is store.events
-        assert event_log_of(object()) is None  # type: ignore[arg-type]
+        assert isinstance(store, SqlDatastore)
+        assert isinstance(store.events, EventLog)  # what serve() hands to notifications
+        assert (tmp_path / "esc-orch.sqlite").is_file()
     finally:
         store.close()

@@ -7,11 +7,11 @@ from lxml import etree
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, RpcError
 from esc_orch.northbound.framing import FrameDecoder, FramingMode, encode_chunked, encode_eom
 from esc_orch.northbound.session import (
-    Capability,
     CloseConnection,
     DataReply,
     ErrorReply,
     HelloReceived,
+    NetconfCapability,
     NetconfSession,
     OkReply,
     RpcRequest,
@@ -22,11 +22,11 @@ from esc_orch.northbound.session import (
 NC = NC_BASE_NS
 CAPS = server_capabilities(esc_revision="2024-01-01")
 HELLO_11 = (
-    f'<hello xmlns="{NC}"><capabilities><capability>{Capability.BASE_10}</capability>'
-    f"<capability>{Capability.BASE_11}</capability></capabilities></hello>"
+    f'<hello xmlns="{NC}"><capabilities><capability>{NetconfCapability.BASE_10}</capability>'
+    f"<capability>{NetconfCapability.BASE_11}</capability></capabilities></hello>"
 ).encode()
 HELLO_10 = (
-    f'<hello xmlns="{NC}"><capabilities><capability>{Capability.BASE_10}</capability>'
+    f'<hello xmlns="{NC}"><capabilities><capability>{NetconfCapability.BASE_10}</capability>'
     "</capabilities></hello>"
 ).encode()
 
@@ -55,13 +55,13 @@ def test_our_hello_lists_capabilities_and_session_id() -> None:
     caps = [c.text for c in hello.iter(f"{{{NC}}}capability")]
     assert caps == list(CAPS)
     assert "http://www.cisco.com/esc/esc?module=esc&revision=2024-01-01" in caps
-    assert Capability.STARTUP not in caps
+    assert NetconfCapability.STARTUP not in caps
     assert hello.findtext(f"{{{NC}}}session-id") == "7"
 
 
 def test_extra_capabilities_are_appended() -> None:
-    caps = server_capabilities(esc_revision="x", extra=[Capability.NOTIFICATION])
-    assert caps[-1] == Capability.NOTIFICATION
+    caps = server_capabilities(esc_revision="x", extra=[NetconfCapability.NOTIFICATION])
+    assert caps[-1] == NetconfCapability.NOTIFICATION
 
 
 def test_base11_hello_switches_to_chunked_even_with_an_rpc_in_the_same_read() -> None:

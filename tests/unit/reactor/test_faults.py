@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
+from esc_orch.model.failure import FailureCause
 from esc_orch.reconcile import DeploymentState, EventStatus, VmLifecycleState, VmUpdateType
-from esc_orch.vim import PermanentVimError, TemporaryVimError, VimAuthError
+from esc_orch.vim import (
+    CapabilityNotSupported,
+    PermanentVimError,
+    TemporaryVimError,
+    VimAuthError,
+    VimCapacityError,
+)
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_group, with_locator, with_storage
 
@@ -35,7 +44,12 @@ async def test_permanent_fault_reports_failure_and_error_state() -> None:
     assert lab.clock.sleeps == []  # never retried
     status = reactor.status("name1", "dep")
     assert status is not None and status.state is DeploymentState.ERROR
-    assert status.vms[0].state is VmLifecycleState.ERROR and status.error
+    assert status.vms[0].state is VmLifecycleState.ERROR and status.last_failure
+    # One failure, one sentence: the record's, the VM event's and the service event's agree.
+    assert status.last_failure.cause is FailureCause.VIM_REJECTED
+    assert status.last_failure.message == vm_event.status_message == outcome.reason
+    assert service.status_message.endswith(status.last_failure.message)
+    assert status.vms[0].last_failure == status.last_failure
     assert lab.vms("csp-1") == {}
 
 
@@ -141,3 +155,23 @@ async def test_scenario2_local_disk_on_a_dead_host_is_refused_with_a_reason() ->
     outcome = await reactor.run(target(with_locator(local, "CSP-2")))
     assert not outcome.ok and "nothing fences a second copy" in (outcome.reason or "")
     assert lab.vms("csp-2") == {}
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (VimCapacityError("not enough memory on host"), FailureCause.CAPACITY),
+        (VimAuthError("HTTP 401"), FailureCause.CREDENTIALS_REFUSED),
+        (CapabilityNotSupported("power", "CSP-1"), FailureCause.CAPABILITY_MISSING),
+    ],
+)
+async def test_each_vim_error_class_is_its_own_cause(error: Exception, cause: FailureCause) -> None:
+    lab = Lab()
+    lab.hosts["csp-1"].fail_next("ensure_vm", error)  # type: ignore[arg-type]
+    reactor = lab.reactor()
+    outcome = await reactor.run(target(DEP))
+    assert outcome.failure is not None and outcome.failure.cause is cause
+    record = reactor.status("name1", "dep")
+    assert record is not None and record.last_failure is not None
+    assert record.last_failure.cause is cause
+    assert lab.events.events[0].status_message == record.last_failure.message

@@ -9,7 +9,7 @@ from esc_orch.reconcile import (
     DeploymentState,
     EventStatus,
     EventType,
-    Operation,
+    LifecycleOperation,
     VmLifecycleState,
     VmUpdateType,
 )
@@ -32,7 +32,7 @@ async def test_deploy_the_seed_payload() -> None:
     lab = Lab()
     reactor = lab.reactor()
     outcome = await reactor.run(target(DEP))
-    assert outcome.ok and outcome.operation is Operation.DEPLOY
+    assert outcome.ok and outcome.operation is LifecycleOperation.DEPLOY
     assert lab.events.types() == ["VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE"]
     deployed_ev, alive, service = lab.events.events
     name = "dep_Group1_0_00000000-0000-4000-8000-000000001001"
@@ -72,7 +72,7 @@ async def test_second_run_with_nothing_to_do_reports_only_the_service() -> None:
     lab = Lab()
     reactor, _ = await deployed(lab)
     outcome = await reactor.run(target(DEP))  # type: ignore[attr-defined]
-    assert outcome.ok and outcome.steps == 0 and outcome.operation is Operation.UPDATE
+    assert outcome.ok and outcome.steps == 0 and outcome.operation is LifecycleOperation.UPDATE
     assert lab.events.types()[-1] == "SERVICE_UPDATED"
     resync = await reactor.run(target(DEP, resync=True))  # type: ignore[attr-defined]
     assert resync.ok and len(lab.events.events) == 4  # a quiet resync sends nothing
@@ -146,7 +146,7 @@ async def test_undeploy_reports_each_vm_then_the_service() -> None:
     lab = Lab()
     reactor, _ = await deployed(lab)
     outcome = await reactor.run(target(None))  # type: ignore[attr-defined]
-    assert outcome.ok and outcome.operation is Operation.UNDEPLOY
+    assert outcome.ok and outcome.operation is LifecycleOperation.UNDEPLOY
     assert lab.events.types()[3:] == ["VM_UNDEPLOYED", "SERVICE_UNDEPLOYED"]
     undeployed, service = lab.events.events[3:]
     assert undeployed.status_message == "VIM Driver: VM successfully deleted"

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from esc_orch.model.record import DeploymentRecord
 from esc_orch.reactor import Intent, MemoryJournal, Outcome, StepStatus
-from esc_orch.reconcile import CreateVm, Operation
+from esc_orch.reconcile import CreateVm, LifecycleOperation
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_locator
 
@@ -26,17 +27,17 @@ class CrashingJournal(MemoryJournal):
     after_intent: bool = True
     armed: bool = True
 
-    async def record_intent(self, intent: Intent) -> None:
-        await super().record_intent(intent)
+    async def record_intent(self, intent: Intent, *, record: DeploymentRecord) -> None:
+        await super().record_intent(intent, record=record)
         if self.armed and self.after_intent:
             self.armed = False
             raise Crash
 
-    async def record_outcome(self, outcome: Outcome) -> None:
+    async def record_outcome(self, outcome: Outcome, *, record: DeploymentRecord | None) -> None:
         if self.armed and not self.after_intent:
             self.armed = False
             raise Crash
-        await super().record_outcome(outcome)
+        await super().record_outcome(outcome, record=record)
 
 
 @pytest.mark.parametrize("after_intent", [True, False], ids=["before-action", "after-action"])
@@ -57,7 +58,7 @@ async def test_resume_after_a_crash_creates_no_second_vm(after_intent: bool) -> 
     deployed = lab.events.events[0]
     assert deployed.depid == intent.depid
     assert deployed.vm_source is not None and deployed.vm_source.vmid == intent.action.vm.vmid
-    assert restarted.last_outcome("name1", "dep").operation is Operation.DEPLOY  # type: ignore[union-attr]
+    assert restarted.last_outcome("name1", "dep").operation is LifecycleOperation.DEPLOY  # type: ignore[union-attr]
     statuses = [o.status if o else None for _, o in lab.journal.entries]
     assert statuses[0] is StepStatus.ABANDONED and None not in statuses
 

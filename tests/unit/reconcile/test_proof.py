@@ -9,6 +9,15 @@ import pytest
 
 from esc_orch.fence.errors import FenceFailure, FenceFailureKind
 from esc_orch.fence.types import FenceMethod, FenceProof
+from esc_orch.model.failure import (
+    Capacity,
+    DiskHeld,
+    Failure,
+    HostUnreachable,
+    RetriesExhausted,
+    VimRejected,
+)
+from esc_orch.model.vim import PowerState, Storage
 from esc_orch.reconcile.proof import (
     AwaitProofInstead,
     CannotRollBack,
@@ -34,15 +43,6 @@ from esc_orch.reconcile.proof import (
     stale_copy_decision,
     target_failure,
 )
-from esc_orch.vim.errors import (
-    PermanentVimError,
-    TemporaryVimError,
-    VimCapacityError,
-    VimConflict,
-    VimDiskInUse,
-    VimError,
-)
-from esc_orch.vim.types import PowerState, Storage
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SEEN = T0 - timedelta(seconds=30)  # the source last answered 30 s before the move
@@ -248,14 +248,20 @@ def test_stale_copies(case: tuple[object, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "cause"),
+    ("failure", "cause"),
     [
-        (VimCapacityError("no memory", resource="memory"), TargetFailure.CAPACITY),
-        (VimDiskInUse("locked"), TargetFailure.DISK_IN_USE),
-        (TemporaryVimError("timeout"), TargetFailure.UNREACHABLE),
-        (VimConflict("port taken"), TargetFailure.REFUSED),
-        (PermanentVimError("bad"), TargetFailure.REFUSED),
+        (Capacity(what="memory", connector_id="CSP-2", detail="no memory"), TargetFailure.CAPACITY),
+        (DiskHeld(vm_name="vm", connector_id="CSP-2"), TargetFailure.DISK_IN_USE),
+        (HostUnreachable(connector_id="CSP-2", vm_name="vm"), TargetFailure.UNREACHABLE),
+        (
+            RetriesExhausted(what="create", connector_id="CSP-2", attempts=4, detail="timeout"),
+            TargetFailure.UNREACHABLE,
+        ),
+        (
+            VimRejected(what="creating vm", connector_id="CSP-2", detail="port taken"),
+            TargetFailure.REFUSED,
+        ),
     ],
 )
-def test_connector_errors_name_the_target_failure(error: VimError, cause: TargetFailure) -> None:
-    assert target_failure(error) is cause
+def test_typed_failures_name_the_target_failure(failure: Failure, cause: TargetFailure) -> None:
+    assert target_failure(failure) is cause

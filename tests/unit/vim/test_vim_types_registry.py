@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from esc_orch.vim import (
+    Connector,
     ConnectorConfig,
     Credentials,
     Day0File,
     NicSpec,
     UnknownConnectorType,
-    VimConnector,
     VmSpec,
     connector_class,
     create_connector,
@@ -59,5 +59,5 @@ def test_registry_unknown_type_lists_known_ones() -> None:
 def test_create_connector_builds_from_config() -> None:
     connector = create_connector(ConnectorConfig(id="f1", type="FAKE"))
     assert isinstance(connector, FakeConnector)
-    assert isinstance(connector, VimConnector)
+    assert isinstance(connector, Connector)
     assert connector.config.id == "f1"

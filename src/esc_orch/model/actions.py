@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from esc_orch.reconcile.identity import VmIdentity
-from esc_orch.reconcile.vocab import EventType, VmUpdateType
-from esc_orch.vim.types import PowerState, Storage, VmSpec
+from esc_orch.model.events import EventType, VmUpdateType
+from esc_orch.model.failure import BlockedCause, describe
+from esc_orch.model.lifecycle import VmIdentity
+from esc_orch.model.vim import PowerState, Storage, VmSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,12 +138,17 @@ class AcceptSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Blocked:
-    """Cannot proceed now; ``reason`` says what a person can do. Re-observed, then FAILURE."""
+    """Cannot proceed now; ``failure`` says why. Re-observed, then the run fails with it."""
 
     vm: VmIdentity
     connector_id: str
-    reason: str
+    failure: BlockedCause
     report: Report | None = None
+
+    @property
+    def reason(self) -> str:
+        """The sentence a person reads (:func:`esc_orch.model.failure.describe`)."""
+        return describe(self.failure)
 
 
 Action = (

@@ -1,0 +1,97 @@
+"""Named failpoints: exact places where a test can make the process die, off unless enabled.
+
+Crash tests must stop the real daemon at a precise, durable point (right after an intent is
+committed, right before an outcome is recorded, right after an event is logged) and check what
+a restarted daemon does. Production code marks those places with :func:`hit`; nothing happens
+there unless the point was enabled, and enabling one only arms it: no code is ever loaded.
+
+Points (``POINTS``; an unknown name is refused):
+
+``lifecycle.after-intent``
+    the N-th intent is durable, its VIM call not made yet (``store/journal.py``).
+``lifecycle.before-outcome``
+    the N-th step's VIM call is done and nothing about its result is durable.
+``lifecycle.after-event``
+    the N-th event the lifecycle logged is durable (with the record it came with).
+
+Enable them in-process with :func:`enable`, or for a daemon started by a test with the
+environment variable ``ESC_ORCH_FAILPOINTS=name=kill@N[,name=kill@N...]`` (read once by
+``esc-orchd serve``). The only action is ``kill``: SIGKILL the process on the N-th hit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from enum import StrEnum
+
+log = logging.getLogger(__name__)
+
+ENV = "ESC_ORCH_FAILPOINTS"
+POINTS = frozenset(
+    {"lifecycle.after-intent", "lifecycle.before-outcome", "lifecycle.after-event"}
+)
+
+
+class FailAction(StrEnum):
+    KILL = "kill"
+
+
+@dataclass(slots=True)
+class _Armed:
+    action: FailAction
+    left: int
+
+
+_armed: dict[str, _Armed] = {}
+
+
+class FailpointError(ValueError):
+    """A failpoint specification that names no point or no action."""
+
+
+def enable(name: str, *, action: FailAction = FailAction.KILL, at: int = 1) -> None:
+    """Arm ``name``: its ``at``-th hit from now does ``action``."""
+    if name not in POINTS:
+        raise FailpointError(f"unknown failpoint {name!r} (known: {', '.join(sorted(POINTS))})")
+    if at < 1:
+        raise FailpointError(f"failpoint {name}: the hit count must be >= 1, not {at}")
+    _armed[name] = _Armed(action=action, left=at)
+
+
+def disable_all() -> None:
+    _armed.clear()
+
+
+def configure(spec: str) -> None:
+    """Arm the points of ``name=kill@N[,name=kill@N...]`` (the syntax of :data:`ENV`)."""
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, rest = item.partition("=")
+        action, _, count = rest.partition("@")
+        if not sep or action not in set(FailAction) or not count.isdigit():
+            raise FailpointError(f"{ENV}: expected name=kill@N, not {item!r}")
+        enable(name.strip(), action=FailAction(action), at=int(count))
+
+
+def configure_from_env() -> None:
+    """Arm what :data:`ENV` names (called once at daemon start-up)."""
+    spec = os.environ.get(ENV)
+    if spec:
+        configure(spec)
+        log.warning("failpoints armed: %s (a test setting, never for production)", spec)
+
+
+def hit(name: str) -> None:
+    """Mark failpoint ``name``: does nothing unless it is armed and this is its hit."""
+    armed = _armed.get(name)
+    if armed is None:
+        return
+    armed.left -= 1
+    if armed.left > 0:
+        return
+    del _armed[name]
+    log.warning("failpoint %s: %s", name, armed.action)
+    if armed.action is FailAction.KILL:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,424 @@
+"""One convergence run: observe, plan, step, report, until converged or failed for good.
+
+:class:`Converger` holds what the runs of every deployment share (the records, the journal
+and event ports, the executor, the events a crash left owed) and runs one deployment's loop at
+a time for the :class:`~esc_orch.reactor.engine.Reactor`, which decides when. Every step
+produces the next record (:mod:`esc_orch.reactor.records`) and hands it to a port with the
+intent, outcome or event it belongs to. Each run start, step, retry and wait is logged at INFO
+with the deployment, the VM and the connector.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from esc_orch.model.actions import (
+    AcceptSpec,
+    Action,
+    CreateVm,
+    MigrateVm,
+    Reboot,
+    RecreateVm,
+)
+from esc_orch.model.clock import Clock
+from esc_orch.model.events import EscEvent
+from esc_orch.model.failure import (
+    ConfigUnsatisfiable,
+    Failure,
+    Internal,
+    NoProgress,
+    StepLimit,
+    Waited,
+    cause_of,
+    describe,
+)
+from esc_orch.model.lifecycle import (
+    DeploymentState,
+    LifecycleOperation,
+    VmLifecycleState,
+)
+from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
+from esc_orch.model.record import (
+    DeploymentRecord,
+    FailureNote,
+    RecordChange,
+    StepInFlight,
+    Undeployed,
+)
+from esc_orch.model.vim import PowerState
+from esc_orch.reactor import records as rec
+from esc_orch.reactor.execute import Executor, Replan, StepFailed
+from esc_orch.reactor.observe import ConnectorProvider, observe
+from esc_orch.reactor.report import Reporter
+from esc_orch.reactor.status import DeploymentTarget, RunOutcome
+from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
+from esc_orch.reconcile.errors import UnsatisfiableDeployment
+from esc_orch.reconcile.identity import UuidFactory, adopt_identities
+from esc_orch.reconcile.observed import Observation
+from esc_orch.reconcile.planner import plan
+from esc_orch.vim.retry import RetryPolicy, Sleep
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+class _Run:
+    """One convergence run of one deployment (its target and event builder)."""
+
+    def __init__(self, target: DeploymentTarget, depid: str, operation: LifecycleOperation) -> None:
+        self.target = target
+        self.key = target.key
+        self.operation = operation
+        self.reporter = Reporter(target=target, depid=depid, operation=operation)
+        self.steps = 0
+        self.reported = False
+        self.published = False
+        self.notes: list[str] = []
+        self.rebooted: set[str] = set()
+
+
+def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
+    """Log fields: the deployment, and the VM and connector of ``action``."""
+    fields = {"deployment": f"{target.tenant}/{target.name}"}
+    if action is not None:
+        fields |= {"vm": action.vm.name, "connector": action.connector_id}
+    return fields
+
+
+class Converger:
+    """Runs one deployment's convergence loop at a time; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        connectors: ConnectorProvider,
+        journal: Journal,
+        events: EventSink,
+        sleep: Sleep,
+        new_uuid: UuidFactory,
+        clock: Clock,
+        retry: RetryPolicy,
+        max_steps: int,
+        records: dict[Key, DeploymentRecord],
+        pending: dict[Key, DeploymentTarget],
+        owed: dict[str, tuple[Key, Action]],
+    ) -> None:
+        self._connectors = connectors
+        self._journal = journal
+        self._events = events
+        self._sleep = sleep
+        self._new_uuid = new_uuid
+        self._clock = clock
+        self._retry = retry
+        self._max_steps = max_steps
+        self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
+        #: Shared with the Reactor: the records, the queued targets, the owed events.
+        self._records = records
+        self._pending = pending
+        self._owed = owed
+
+    def _next_reboot(self, run: _Run, desired: DesiredState, obs: Observation) -> Reboot | None:
+        """The next VM the target asks to reboot, once everything else has converged."""
+        for vm in desired.vms:
+            if vm.name not in run.target.reboot or vm.name in run.rebooted:
+                continue
+            run.rebooted.add(vm.name)
+            if any(c.connector_id == vm.connector_id for c in obs.copies(vm.name)):
+                return Reboot(vm=vm.identity, connector_id=vm.connector_id)
+        return None
+
+    def record_for(self, target: DeploymentTarget) -> DeploymentRecord:
+        """The deployment's record, created on first sight."""
+        record = self._records.get(target.key)
+        if record is None:
+            record = DeploymentRecord(
+                tenant=target.tenant, name=target.name, depid=self._new_uuid()
+            )
+            self._records[target.key] = record
+        return record
+
+    def _get(self, run: _Run) -> DeploymentRecord:
+        return self._records[run.key]
+
+    def _put(self, record: DeploymentRecord) -> DeploymentRecord:
+        self._records[record.key] = record
+        return record
+
+    async def _publish(self, run: _Run, event: EscEvent, record: RecordChange) -> None:
+        run.published = True
+        await self._events.publish(event, record=record)
+
+    def _start(self, target: DeploymentTarget) -> _Run:
+        record = self.record_for(target)
+        if target.operation is not None:
+            operation = target.operation
+        elif target.deployment is None:
+            operation = LifecycleOperation.UNDEPLOY
+        else:
+            operation = (
+                LifecycleOperation.UPDATE if record.ever_active else LifecycleOperation.DEPLOY
+            )
+        record = self._put(rec.started(record, operation))
+        log.info("%s run started", operation, extra=_where(target))
+        return _Run(target, record.depid, operation)
+
+    async def converge(self, target: DeploymentTarget) -> RunOutcome:
+        run = self._start(target)
+        try:
+            return await self._loop(run)
+        except Exception as exc:  # a bug must not kill the worker nor go unreported
+            log.exception("reactor: run of %s/%s crashed", target.tenant, target.name)
+            return await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
+
+    async def _observe(self, run: _Run) -> Observation:
+        target, record = run.target, self._get(run)
+        applied = {v.name: v.applied for v in record.vms if v.applied is not None}
+        others = [r for key, r in self._records.items() if key != target.key]
+        obs = await observe(
+            connectors=self._connectors,
+            connector_ids=target.connectors.keys(),
+            deployment=target.name,
+            applied=applied,
+            foreign=target.foreign.union(*(r.names() for r in others)),
+        )
+        namesakes = self._records.keys() | self._pending.keys()
+        if any(key[1] == target.name and key != target.key for key in namesakes):
+            # Another tenant's deployment has this name, so its VMs look like ours: touch
+            # nothing we did not name ourselves (no adoption, no orphan removal).
+            unowned = obs.names() - record.names()
+            obs = replace(obs, foreign=obs.foreign | unowned)
+        groups = {g.name for g in target.deployment.vm_group} if target.deployment else set()
+        groups |= {v.identity.group for v in record.vms}
+        adopted = adopt_identities(
+            deployment=target.name,
+            groups=groups,
+            observed_names=obs.names() - obs.foreign,
+            known=record.identities(),
+            new_uuid=self._new_uuid,
+        )
+        self._put(rec.observed(record, obs, adopted))
+        return obs
+
+    def _desired(self, run: _Run) -> DesiredState:
+        target, record = run.target, self._get(run)
+        known = record.identities()
+        if target.deployment is None:
+            return undeploy_state(tenant=target.tenant, deployment=target.name, known=known)
+        desired = desired_vms(
+            deployment=target.deployment,
+            tenant=target.tenant,
+            flavors=target.flavors,
+            connectors=target.connectors,
+            existing_identities=known,
+            new_uuid=self._new_uuid,
+            stopped=target.stopped,
+        )
+        self._put(rec.planned(record, desired, stopped=target.stopped))
+        return desired
+
+    async def _loop(self, run: _Run) -> RunOutcome:
+        last: Action | None = None
+        waits = 0
+        while True:
+            obs = await self._observe(run)
+            try:
+                desired = self._desired(run)
+            except UnsatisfiableDeployment as exc:
+                failure: Failure = ConfigUnsatisfiable(
+                    deployment=exc.deployment, problems=tuple(str(p) for p in exc.problems)
+                )
+                return await self._fail(run, failure, None, code=400)
+            current = plan(desired=desired, observed=obs)
+            run.notes += [n for n in current.notes if n not in run.notes]
+            if current.done:
+                reboot = self._next_reboot(run, desired, obs)
+                if reboot is None:
+                    return await self._succeed(run, desired, obs)
+                current = replace(current, actions=(reboot,))
+            if not current.runnable:
+                waits += 1
+                blocked = current.blocked
+                if waits >= self._retry.attempts:
+                    failure = Waited(attempts=waits, blocked=tuple(b.failure for b in blocked))
+                    return await self._fail(run, failure, blocked[0])
+                delay = self._retry.delay(attempt=waits)
+                log.info(
+                    "waiting %.1f s: %s",
+                    delay,
+                    blocked[0].reason,
+                    extra=_where(run.target, blocked[0]) | {"wait_s": round(delay, 3)},
+                )
+                await self._sleep(delay)
+                continue
+            action = current.runnable[0]
+            if action == last:
+                failure = NoProgress(
+                    step=type(action).__name__,
+                    vm_name=action.vm.name,
+                    connector_id=action.connector_id,
+                )
+                return await self._fail(run, failure, action)
+            if run.steps >= self._max_steps:
+                return await self._fail(run, StepLimit(steps=run.steps), action)
+            waits = 0
+            failed = await self._step(run, action)
+            if failed is not None:
+                return failed
+            last = action
+
+    async def _step(self, run: _Run, action: Action) -> RunOutcome | None:
+        """Journal, act, remember, report; the failed outcome, or None to go on."""
+        name = action.vm.name
+        if isinstance(action, AcceptSpec | CreateVm | MigrateVm | RecreateVm):
+            owed_entry = self._owed.pop(name, None)
+            owed = owed_entry[1] if owed_entry else None
+            if owed is not None and isinstance(action, AcceptSpec) and action.report is None:
+                # The crashed step was done on the VIM; its event was never sent.
+                action = replace(action, report=owed.report)
+        record = self._get(run)
+        intent = Intent(
+            step_id=self._new_uuid(),
+            tenant=run.target.tenant,
+            deployment=run.target.name,
+            depid=record.depid,
+            operation=run.operation,
+            action=action,
+        )
+        step = StepInFlight(
+            step_id=intent.step_id,
+            action=type(action).__name__,
+            vm_name=name,
+            connector_id=action.connector_id,
+            started=self._clock(),
+        )
+        record = self._put(rec.stepping(record, action, step, run.operation))
+        await self._journal.record_intent(intent, record=record)
+        log.info("step %s", step.action, extra=_where(run.target, action))
+        run.steps += 1
+        try:
+            result = await self._executor.run(action)
+        except Replan as exc:
+            log.info(
+                "step %s: re-planning (%s)", step.action, exc, extra=_where(run.target, action)
+            )
+            record = self._put(replace(self._get(run), step=None))
+            await self._journal.record_outcome(
+                Outcome(step_id=intent.step_id, status=StepStatus.REPLANNED), record=record
+            )
+            return None
+        except StepFailed as exc:
+            await self._journal.record_outcome(
+                Outcome(step_id=intent.step_id, status=StepStatus.FAILED, failure=exc.failure),
+                record=None,
+            )
+            return await self._fail(run, exc.failure, action)
+        record = self._put(rec.stepped(self._get(run), action, result.state))
+        await self._journal.record_outcome(
+            Outcome(step_id=intent.step_id, status=StepStatus.DONE), record=record
+        )
+        await self._report(run, action)
+        return None
+
+    async def _report(self, run: _Run, action: Action) -> None:
+        report = action.report
+        if report is not None:
+            run.reported = True
+            event = run.reporter.vm_event(action, report, self._get(run))
+            await self._publish(run, event, self._get(run))
+        entry = self._get(run).vm(action.vm.name)
+        running = entry is not None and (
+            entry.observed is not None and entry.observed.power is PowerState.RUNNING
+        )
+        deploying = run.operation is LifecycleOperation.DEPLOY or isinstance(action, CreateVm)
+        if running and deploying and entry is not None and not entry.alive:
+            # Stand-in until KPI monitoring: a running VM is reported alive once.
+            record = self._put(
+                self._get(run).with_vm(action.vm.name, alive=True, state=VmLifecycleState.ALIVE)
+            )
+            await self._publish(run, run.reporter.alive(action.vm, record), record)
+
+    async def _succeed(self, run: _Run, desired: DesiredState, obs: Observation) -> RunOutcome:
+        target = run.target
+        await self._pay_owed(run, desired, obs)
+        change: RecordChange
+        if run.operation is LifecycleOperation.UNDEPLOY:
+            self._records.pop(target.key, None)
+            change = Undeployed(tenant=target.tenant, name=target.name)
+        else:
+            change = self._put(rec.converged(self._get(run), desired, obs))
+        if not target.quiet and (not target.resync or run.reported):
+            if isinstance(change, DeploymentRecord):
+                change = self._put(replace(change, run=None))
+            await self._publish(run, run.reporter.service(), change)
+        elif isinstance(change, DeploymentRecord):
+            await self._journal.save(change)
+        log.info(
+            "%s run succeeded after %d step(s)", run.operation, run.steps, extra=_where(target)
+        )
+        return RunOutcome(
+            tenant=target.tenant,
+            name=target.name,
+            operation=run.operation,
+            ok=True,
+            steps=run.steps,
+            notes=tuple(run.notes),
+        )
+
+    async def _pay_owed(self, run: _Run, desired: DesiredState, obs: Observation) -> None:
+        """Events a crash left unsent, now that the deployment is where it should be.
+
+        A step done on the VIM whose event was not logged (its intent was found open) is
+        reported here unless a step of this run already did (deletions and power changes
+        need no step after a restart); a VM that runs but was never reported alive is.
+        """
+        for name, (key, action) in list(self._owed.items()):
+            if key != run.target.key or action.report is None:
+                continue
+            del self._owed[name]
+            run.reported = True
+            record = self._get(run)
+            await self._publish(run, run.reporter.vm_event(action, action.report, record), record)
+        if run.operation is not LifecycleOperation.DEPLOY:
+            return
+        for vm in desired.vms:
+            running = any(c.state.power is PowerState.RUNNING for c in obs.copies(vm.name))
+            entry = self._get(run).vm(vm.name)
+            if running and entry is not None and not entry.alive:
+                record = self._put(self._get(run).with_vm(vm.name, alive=True))
+                await self._publish(run, run.reporter.alive(vm.identity, record), record)
+
+    async def _fail(
+        self, run: _Run, failure: Failure, action: Action | None, *, code: int = 500
+    ) -> RunOutcome:
+        note = FailureNote(failure=failure, at=self._clock())
+        record = replace(self._get(run), state=DeploymentState.ERROR, last_failure=note, step=None)
+        reason = describe(failure)
+        if action is not None:
+            record = record.with_vm(action.vm.name, state=VmLifecycleState.ERROR, last_failure=note)
+        record = self._put(record)
+        if action is not None and action.report is not None:
+            event = run.reporter.vm_event(action, action.report, record, failure=reason)
+            await self._publish(run, event, record)
+        if not run.target.quiet:
+            record = self._put(replace(record, run=None))
+            await self._publish(run, run.reporter.service(failure=reason, code=code), record)
+        else:
+            await self._journal.save(record)
+        log.warning(
+            "reactor: %s/%s failed: %s",
+            run.target.tenant,
+            run.target.name,
+            reason,
+            extra=_where(run.target, action) | {"cause": str(cause_of(failure))},
+        )
+        return RunOutcome(
+            tenant=run.target.tenant,
+            name=run.target.name,
+            operation=run.operation,
+            ok=False,
+            failure=failure,
+            steps=run.steps,
+            notes=tuple(run.notes),
+        )

@@ -1,0 +1,61 @@
+"""esc-orch-validate: payloads checked together, errors with their path, exit status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esc_orch.cli.validate import main
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+CONNECTORS = EXAMPLES / "vim_connectors.xml"
+DEPLOY = EXAMPLES / "deploy_csp_1.xml"
+
+
+def test_files_are_validated_together(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(CONNECTORS), str(DEPLOY)]) == 0
+    assert "valid:" in capsys.readouterr().out
+
+
+def test_a_reference_to_a_missing_connector_is_reported_with_its_path(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([str(DEPLOY)]) == 1
+    err = capsys.readouterr().err
+    assert "esc:locator/esc:vim_id" in err and '"CSP-1"' in err
+
+
+def test_a_bad_value_names_its_file_and_leaf(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text(DEPLOY.read_text().replace("<vcpus>2</vcpus>", "<vcpus>two</vcpus>"))
+    assert main([str(CONNECTORS), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{bad}: ") and "esc:vcpus" in err and '"two"' in err
+
+
+def test_unreadable_or_malformed_files_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<esc_datamodel")
+    assert main([str(broken)]) == 2
+    assert "malformed XML" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.xml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("esc-orch-validate")
+    done = subprocess.run(
+        [str(script), str(CONNECTORS), str(DEPLOY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
