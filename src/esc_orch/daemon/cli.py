@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from esc_orch.daemon import dbcmd
 from esc_orch.daemon.config import ConfigError, DaemonConfig, load_config
 from esc_orch.daemon.retention import PrunableEventSource, prune_forever
 from esc_orch.daemon.sdnotify import sd_notify
@@ -36,6 +37,7 @@ from esc_orch.northbound.backend import ConfigBackend
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ssh import NetconfSshServer
+from esc_orch.store.migrate import SchemaError
 
 log = logging.getLogger("esc_orch.daemon")
 
@@ -190,6 +192,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(serve(config=config))
+    except SchemaError as exc:
+        command = f"esc-orchd db upgrade --data-dir {config.data_dir}"
+        if args.config is not None:
+            command += f" --config {args.config}"
+        log.error("cannot serve", extra={"error": str(exc), "run": command})
+        return 1
     except (WiringError, ConfigError, OSError) as exc:
         log.error("cannot serve", extra={"error": str(exc)})
         return 1
@@ -233,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="TOML configuration file")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_cmd_serve)
+
+    dbcmd.add_parser(sub)
 
     for name, func, text in (
         ("useradd", _cmd_useradd, "add a NETCONF user"),
