@@ -49,19 +49,32 @@ def _make_0_1_0_database(url: str) -> None:
     engine = create_engine(url)
     old.Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
-        session.add(old.ConfigUnitRow(datastore="running", kind="tenant", key="old-tenant",
-                                      parent_key=None, xml=TENANT_XML))
+        session.add(
+            old.ConfigUnitRow(
+                datastore="running",
+                kind="tenant",
+                key="old-tenant",
+                parent_key=None,
+                xml=TENANT_XML,
+            )
+        )
         session.add(old.MetaRow(name="event_id", value=1))
         session.add(old.MetaRow(name="txid", value=1))
-        session.add(old.EventRow(id=1, event_time=1_700_000_000_000,
-                                 event_type="CREATE_TENANT", payload=EVENT_XML))
+        session.add(
+            old.EventRow(
+                id=1, event_time=1_700_000_000_000, event_type="CREATE_TENANT", payload=EVENT_XML
+            )
+        )
     engine.dispose()
 
 
 def _db(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "esc_orch.daemon.cli", "db", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -147,9 +160,20 @@ def test_a_revision_from_a_newer_release_is_refused(store_url: str, tmp_path: Pa
 def test_serve_refuses_an_out_of_date_database_and_names_the_command(tmp_path: Path) -> None:
     _make_0_1_0_database(f"sqlite:///{tmp_path / 'esc-orch.sqlite'}")
     served = subprocess.run(
-        [sys.executable, "-m", "esc_orch.daemon.cli", "serve", "--data-dir", str(tmp_path),
-         "--port", "0"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "esc_orch.daemon.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert served.returncode == 1
     assert "out of date" in served.stderr
