@@ -46,7 +46,7 @@ from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.reactor import DeploymentTarget, Intent, Outcome, Reactor
 from esc_orch.reconcile.vocab import DeploymentState, Operation
 from esc_orch.store.journal import DeploymentMemory, LifecycleStore
-from esc_orch.vim import create_connector
+from esc_orch.vim.metered import create_metered_connector as create_connector
 from esc_orch.vim.protocol import VimConnector
 from esc_orch.vim.retry import RetryPolicy
 from esc_orch.vim.types import ConnectorConfig

@@ -20,14 +20,15 @@ from enum import StrEnum
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.model.config import VimConnector
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType, format_event_time
 from esc_orch.model.schema import ESC_NS, ESC_PREFIX
-from esc_orch.vim import create_connector
 from esc_orch.vim.errors import VimAuthError, VimError
+from esc_orch.vim.metered import create_metered_connector as create_connector
 from esc_orch.vim.protocol import VimConnector as Connector
 from esc_orch.vim.types import ConnectorConfig, Credentials
 
@@ -107,6 +108,7 @@ class VimSupervisor:
             self._states.setdefault(
                 model.id, ConnectorState(model.id, ConnectionStatus.UNKNOWN, None, None)
             )
+            metrics.connector_status(connector=model.id, status=self._states[model.id].status)
             self._pending.add(model.id)
         self._wake.set()
 
@@ -127,12 +129,14 @@ class VimSupervisor:
             if model is None:
                 self._configs.pop(connector_id, None)
                 self._states.pop(connector_id, None)
+                metrics.connector_status(connector=connector_id, status=None)
                 self._pending.discard(connector_id)
                 continue
             self._configs[connector_id] = connector_config(model)
             self._states[connector_id] = ConnectorState(
                 connector_id, ConnectionStatus.UNKNOWN, None, None
             )
+            metrics.connector_status(connector=connector_id, status=ConnectionStatus.UNKNOWN)
             self._pending.add(connector_id)
         self._wake.set()
 
@@ -168,6 +172,7 @@ class VimSupervisor:
         before = self._states.get(connector_id)
         state = ConnectorState(connector_id, status, message, self._clock())
         self._states[connector_id] = state
+        metrics.connector_status(connector=connector_id, status=status)
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
             self._emit([_event(state)])

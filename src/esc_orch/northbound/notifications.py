@@ -30,6 +30,7 @@ from enum import StrEnum
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.model.events import (
     NETMOD_NOTIF_NS,
@@ -327,8 +328,14 @@ class NotificationService:
 
     async def start(self) -> None:
         await self.bus.start()
+        metrics.add_queue_source(self.queue_depths)
+
+    def queue_depths(self) -> list[tuple[int, int]]:
+        """(session id, notifications queued not yet sent) of each subscription."""
+        return [(sid, len(s.subscriber)) for sid, s in list(self.subscriptions.items())]
 
     async def stop(self) -> None:
+        metrics.remove_queue_source(self.queue_depths)
         for subscription in list(self.subscriptions.values()):
             subscription.close()
         self.subscriptions.clear()

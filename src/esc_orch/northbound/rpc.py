@@ -11,12 +11,14 @@ turns into an ``ErrorReply``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError, RpcErrors
 from esc_orch.northbound.session import ErrorReply, Reply, RpcRequest
 
@@ -72,6 +74,14 @@ class RpcRegistry:
 
     async def dispatch(self, ctx: RpcContext) -> Reply:
         """Run the handler of ``ctx.request``; every failure becomes an ``ErrorReply``."""
+        started = time.perf_counter()
+        reply = await self._dispatch(ctx)
+        name = ctx.request.key[1] if ctx.request.key in self._handlers else "unsupported"
+        ok = not isinstance(reply, ErrorReply)
+        metrics.rpc_handled(operation=name, ok=ok, seconds=time.perf_counter() - started)
+        return reply
+
+    async def _dispatch(self, ctx: RpcContext) -> Reply:
         operation = ctx.request.operation
         handler = self._handlers.get(ctx.request.key)
         if handler is None:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 
+from esc_orch import metrics
 from esc_orch.reactor.events import EventSink
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
 from esc_orch.reactor.journal import Intent, Journal, Outcome, StepStatus
@@ -134,6 +135,7 @@ class Reactor:
             if intent.action.report is not None:
                 key = (intent.tenant, intent.deployment)
                 self._owed[intent.action.vm.name] = (key, intent.action)
+            metrics.lifecycle_step(action=type(intent.action).__name__, outcome="abandoned")
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.ABANDONED, detail="resumed")
             )
@@ -190,7 +192,8 @@ class Reactor:
         try:
             while (target := self._pending.pop(key, None)) is not None:
                 async with self._limit:
-                    self._outcomes[key] = await self._converge(target)
+                    self._outcomes[key] = outcome = await self._converge(target)
+                metrics.lifecycle_run(operation=str(outcome.operation), ok=outcome.ok)
         finally:
             del self._workers[key]
 
@@ -352,18 +355,22 @@ class Reactor:
         run.steps += 1
         if name in record.identities:
             record.vm_state[name] = vm_state_during(action)
+        timer = metrics.StepTimer(action=type(action).__name__)
         try:
             result = await self._executor.run(action)
         except Replan as exc:
+            timer.end(outcome="replan")
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.DONE, detail=f"replan: {exc}")
             )
             return None
         except StepFailed as exc:
+            timer.end(outcome="failed")
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.FAILED, detail=exc.reason)
             )
             return await self._fail(run, exc.reason, action)
+        timer.end(outcome="done")
         await self._journal.record_outcome(Outcome(step_id=intent.step_id, status=StepStatus.DONE))
         self._remember(record, action, result.state)
         await self._report(run, action)
