@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
+    disable_created_metrics,
     Counter,
     Gauge,
     Histogram,
@@ -31,6 +32,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# No "*_created" series: they double the output and no dashboard of ours reads them.
+disable_created_metrics()
 
 #: The registry the daemon exposes (not prometheus_client's global one).
 REGISTRY = CollectorRegistry(auto_describe=True)
