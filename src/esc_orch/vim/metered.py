@@ -3,7 +3,7 @@
 The daemon builds its connectors with :func:`create_metered_connector`, so each call a
 deployment or a connector check makes is observed once, by connector id and call name,
 whatever the connector type; connectors themselves know nothing of metrics. Errors are
-counted by class (``VimUnavailable``, ``VimAuthError``...) and raised unchanged.
+counted by class (``TemporaryVimError``, ``VimAuthError``...) and raised unchanged.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Created: ${create_date}
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import sqlalchemy as sa  # noqa: F401 - most revisions use it
 from alembic import op
 ${imports if imports else ""}
 revision = ${repr(up_revision)}
