@@ -223,7 +223,7 @@ def test_a_database_behind_the_head_is_refused_then_upgraded_with_its_data(
             "0001",
             ("0002",),
         )
-        with pytest.raises(SchemaError, match="out of date .* esc-orchd db upgrade"):
+        with pytest.raises(SchemaError, match=r"out of date .* esc-orchd db upgrade"):
             migrate.ensure_current(engine)
         before, after = migrate.upgrade(engine)
         assert before.state is SchemaState.BEHIND
