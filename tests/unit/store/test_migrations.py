@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -234,3 +235,32 @@ def test_a_database_behind_the_head_is_refused_then_upgraded_with_its_data(
         engine.dispose()
     finally:
         migrate.script_directory.cache_clear()
+
+
+def test_the_refusal_as_a_json_line(tmp_path: Path) -> None:
+    """--log-format json: the same refusal as one JSON object, the command in its own field."""
+    _make_0_1_0_database(f"sqlite:///{tmp_path / 'esc-orch.sqlite'}")
+    served = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "esc_orch.daemon.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--log-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.returncode == 1
+    lines = [json.loads(line) for line in served.stderr.splitlines()]
+    refusal = next(line for line in lines if line["message"] == "cannot serve")
+    assert refusal["level"] == "ERROR" and refusal["logger"] == "esc_orch.daemon"
+    assert refusal["run"] == f"esc-orchd db upgrade --data-dir {tmp_path}"
+    assert "out of date" in refusal["error"]
