@@ -2,6 +2,8 @@
 # Make a local PostgreSQL available for the datastore tests and print its SQLAlchemy URL.
 # Installs Debian's postgresql if missing, starts the first cluster (listening on localhost
 # only), and creates the role and database esc_orch_test. Needs root (or sudo).
+# With ESC_ORCH_PG_STARTED=FILE it writes "VERSION CLUSTER" to FILE when it started the
+# cluster itself (scripts/test.sh then stops it; a cluster already running is left alone).
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -16,6 +18,9 @@ read -r version cluster port _ < <(pg_lsclusters --no-header | head -n 1)
 if ! pg_lsclusters --no-header | head -n 1 | grep -q online; then
   $sudo pg_ctlcluster "$version" "$cluster" start -- -o "-c listen_addresses=localhost" >&2 \
     || $sudo pg_ctlcluster "$version" "$cluster" start >&2
+  if [ -n "${ESC_ORCH_PG_STARTED:-}" ]; then
+    echo "$version $cluster" >"$ESC_ORCH_PG_STARTED"
+  fi
 fi
 for _ in $(seq 1 30); do
   as_postgres pg_isready -q -p "$port" && break

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libyang2-dev libyang-tools pkg-config gcc python3-venv python3-dev iproute2 openssl yangcli netconfd openssh-server)
+packages=(libyang2-dev libyang-tools pkg-config gcc python3-venv python3-dev iproute2 openssl yangcli netconfd openssh-server systemd)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,27 @@ from esc_orch.testing.emulator import EmulatorHost
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 USER, PASSWORD = "admin", "demo-password"
 ORCHD = [sys.executable, "-m", "esc_orch.daemon.cli"]
-DAEMON_TOML = "[lifecycle]\nretry_attempts = 3\nretry_base_delay = 0.5\n"
+# metrics on a free port of 127.0.0.1 (the daemon logs which): shown at the end of the demo
+DAEMON_TOML = "[lifecycle]\nretry_attempts = 3\nretry_base_delay = 0.5\n[metrics]\nport = 0\n"
+SHOWN_METRICS = re.compile(
+    r"^esc_orch_(lifecycle_runs_total|lifecycle_steps_total|events_emitted_total"
+    r"|config_commits_total|vim_connector_status\{.*CONNECTION_SUCCESSFUL"
+    r"|netconf_rpc_duration_seconds_count)"
+)
+
+
+def _show_metrics(root: Path) -> None:
+    """What ``curl 127.0.0.1:PORT/metrics`` says after the demo (a selection)."""
+    found = re.search(r"metrics listening \S+ port=(\d+)", (root / "esc-orchd.log").read_text())
+    if found is None:
+        return
+    url = f"http://127.0.0.1:{found.group(1)}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    print(f"\n===== Metrics: curl {url} (a selection)\n")
+    for line in text.splitlines():
+        if SHOWN_METRICS.match(line):
+            print(f"  {line}")
 
 
 def _start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -190,6 +212,7 @@ def run_live(root: Path) -> int:
             print(f"  hosts: {_where(hosts)}")
             _step(m, "Undeploy", _delete("dep"), "SERVICE_UNDEPLOYED")
             print(f"  hosts: {_where(hosts)}")
+        _show_metrics(root)
         print(f"\ndemo done in {time.monotonic() - started:.1f} s")
         return 0
     finally:

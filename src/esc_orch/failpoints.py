@@ -30,9 +30,7 @@ from enum import StrEnum
 log = logging.getLogger(__name__)
 
 ENV = "ESC_ORCH_FAILPOINTS"
-POINTS = frozenset(
-    {"lifecycle.after-intent", "lifecycle.before-outcome", "lifecycle.after-event"}
-)
+POINTS = frozenset({"lifecycle.after-intent", "lifecycle.before-outcome", "lifecycle.after-event"})
 
 
 class FailAction(StrEnum):

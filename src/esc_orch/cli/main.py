@@ -1,22 +1,26 @@
 """``esc_nc_cli``: the ESC-compatible NETCONF command line, on ncclient.
 
 ``esc_nc_cli --user U --password PW <command> [args]`` as ESC users know it (reference §7).
-Output is pretty-printed XML; an ``rpc-error`` is printed readably (tag, path, message,
-info) and the exit status is 1; a connection or login failure exits 3; usage errors exit 2.
-ncclient is tuned as the architecture notes require: ``TICK`` at 1 ms and a TCP_NODELAY
-socket handed over through its ``sock=`` argument.
+Without ``--password`` or ``$ESC_NC_PASSWORD`` it prompts for the password when standard
+input is a terminal (never echoed), and refuses with a clear message otherwise. ``--help``
+shows each option's default and the valid values. Output is pretty-printed XML; an
+``rpc-error`` is printed readably (tag, path, message, info) and the exit status is 1; a
+connection or login failure exits 3; usage errors exit 2. ncclient is tuned as the
+architecture notes require: ``TICK`` at 1 ms and a TCP_NODELAY socket handed over through its
+``sock=`` argument.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import ncclient.transport.session
 from lxml import etree
@@ -25,7 +29,7 @@ from ncclient.operations.rpc import RPCError
 from ncclient.transport.errors import AuthenticationError, SSHError, TransportError
 
 from esc_orch.cli import payloads
-from esc_orch.cli.notif import add_notif_command
+from esc_orch.cli.notif import DefaultsHelp, add_notif_command
 from esc_orch.model.errors import RpcError
 from esc_orch.model.xmlsafe import parse_xml
 
@@ -33,6 +37,8 @@ ncclient.transport.session.TICK = 0.001
 
 EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 ACTIONS = ["START", "STOP", "REBOOT", "ENABLE_MONITOR", "DISABLE_MONITOR"]
+RECOVERY_ACTIONS = ["DO"]  # ESC's recoveryVmAction knows only DO (reference §7)
+USER_ENV, PASSWORD_ENV = "ESC_NC_USER", "ESC_NC_PASSWORD"
 
 
 def open_manager(
@@ -149,16 +155,25 @@ Command = Callable[[Any, argparse.Namespace], None]
 
 def _add_commands(sub: Any) -> None:
     def add(name: str, func: Command, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+        p: argparse.ArgumentParser = sub.add_parser(
+            name, help=text, description=text, formatter_class=DefaultsHelp
+        )
         p.set_defaults(func=func)
         return p
 
     p = add("edit-config", cmd_edit_config, "send an edit-config with the XML of FILE")
     p.add_argument("file", metavar="FILE", help="<esc_datamodel> or <config> XML file")
-    p.add_argument("--target", choices=["running", "candidate"], default="running")
+    p.add_argument(
+        "--target",
+        choices=["running", "candidate"],
+        default="running",
+        help="candidate: edit it, then commit",
+    )
     p = add("get-config", cmd_get_config, "show configuration (optionally filtered by PATH)")
     p.add_argument("path", nargs="?", metavar="PATH", help="e.g. esc_datamodel/tenants or /xpath")
-    p.add_argument("--source", choices=["running", "candidate"], default="running")
+    p.add_argument(
+        "--source", choices=["running", "candidate"], default="running", help="datastore"
+    )
     p = add("get", cmd_get, "show configuration and operational data under PATH")
     p.add_argument("path", nargs="?", metavar="PATH", help="e.g. esc_datamodel/opdata or /xpath")
     p = add("create-tenant", cmd_create_tenant, "create a tenant")
@@ -169,30 +184,38 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("tenant", metavar="TENANT")
     p.add_argument("deployment", metavar="DEP")
     p = add("vm-action", cmd_vm_action, "start/stop/reboot/monitor one VM")
-    p.add_argument("action", metavar="ACTION", choices=ACTIONS, help=" | ".join(ACTIONS))
+    p.add_argument("action", metavar="ACTION", choices=ACTIONS, help="one of " + ", ".join(ACTIONS))
     p.add_argument("vm", metavar="VM", help="the VM name")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="act even if the VM is busy")
     p = add("service-action", cmd_service_action, "start/stop/reboot/monitor a deployment")
-    p.add_argument("action", metavar="ACTION", choices=ACTIONS, help=" | ".join(ACTIONS))
+    p.add_argument("action", metavar="ACTION", choices=ACTIONS, help="one of " + ", ".join(ACTIONS))
     p.add_argument("tenant", metavar="TENANT")
     p.add_argument("deployment", metavar="DEP")
     p = add("recovery-vm-action", cmd_recovery_vm_action, "run the recovery procedure of a VM")
-    p.add_argument("action", metavar="DO", choices=["DO"])
-    p.add_argument("vm", metavar="VM")
+    p.add_argument(
+        "action",
+        metavar="ACTION",
+        choices=RECOVERY_ACTIONS,
+        help="one of " + ", ".join(RECOVERY_ACTIONS) + " (the only recovery action ESC defines)",
+    )
+    p.add_argument("vm", metavar="VM", help="the VM name")
     add_notif_command(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="esc_nc_cli", description="NETCONF client for esc-orch (ESC compatible)."
+        prog="esc_nc_cli",
+        description="NETCONF client for esc-orch (ESC compatible).",
+        formatter_class=DefaultsHelp,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=830)
-    parser.add_argument("--user", default=os.environ.get("ESC_NC_USER"), help="or $ESC_NC_USER")
+    parser.add_argument("--host", default="127.0.0.1", help="server address")
+    parser.add_argument("--port", type=int, default=830, help="server port")
+    parser.add_argument("--user", help=f"user name (default: ${USER_ENV})")
     parser.add_argument(
-        "--password", default=os.environ.get("ESC_NC_PASSWORD"), help="or $ESC_NC_PASSWORD"
+        "--password",
+        help=f"password (default: ${PASSWORD_ENV}; without either, prompted for on a terminal)",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument(
         "--known-hosts",
         type=Path,
@@ -228,13 +251,41 @@ def _error_text(err: Any) -> str:
     return "\n".join(lines)
 
 
+class MissingCredentials(Exception):
+    """No user, or no password and no terminal to ask for one."""
+
+
+def credentials(
+    args: argparse.Namespace,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    stdin: TextIO | None = None,
+    prompt: Callable[[str], str] = getpass.getpass,
+) -> tuple[str, str]:
+    """User and password: options, then the environment, then a prompt on a terminal."""
+    user = args.user or environ.get(USER_ENV)
+    if not user:
+        raise MissingCredentials(f"give the user name with --user or ${USER_ENV}")
+    password = args.password if args.password is not None else environ.get(PASSWORD_ENV)
+    if password is None:
+        if not (stdin or sys.stdin).isatty():
+            raise MissingCredentials(
+                f"no password: give --password or ${PASSWORD_ENV}, or run esc_nc_cli from a "
+                "terminal to be asked for it"
+            )
+        password = prompt(f"password of {user}@{args.host}:{args.port}: ")
+    return user, password
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.user or args.password is None:
-        print(
-            "esc_nc_cli: --user and --password (or ESC_NC_USER/ESC_NC_PASSWORD) are required",
-            file=sys.stderr,
-        )
+    try:
+        args.user, args.password = credentials(args)
+    except MissingCredentials as exc:
+        print(f"esc_nc_cli: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (EOFError, KeyboardInterrupt):
+        print("", file=sys.stderr)
         return EXIT_USAGE
     try:
         m = connect(args)

@@ -28,6 +28,16 @@ _MARKERS = {
 }
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, unless it is none or the help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 class SessionClosed(ConnectionError):
     """The server closed the session while we were waiting for notifications."""
 
@@ -93,9 +103,28 @@ def _time_arg(value: str | None, option: str) -> str | None:
         ) from None
 
 
-def cmd_notif(m: Any, args: argparse.Namespace, *, out: TextIO | None = None) -> None:
-    """Subscribe, then print each notification until Ctrl-C, stopTime or ``--count``."""
+def subscribed_text(*, stream: str, since: str | None, until: str | None, path: str | None) -> str:
+    """The line that tells the person the subscription is in place, and what it replays."""
+    if since is None:
+        what = "live events only"
+    elif until is None:
+        what = f"replaying from {since}, then live"
+    else:
+        what = f"replaying from {since} until {until}"
+    where = f", filter {path}" if path else ""
+    return f"esc_nc_cli: subscribed to {stream} ({what}{where}); Ctrl-C to stop"
+
+
+def cmd_notif(
+    m: Any, args: argparse.Namespace, *, out: TextIO | None = None, status: TextIO | None = None
+) -> None:
+    """Subscribe, then print each notification until Ctrl-C, stopTime or ``--count``.
+
+    Notifications go to ``out`` (stdout), each followed by an empty line; the line saying
+    that the subscription is in place goes to ``status`` (stderr), so stdout stays data.
+    """
     out = out or sys.stdout
+    status = status or sys.stderr
     since = _time_arg(args.since, "--since")
     until = _time_arg(args.until, "--until")
     if until is not None and since is None:
@@ -107,6 +136,11 @@ def cmd_notif(m: Any, args: argparse.Namespace, *, out: TextIO | None = None) ->
         start_time=since,
         stop_time=until,
     )
+    print(
+        subscribed_text(stream=args.stream, since=since, until=until, path=args.filter),
+        file=status,
+        flush=True,
+    )
     printed = 0
     try:
         while args.count is None or printed < args.count:
@@ -116,10 +150,8 @@ def cmd_notif(m: Any, args: argparse.Namespace, *, out: TextIO | None = None) ->
                     raise SessionClosed("the server closed the session")
                 continue
             root = notification.notification_ele
-            if args.xml:
-                print(payloads.pretty(root), file=out, flush=True)
-            else:
-                print(format_notification(root), file=out, flush=True)
+            text = payloads.pretty(root) if args.xml else format_notification(root)
+            print(text.rstrip("\n") + "\n", file=out, flush=True)  # an empty line after each
             if root.find(f"{{{NETMOD_NOTIF_NS}}}notificationComplete") is not None:
                 return
             if root.find(f"{{{ESC_NS}}}escEvent") is not None:
@@ -130,10 +162,21 @@ def cmd_notif(m: Any, args: argparse.Namespace, *, out: TextIO | None = None) ->
 
 def add_notif_command(sub: Any) -> None:
     text = "print notifications as they arrive (Ctrl-C to stop)"
-    p: argparse.ArgumentParser = sub.add_parser("notif", help=text, description=text)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "notif",
+        help=text,
+        description=text + ". Says on stderr when it is subscribed; events go to stdout, "
+        "each followed by an empty line.",
+        formatter_class=DefaultsHelp,
+    )
     p.set_defaults(func=cmd_notif)
-    p.add_argument("--stream", default="escEvent", help="escEvent (default) or NETCONF")
-    p.add_argument("--since", metavar="TIME", help="replay from this RFC 3339 time first")
+    p.add_argument("--stream", default="escEvent", choices=["escEvent", "NETCONF"], help="stream")
+    p.add_argument(
+        "--since",
+        metavar="TIME",
+        help="replay from this RFC 3339 time first, e.g. 2026-05-01T10:00:00Z "
+        "(default: live events only)",
+    )
     p.add_argument("--until", metavar="TIME", help="stop after this time (needs --since)")
     p.add_argument(
         "--filter",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -19,7 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from esc_orch import failpoints
-from esc_orch.daemon.config import ConfigError, DaemonConfig, load_config
+from esc_orch.daemon import dbcmd
+from esc_orch.daemon.config import ConfigError, DaemonConfig, LogFormat, load_config
+from esc_orch.daemon.metrics_http import (
+    instrument_store,
+    set_build_info,
+    start_metrics_server,
+)
 from esc_orch.daemon.retention import PrunableEventSource, prune_forever
 from esc_orch.daemon.sdnotify import sd_notify
 from esc_orch.daemon.users import UserStore, UserStoreError
@@ -30,6 +37,7 @@ from esc_orch.northbound.backend import ConfigBackend
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ssh import NetconfSshServer
+from esc_orch.store.migrate import SchemaError
 
 log = logging.getLogger("esc_orch.daemon")
 
@@ -58,9 +66,29 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(level: str) -> None:
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, the extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: dict[str, object] = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and key not in line:
+                line[key] = value if isinstance(value, int | float | bool) else str(value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(level: str, log_format: LogFormat = LogFormat.TEXT) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
+    json_lines = log_format is LogFormat.JSON
+    handler.setFormatter(JsonLinesFormatter() if json_lines else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -137,6 +165,10 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    set_build_info()
+    if store is not None:
+        instrument_store(store)
+    metrics_server = await start_metrics_server(config.metrics)
     parts: Parts | None = await start_parts(store, config) if store is not None else None
     served: ConfigBackend
     if store is not None:
@@ -155,6 +187,8 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
         sd_notify("STOPPING=1")
     if parts is not None:
         await parts.stop()
+    if metrics_server is not None:
+        await metrics_server.stop()
     if store is not None:
         store.close()
     log.info("stopped")
@@ -183,13 +217,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         config = replace(config, port=args.port)
     if args.log_level is not None:
         config = replace(config, log_level=args.log_level)
-    setup_logging(config.log_level)
+    if args.log_format is not None:
+        config = replace(config, log_format=LogFormat(args.log_format))
+    if args.metrics_port is not None:
+        config = replace(config, metrics=replace(config.metrics, port=args.metrics_port))
+    setup_logging(config.log_level, config.log_format)
     failpoints.configure_from_env()
     if config.data_dir is None:
         log.error("a data directory is required (--data-dir or data_dir in the config file)")
         return 2
     try:
         asyncio.run(serve(config=config))
+    except SchemaError as exc:
+        command = f"esc-orchd db upgrade --data-dir {config.data_dir}"
+        if args.config is not None:
+            command += f" --config {args.config}"
+        log.error("cannot serve", extra={"error": str(exc), "run": command})
+        return 1
     except (WiringError, ConfigError, OSError, failpoints.FailpointError) as exc:
         log.error("cannot serve", extra={"error": str(exc)})
         return 1
@@ -226,13 +270,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esc-orchd", description="The esc-orch daemon.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the NETCONF server")
+    p = sub.add_parser(
+        "serve",
+        help="run the NETCONF server",
+        description="Run the NETCONF server. Options override the configuration file.",
+    )
     p.add_argument("--data-dir", type=Path, help="state directory (users, host key, datastore)")
     p.add_argument("--bind", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default 830)")
     p.add_argument("--config", type=Path, help="TOML configuration file")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="(default info)"
+    )
+    p.add_argument(
+        "--log-format",
+        choices=[str(f) for f in LogFormat],
+        help="text: key=value lines; json: one JSON object per line (default text)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics at http://BIND:PORT/metrics, BIND from [metrics] bind "
+        "(default 127.0.0.1); off by default",
+    )
     p.set_defaults(func=_cmd_serve)
+
+    dbcmd.add_parser(sub)
 
     for name, func, text in (
         ("useradd", _cmd_useradd, "add a NETCONF user"),

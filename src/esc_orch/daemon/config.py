@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,31 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    """``[metrics]``: the Prometheus endpoint (daemon/metrics_http.py); off without a port."""
+
+    bind: str = DEFAULT_BIND
+    port: int | None = None  # None: no endpoint; 0: any free port (tests)
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # one readable key=value line per record
+    JSON = "json"  # one JSON object per line (journald, ELK)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     data_dir: Path | None = None
     bind: str = DEFAULT_BIND
     port: int = DEFAULT_PORT
     log_level: str = "info"
+    log_format: LogFormat = LogFormat.TEXT
     limits: Limits = field(default_factory=Limits)
     store: dict[str, Any] = field(default_factory=dict)  # [store] table, for the datastore
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     vim: VimSettings = field(default_factory=VimSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 _LIMIT_KEYS = {
@@ -121,11 +137,13 @@ def load_config(path: Path | None) -> DaemonConfig:
         "port",
         "data_dir",
         "log_level",
+        "log_format",
         "limits",
         "store",
         "notifications",
         "vim",
         "lifecycle",
+        "metrics",
     }
     unknown = set(raw) - known
     if unknown:
@@ -143,6 +161,7 @@ def load_config(path: Path | None) -> DaemonConfig:
             f"{path}: lifecycle.resync_interval, max_parallel and retry_attempts must be > 0"
         )
     config = DaemonConfig(
+        metrics=_metrics(path, raw),
         lifecycle=LifecycleSettings(**lifecycle),
         vim=VimSettings(**vim),
         limits=Limits(**limits),
@@ -163,4 +182,31 @@ def load_config(path: Path | None) -> DaemonConfig:
         if level not in _LOG_LEVELS:
             raise ConfigError(f"{path}: log_level must be one of {sorted(_LOG_LEVELS)}")
         config = replace(config, log_level=level)
+    if "log_format" in raw:
+        try:
+            config = replace(config, log_format=LogFormat(str(raw["log_format"]).lower()))
+        except ValueError:
+            choices = [str(f) for f in LogFormat]
+            raise ConfigError(f"{path}: log_format must be one of {choices}") from None
     return config
+
+
+def _port(path: Path, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{path}: {name} must be an integer 0..65535")
+    return value
+
+
+def _metrics(path: Path, raw: dict[str, Any]) -> MetricsSettings:
+    values = raw.get("metrics", {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [metrics] must be a table")
+    unknown = set(values) - {"bind", "port"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {sorted(f'metrics.{k}' for k in unknown)}")
+    settings = MetricsSettings()
+    if "bind" in values:
+        settings = replace(settings, bind=str(values["bind"]))
+    if "port" in values:
+        settings = replace(settings, port=_port(path, "metrics.port", values["port"]))
+    return settings

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.vim import ConnectorConfig, Credentials
-from esc_orch.vim import create_connector
+from esc_orch.vim.metered import create_metered_connector as create_connector
 from esc_orch.vim.protocol import Connector
 
 ConnectorFactory = Callable[[ConnectorConfig], Connector]

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
 from esc_orch.model.clock import Clock
 from esc_orch.model.config import VimConnector, default_connector
@@ -33,8 +34,8 @@ from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType, format_event_time
 from esc_orch.model.schema import ESC_NS, ESC_PREFIX
-from esc_orch.vim import create_connector
 from esc_orch.vim.errors import VimAuthError, VimError
+from esc_orch.vim.metered import create_metered_connector as create_connector
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class VimSupervisor:
             self._states.setdefault(
                 model.id, ConnectorState(model.id, ConnectionStatus.UNKNOWN, None, None)
             )
+            metrics.connector_status(connector=model.id, status=self._states[model.id].status)
             self._pending.add(model.id)
         self._wake.set()
 
@@ -110,11 +112,13 @@ class VimSupervisor:
             self._configure(connector_id, model)
             if model is None:
                 self._states.pop(connector_id, None)
+                metrics.connector_status(connector=connector_id, status=None)
                 self._pending.discard(connector_id)
                 continue
             self._states[connector_id] = ConnectorState(
                 connector_id, ConnectionStatus.UNKNOWN, None, None
             )
+            metrics.connector_status(connector=connector_id, status=ConnectionStatus.UNKNOWN)
             self._pending.add(connector_id)
         self._wake.set()
 
@@ -158,6 +162,7 @@ class VimSupervisor:
         before = self._states.get(connector_id)
         state = ConnectorState(connector_id, status, message, self._clock())
         self._states[connector_id] = state
+        metrics.connector_status(connector=connector_id, status=status)
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
             self._emit([_event(state)])

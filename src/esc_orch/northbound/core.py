@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
 from esc_orch.northbound.backend import ConfigBackend, Datastore
 from esc_orch.northbound.framing import DEFAULT_MAX_MESSAGE_SIZE
@@ -184,6 +185,8 @@ class NetconfCore:
         self.sessions[session_id] = SessionInfo(
             session_id=session_id, username=username, peer=peer, terminate=terminate, send=send
         )
+        metrics.NETCONF_SESSIONS.inc()
+        metrics.NETCONF_SESSIONS_STARTED.inc()
         return NetconfSession(
             session_id=session_id,
             capabilities=self.capabilities,
@@ -219,6 +222,7 @@ class NetconfCore:
         """
         if self.sessions.pop(session_id, None) is None:
             return
+        metrics.NETCONF_SESSIONS.dec()
         for hook in list(self.session_end_hooks):
             try:
                 hook(session_id)

@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.model.events import (
@@ -50,7 +51,6 @@ from esc_orch.northbound.rpc import RpcContext
 from esc_orch.northbound.session import NetconfCapability, OkReply, Reply
 
 log = logging.getLogger(__name__)
-
 
 
 class Stream(StrEnum):
@@ -322,8 +322,14 @@ class NotificationService:
 
     async def start(self) -> None:
         await self.bus.start()
+        metrics.add_queue_source(self.queue_depths)
+
+    def queue_depths(self) -> list[tuple[int, int]]:
+        """(session id, notifications queued not yet sent) of each subscription."""
+        return [(sid, len(s.subscriber)) for sid, s in list(self.subscriptions.items())]
 
     async def stop(self) -> None:
+        metrics.remove_queue_source(self.queue_depths)
         for subscription in list(self.subscriptions.values()):
             subscription.close()
         self.subscriptions.clear()

@@ -11,12 +11,14 @@ turns into an ``ErrorReply``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from esc_orch import metrics
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError, RpcErrors
 from esc_orch.northbound.session import ErrorReply, Reply, RpcRequest
 
@@ -73,14 +75,18 @@ class RpcRegistry:
     async def dispatch(self, ctx: RpcContext) -> Reply:
         """Run the handler of ``ctx.request``; every failure becomes an ``ErrorReply``.
 
-        Counts the rpc in the server's RFC 6022 statistics and its session's figures.
+        Counts the rpc in the server's RFC 6022 statistics, its session's figures and the
+        Prometheus latency histogram.
         """
+        started = time.perf_counter()
         reply = await self._dispatch(ctx)
+        known = ctx.request.key in self._handlers
+        ok = not isinstance(reply, ErrorReply)
         ctx.core.statistics.count_rpc(
-            ctx.core.sessions.get(ctx.session_id),
-            error=isinstance(reply, ErrorReply),
-            unknown=ctx.request.key not in self._handlers,
+            ctx.core.sessions.get(ctx.session_id), error=not ok, unknown=not known
         )
+        name = ctx.request.key[1] if known else "unsupported"
+        metrics.rpc_handled(operation=name, ok=ok, seconds=time.perf_counter() - started)
         return reply
 
     async def _dispatch(self, ctx: RpcContext) -> Reply:

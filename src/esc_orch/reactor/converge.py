@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from esc_orch import metrics
 from esc_orch.model.actions import (
     AcceptSpec,
     Action,
@@ -297,9 +298,11 @@ class Converger:
         await self._journal.record_intent(intent, record=record)
         log.info("step %s", step.action, extra=_where(run.target, action))
         run.steps += 1
+        timer = metrics.StepTimer(action=step.action)
         try:
             result = await self._executor.run(action)
         except Replan as exc:
+            timer.end(outcome="replan")
             log.info(
                 "step %s: re-planning (%s)", step.action, exc, extra=_where(run.target, action)
             )
@@ -309,11 +312,13 @@ class Converger:
             )
             return None
         except StepFailed as exc:
+            timer.end(outcome="failed")
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.FAILED, failure=exc.failure),
                 record=None,
             )
             return await self._fail(run, exc.failure, action)
+        timer.end(outcome="done")
         record = self._put(rec.stepped(self._get(run), action, result.state))
         await self._journal.record_outcome(
             Outcome(step_id=intent.step_id, status=StepStatus.DONE), record=record

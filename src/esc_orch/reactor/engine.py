@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from esc_orch import metrics
 from esc_orch.model.actions import Action
 from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.events import EscEvent
@@ -118,6 +119,7 @@ class Reactor:
             by_key.setdefault(key, []).append(intent)
             if intent.action.report is not None:
                 self._owed[intent.action.vm.name] = (key, intent.action)
+            metrics.lifecycle_step(action=type(intent.action).__name__, outcome="abandoned")
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.ABANDONED), record=None
             )
@@ -198,6 +200,7 @@ class Reactor:
         try:
             while (target := self._pending.pop(key, None)) is not None:
                 async with self._limit:
-                    self._outcomes[key] = await self._converger.converge(target)
+                    self._outcomes[key] = outcome = await self._converger.converge(target)
+                metrics.lifecycle_run(operation=str(outcome.operation), ok=outcome.ok)
         finally:
             del self._workers[key]

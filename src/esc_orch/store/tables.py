@@ -9,6 +9,8 @@ its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 ``lifecycle_journal`` holds the reactor's steps (intent before the VIM call, outcome after) and
 ``lifecycle_state`` each deployment's record, as the reactor produced it (see
 ``store/journal.py``).
+
+Every change of these models needs a migration (store/migrations, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -116,8 +118,13 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'esc-orch.sqlite'}"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, check_schema: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    With ``check_schema`` (the store's way in) the database must be at the head revision of
+    the migrations, or empty, in which case it is created at the head (store/migrate.py);
+    otherwise ``SchemaError`` says which command to run. ``esc-orchd db`` opens without it.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -131,5 +138,13 @@ def make_engine(url: str) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
+    if check_schema:
+        # migrate.py imports this module (the models): imported here to break the cycle.
+        from esc_orch.store.migrate import ensure_current  # noqa: PLC0415
+
+        try:
+            ensure_current(engine)
+        except Exception:
+            engine.dispose()
+            raise
     return engine

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +100,55 @@ def test_console_script_with_env_credentials(server: ServerThread) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "<data" in result.stdout
+
+
+def test_password_is_prompted_for_on_a_terminal(server: ServerThread) -> None:
+    """No --password and no $ESC_NC_PASSWORD: asked on the terminal, not echoed, then used."""
+    script = Path(sys.executable).with_name("esc_nc_cli")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on the pty
+        os.execve(
+            str(script),
+            [str(script), "--port", str(server.port), "--user", USER, "get-config"],
+            {"PATH": "/usr/bin:/bin"},
+        )
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the pty: it has exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not answered and b"password of admin@127.0.0.1" in seen:
+                os.write(fd, PASSWORD.encode() + b"\n")
+                answered = True
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert answered, seen
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"<data" in seen
+    assert PASSWORD.encode() not in seen  # not echoed
+
+
+def test_without_a_terminal_a_missing_password_is_a_clear_error(server: ServerThread) -> None:
+    script = Path(sys.executable).with_name("esc_nc_cli")
+    result = subprocess.run(
+        [str(script), "--port", str(server.port), "--user", USER, "get-config"],
+        env={"PATH": "/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no password: give --password or $ESC_NC_PASSWORD" in result.stderr

@@ -53,20 +53,23 @@ def test_notif_prints_as_events_arrive_and_ctrl_c_exits_0(server: SqlServerThrea
     )
     try:
         deadline = time.monotonic() + 15
-        while server.call(lambda: len(server.server.core.sessions)) < 1:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the CLI did not connect"
-            time.sleep(0.05)
-        time.sleep(0.3)  # its create-subscription is on the way
+        assert proc.stdout is not None and proc.stderr is not None
+        # it says when the subscription is in place (on stderr: stdout is for events)
+        subscribed = proc.stderr.readline()
+        assert subscribed.startswith("esc_nc_cli: subscribed to escEvent (live events only)")
         _tenant(server, "live-1")
-        assert proc.stdout is not None
+        _tenant(server, "live-2")
         stdout = proc.stdout
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")))
         reader.start()
-        while not any("Tenant [live-1]" in line for line in lines):
+        while not any("Tenant [live-2]" in line for line in lines):
             assert time.monotonic() < deadline, lines
             time.sleep(0.05)
         assert "CREATE_TENANT  SUCCESS 200" in lines[0]
+        # one empty line after each event: the second starts after the first's blank line
+        second = next(i for i, line in enumerate(lines) if "Tenant [live-2]" in line) - 1
+        assert lines[second - 1] == "\n" and "CREATE_TENANT" in lines[second]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
         reader.join(timeout=10)
@@ -84,8 +87,13 @@ def test_notif_since_filter_and_count(
         _tenant(server, name)
     args = _args(server, "--since", since, "--filter", "escEvent[tenant='b']", "--count", "1")
     assert main(args) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "Tenant [b] created successfully" in out and "[a]" not in out and "[c]" not in out
+    assert (
+        f"subscribed to escEvent (replaying from {since}, then live, "
+        "filter escEvent[tenant='b'])" in captured.err
+    )
 
 
 def test_notif_until_ends_with_notification_complete(

@@ -114,6 +114,8 @@ def test_vm_states_answer_at_esc_paths_with_xpath_and_subtree() -> None:
     flt = etree.Element(f"{{{NC_BASE_NS}}}filter", type="xpath", select=group)
     out = apply_filter(_served(tenants), flt)
     assert [s.text for s in out.iter(f"{{{ESC_NS}}}vim_id")] == ["CSP-2"]
+
+
 def test_the_step_in_flight_and_the_last_failure_are_valid_eo_data() -> None:
     lab = Lab()
     dep = seed_deployment()

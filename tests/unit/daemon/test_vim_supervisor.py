@@ -177,6 +177,8 @@ async def test_a_group_placed_by_default_on_a_failed_connector_is_refused(
     )
     assert "CSP-1" in error.message
     assert dump(store) == before
+
+
 async def test_checks_use_the_shared_pool_and_a_recheck_reports_a_host_back_at_once(
     store: SqlDatastore,
 ) -> None:

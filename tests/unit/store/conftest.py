@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from esc_orch.store.datastore import SqlDatastore
-from esc_orch.store.tables import Base, make_engine
+from esc_orch.store.migrate import VERSION_TABLE
+from esc_orch.store.tables import Base
 
 PG_URL_ENV = "ESC_ORCH_TEST_PG_URL"
 
@@ -29,8 +31,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"{PG_URL_ENV} is not set: scripts/test.sh starts PostgreSQL in CI")
         pytest.skip(f"no PostgreSQL ({PG_URL_ENV} unset; see scripts/postgres.sh)")
-    engine = make_engine(url)
+    engine = create_engine(url)
     Base.metadata.drop_all(engine)  # every test starts from an empty database
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
     engine.dispose()
     yield url
 

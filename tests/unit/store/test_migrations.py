@@ -1,0 +1,266 @@
+"""Schema migrations: the head revision equals the models, a database of the previous release
+is refused by the daemon and upgraded by ``esc-orchd db upgrade``, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from lxml import etree
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from esc_orch.northbound.backend import Datastore
+from esc_orch.store import migrate
+from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.migrate import SchemaError, SchemaState
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+TENANT_XML = b'<tenant xmlns="http://www.cisco.com/esc/esc"><name>old-tenant</name></tenant>'
+EVENT_XML = (
+    b'<escEvent xmlns="http://www.cisco.com/esc/esc"><status>SUCCESS</status>'
+    b"<status_code>200</status_code><status_message>Tenant [old-tenant] created successfully"
+    b"</status_message><tenant>old-tenant</tenant><tenant_id>old-tenant</tenant_id>"
+    b"<event><type>CREATE_TENANT</type><details>old-tenant</details></event></escEvent>"
+)
+
+
+@functools.cache
+def _schema_0_1_0() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("schema_0_1_0", FIXTURES / "schema_0_1_0.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the ORM resolves Mapped[...] annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def _make_0_1_0_database(url: str) -> None:
+    """What esc-orch 0.1.0 left: its create_all, a tenant, the event of its creation."""
+    old = _schema_0_1_0()
+    engine = create_engine(url)
+    old.Base.metadata.create_all(engine)
+    with Session(engine) as session, session.begin():
+        session.add(
+            old.ConfigUnitRow(
+                datastore="running",
+                kind="tenant",
+                key="old-tenant",
+                parent_key=None,
+                xml=TENANT_XML,
+            )
+        )
+        session.add(old.MetaRow(name="event_id", value=1))
+        session.add(old.MetaRow(name="txid", value=1))
+        session.add(
+            old.EventRow(
+                id=1, event_time=1_700_000_000_000, event_type="CREATE_TENANT", payload=EVENT_XML
+            )
+        )
+    engine.dispose()
+
+
+def _db(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "esc_orch.daemon.cli", "db", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _where(store_url: str, tmp_path: Path) -> list[str]:
+    """The esc-orchd db options that designate ``store_url``."""
+    if store_url.startswith("sqlite"):
+        return ["--data-dir", str(tmp_path)]
+    config = tmp_path / "esc-orchd.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n', encoding="utf-8")
+    return ["--config", str(config)]
+
+
+def test_migrations_from_scratch_equal_the_models(store_url: str) -> None:
+    """A model change without its revision fails here (what autogenerate would write)."""
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), "head")
+    assert migrate.model_differences(engine) == []
+    assert migrate.status(engine).state is SchemaState.CURRENT
+    engine.dispose()
+
+
+def test_baseline_revision_is_the_0_1_0_schema(store_url: str) -> None:
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), migrate.BASELINE)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert list(compare_metadata(context, _schema_0_1_0().Base.metadata)) == []
+    engine.dispose()
+
+
+def test_a_fresh_database_is_created_at_the_head(store_url: str) -> None:
+    store = SqlDatastore.open(url=store_url)
+    assert migrate.status(store.engine).state is SchemaState.CURRENT
+    store.close()
+    SqlDatastore.open(url=store_url).close()  # and opens again as is
+
+
+def test_a_0_1_0_database_is_refused_then_upgraded(store_url: str, tmp_path: Path) -> None:
+    _make_0_1_0_database(store_url)
+    with pytest.raises(SchemaError) as refused:
+        SqlDatastore.open(url=store_url)
+    assert refused.value.status.state is SchemaState.UNVERSIONED
+    assert "esc-orchd db upgrade" in str(refused.value)
+
+    where = _where(store_url, tmp_path)
+    status = _db("status", *where)
+    assert status.returncode == 1, status.stderr
+    assert "schema unversioned" in status.stdout and "esc-orchd db upgrade" in status.stdout
+    assert _db("current", *where).stdout.strip() == "none"
+
+    upgraded = _db("upgrade", *where)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"to {migrate.head_revision()}" in upgraded.stdout
+    assert _db("current", *where).stdout.strip() == migrate.head_revision()
+    assert _db("status", *where).returncode == 0
+    again = _db("upgrade", *where)
+    assert again.returncode == 0 and "already at the head" in again.stdout
+
+    store = SqlDatastore.open(url=store_url)
+    running = etree.tostring(store.get_config(source=Datastore.RUNNING))
+    assert b"<name>old-tenant</name>" in running
+    assert [e.event_type for e in store.events.read()] == ["CREATE_TENANT"]
+    assert migrate.model_differences(store.engine) == []
+    store.close()
+
+
+def test_a_revision_from_a_newer_release_is_refused(store_url: str, tmp_path: Path) -> None:
+    SqlDatastore.open(url=store_url).close()
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaError) as refused:
+        SqlDatastore.open(url=store_url)
+    assert refused.value.status.state is SchemaState.UNKNOWN
+    assert "newer release" in str(refused.value)
+    upgrade = _db("upgrade", *_where(store_url, tmp_path))
+    assert upgrade.returncode == 1 and "newer release" in upgrade.stderr
+
+
+def test_serve_refuses_an_out_of_date_database_and_names_the_command(tmp_path: Path) -> None:
+    _make_0_1_0_database(f"sqlite:///{tmp_path / 'esc-orch.sqlite'}")
+    served = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "esc_orch.daemon.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.returncode == 1
+    assert "out of date" in served.stderr
+    assert f"esc-orchd db upgrade --data-dir {tmp_path}" in served.stderr
+
+
+SECOND_REVISION = '''"""test only: meta gets a note column"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("meta") as batch:
+        batch.add_column(sa.Column("note", sa.String(32), nullable=False, server_default="kept"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("meta") as batch:
+        batch.drop_column("note")
+'''
+
+
+def test_a_database_behind_the_head_is_refused_then_upgraded_with_its_data(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the next release's revision will do: shown with a second revision (test only)."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, migrations)
+    (migrations / "versions" / "0002_test_note.py").write_text(SECOND_REVISION)
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
+    migrate.script_directory.cache_clear()
+    try:
+        engine = create_engine(store_url)
+        with engine.begin() as connection:
+            command.upgrade(migrate.alembic_config(connection), migrate.BASELINE)
+            connection.execute(text("INSERT INTO meta (name, value) VALUES ('event_id', 41)"))
+        behind = migrate.status(engine)
+        assert (behind.state, behind.current, behind.pending) == (
+            SchemaState.BEHIND,
+            "0001",
+            ("0002",),
+        )
+        with pytest.raises(SchemaError, match=r"out of date .* esc-orchd db upgrade"):
+            migrate.ensure_current(engine)
+        before, after = migrate.upgrade(engine)
+        assert before.state is SchemaState.BEHIND
+        assert (after.state, after.current) == (SchemaState.CURRENT, "0002")
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT name, value, note FROM meta")).all()
+        assert [tuple(r) for r in rows] == [("event_id", 41, "kept")]
+        engine.dispose()
+    finally:
+        migrate.script_directory.cache_clear()
+
+
+def test_the_refusal_as_a_json_line(tmp_path: Path) -> None:
+    """--log-format json: the same refusal as one JSON object, the command in its own field."""
+    _make_0_1_0_database(f"sqlite:///{tmp_path / 'esc-orch.sqlite'}")
+    served = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "esc_orch.daemon.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--log-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.returncode == 1
+    lines = [json.loads(line) for line in served.stderr.splitlines()]
+    refusal = next(line for line in lines if line["message"] == "cannot serve")
+    assert refusal["level"] == "ERROR" and refusal["logger"] == "esc_orch.daemon"
+    assert refusal["run"] == f"esc-orchd db upgrade --data-dir {tmp_path}"
+    assert "out of date" in refusal["error"]
