@@ -35,7 +35,6 @@ from lxml import etree
 
 from esc_orch.daemon.config import LifecycleSettings
 from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
-from esc_orch.vim.metered import create_metered_connector as create_connector
 from esc_orch.model.config import Deployment, Flavor
 from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
@@ -46,6 +45,7 @@ from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.reactor import DeploymentTarget, Reactor
 from esc_orch.store.datastore import SqlDatastore
 from esc_orch.store.journal import LifecycleStore
+from esc_orch.vim.metered import create_metered_connector as create_connector
 from esc_orch.vim.retry import RetryPolicy
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ Created: 2026-12-01 10:07:32.261467
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401 - most revisions use it
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
