@@ -176,9 +176,7 @@ def _sample(
     return new, None, False
 
 
-def _rules(
-    watch: VmWatch, edge: KpiEdge, *, now: float
-) -> list[RunAction | RecoveryRequest]:
+def _rules(watch: VmWatch, edge: KpiEdge, *, now: float) -> list[RunAction | RecoveryRequest]:
     out: list[RunAction | RecoveryRequest] = []
     for action in watch.rules.get(edge.event_name, ()):
         if not action.fires_on(edge.edge):

@@ -54,7 +54,9 @@ def parse_action(text: str) -> RuleAction:
         if not _SCRIPT_NAME.match(rest[0]) or ".." in rest[0]:
             raise RuleSyntaxError(text, f"{rest[0]!r} is not a script name (no paths)")
         return RuleAction(edge=edge, kind=RuleActionKind.SCRIPT, argument=rest[0], text=text)
-    return RuleAction(edge=edge, kind=RuleActionKind.UNSUPPORTED, argument=" ".join(rest), text=text)
+    return RuleAction(
+        edge=edge, kind=RuleActionKind.UNSUPPORTED, argument=" ".join(rest), text=text
+    )
 
 
 def check_actions(

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# One concept, one type: the recovery policy (below us) defines why a recovery is asked for.
+from esc_orch.reconcile.recovery import TriggerCause as TriggerCause
+
 
 class MetricKind(StrEnum):
     """How a sample becomes a condition: ESC's two kinds of metric."""
@@ -58,19 +61,6 @@ class RuleAction:
 
     def fires_on(self, edge: Edge) -> bool:
         return self.edge is Edge.ALWAYS or self.edge is edge
-
-
-class TriggerCause(StrEnum):
-    """Why a recovery was asked for."""
-
-    KPI_FALSE = "kpi-false"  # the KPI turned false after the VM was alive
-    BOOTUP_EXPIRED = "bootup-expired"  # not alive within bootup_time
-    VM_STOPPED = "vm-stopped"  # the VIM says the VM is stopped (behind our back)
-    VM_ERROR = "vm-error"  # the VIM says the VM is in error
-    VM_ABSENT = "vm-absent"  # the VIM no longer knows the VM
-    HOST_DOWN = "host-down"  # the VIM (host) does not answer
-    MANUAL = "manual"  # recoveryVmAction DO
-    RULE = "rule"  # a "recover autohealing" on a TRUE edge (unusual, but configurable)
 
 
 class VimView(StrEnum):

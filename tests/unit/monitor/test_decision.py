@@ -16,7 +16,7 @@ from esc_orch.monitor.decision import (
     next_wakeup,
     observe,
 )
-from esc_orch.monitor.rules import parse_action
+from esc_orch.monitor.rules import RuleSyntaxError, parse_action
 from esc_orch.monitor.types import (
     Edge,
     KpiSpec,
@@ -110,10 +110,17 @@ TRUE_EDGE = ["edge:TRUE", "alive!", "log", "script:servicebooted.sh"]
         (
             [UP, UP, UP, DOWN, DOWN, DOWN, UP, UP, UP],
             [
-                [], [], TRUE_EDGE, [], [], ["edge:FALSE", "log", "recover:kpi-false@150"],
-                [], [], ["edge:TRUE", "alive", "log", "script:servicebooted.sh"],
+                [],
+                [],
+                TRUE_EDGE,
+                [],
+                [],
+                ["edge:FALSE", "log", "recover:kpi-false@150"],
+                [],
+                [],
+                ["edge:TRUE", "alive", "log", "script:servicebooted.sh"],
             ],
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_hysteresis_and_edges(values: list[float | None], expected: list[list[str]]) -> None:
@@ -243,8 +250,6 @@ def test_rule_parsing() -> None:
 
 @pytest.mark.parametrize("text", ["", "log", "SOMETIMES log", "TRUE", "TRUE ../x.sh"])
 def test_bad_rule_actions_are_refused(text: str) -> None:
-    from esc_orch.monitor.rules import RuleSyntaxError
-
     with pytest.raises(RuleSyntaxError):
         parse_action(text)
 
