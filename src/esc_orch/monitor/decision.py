@@ -254,15 +254,15 @@ def observe(
                 )
             )  # fmt: skip
     decisions: list[Decision] = []
-    for edge in edges:
-        decisions.append(edge)
-        if edge.event_name == alive_name and not edge.repeated:
-            if edge.edge is Edge.TRUE:
+    for kedge in edges:
+        decisions.append(kedge)
+        if kedge.event_name == alive_name and not kedge.repeated:
+            if kedge.edge is Edge.TRUE:
                 decisions.append(VmAlive(vm_name=watch.vm_name, first=not ever_alive))
                 alive = ever_alive = True
             else:
                 alive = False
-        decisions.extend(_rules(watch, edge, now=now))
+        decisions.extend(_rules(watch, kedge, now=now))
     expired = state.bootup_expired
     if not ever_alive and not expired and now >= watch.since + watch.bootup_time:
         expired = True
