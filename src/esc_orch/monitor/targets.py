@@ -42,7 +42,9 @@ class AllowedNetworks:
             try:
                 out.append(ipaddress.ip_network(str(text).strip(), strict=True))
             except ValueError as exc:
-                raise ValueError(f"allowed_networks: {text!r} is not a CIDR prefix ({exc})") from None
+                raise ValueError(
+                    f"allowed_networks: {text!r} is not a CIDR prefix ({exc})"
+                ) from None
         return cls(tuple(out))
 
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 # One concept, one type: the recovery policy (below us) defines why a recovery is asked for.
-from esc_orch.reconcile.recovery import TriggerCause as TriggerCause
+from esc_orch.reconcile.recovery import TriggerCause as TriggerCause  # noqa: PLC0414
 
 
 class MetricKind(StrEnum):

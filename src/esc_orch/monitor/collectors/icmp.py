@@ -17,6 +17,7 @@ there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -79,10 +80,8 @@ class IcmpSocket:
         sock = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP)
         try:
             sock.setblocking(False)
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-            except OSError:
-                pass
             if raw:
                 block = ~(1 << ECHO_REPLY) & 0xFFFFFFFF  # wake us for echo replies only
                 sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", block))
@@ -180,10 +179,10 @@ class IcmpSocket:
             except OSError:
                 return False  # no route, unreachable...: unanswered
 
-    async def ping(self, addresses: Sequence[str], *, timeout: float) -> dict[str, int]:
-        """One echo to each address (repeats allowed); answers per address within ``timeout``."""
+    async def ping(self, addresses: Sequence[str], *, probe_timeout: float) -> dict[str, int]:
+        """One echo to each address (repeats allowed); answers per address, each in time."""
         self.open()
-        batch = _Batch(timeout=timeout)
+        batch = _Batch(timeout=probe_timeout)
         keys: list[tuple[str, int]] = []
         try:
             for i, address in enumerate(addresses):
@@ -200,10 +199,8 @@ class IcmpSocket:
                     await asyncio.sleep(0)
             batch.sending = False
             batch.settle()
-            try:
-                await asyncio.wait_for(batch.done.wait(), timeout)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(batch.done.wait(), probe_timeout)
         finally:
             for key in keys:
                 self._pending.pop(key, None)
@@ -262,7 +259,7 @@ class IcmpCollector:
             try:
                 for _ in range(count):
                     addrs = [t.address for t in group if t.address is not None]
-                    got = await self._socket.ping(addrs, timeout=timeout)
+                    got = await self._socket.ping(addrs, probe_timeout=timeout)
                     for addr, n in got.items():
                         answered[addr] = answered.get(addr, 0) + n
             except OSError as exc:
