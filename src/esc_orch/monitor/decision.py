@@ -57,8 +57,13 @@ class VmMonitorState:
     alive: bool = False  # the alive KPI is TRUE now
     ever_alive: bool = False  # it has been TRUE since ``since``
     bootup_expired: bool = False
+    #: No bootup expiry before this (set after a restart: the daemon did not poll meanwhile).
+    grace_until: float | None = None
     vim: VimView | None = None
     kpis: Mapping[str, KpiState] = field(default_factory=dict)
+
+    def bootup_deadline(self, watch: VmWatch) -> float:
+        return max(self.since + watch.bootup_time, self.grace_until or 0.0)
 
     def kpi(self, event_name: str) -> KpiState:
         return self.kpis.get(event_name, KpiState())
@@ -144,7 +149,7 @@ def next_wakeup(watch: VmWatch, state: VmMonitorState | None) -> float | None:
         last = state.kpi(kpi.event_name).last_poll_at
         times.append(watch.since if last is None else last + kpi.poll_seconds)
     if not state.ever_alive and not state.bootup_expired:
-        times.append(watch.since + watch.bootup_time)
+        times.append(state.bootup_deadline(watch))
     return min(times) if times else None
 
 
@@ -264,7 +269,7 @@ def observe(
                 alive = False
         decisions.extend(_rules(watch, kedge, now=now))
     expired = state.bootup_expired
-    if not ever_alive and not expired and now >= watch.since + watch.bootup_time:
+    if not ever_alive and not expired and now >= state.bootup_deadline(watch):
         expired = True
         decisions.append(
             RecoveryRequest(
@@ -273,6 +278,6 @@ def observe(
         )
     new_state = VmMonitorState(
         since=state.since, alive=alive, ever_alive=ever_alive, bootup_expired=expired,
-        vim=vim if vim is not None else state.vim, kpis=kpis,
+        grace_until=state.grace_until, vim=vim if vim is not None else state.vim, kpis=kpis,
     )  # fmt: skip
     return new_state, tuple(decisions)
