@@ -147,7 +147,8 @@ def inner(sizes: list[int], polls: int, mode: IcmpMode) -> int:
     )
     print(f"ICMPPing, one {mode} socket, polls every {PERIOD:g} s, {polls} polls per size")
     print(
-        f"{'targets':>8} {'what':>10} {'cpu s/poll':>11} {'% of a core':>12} {'wall s/poll':>12} {'ok':>6}"
+        f"{'targets':>8} {'what':>10} {'cpu s/poll':>11} {'% of a core':>12} "
+        f"{'wall s/poll':>12} {'ok':>6}"
     )
     for n in sizes:
         for name, fn in (("collector", bench_collector), ("service", bench_service)):
