@@ -10,9 +10,10 @@ It applies ESC's rules for one VM:
 * **Boot.** Until the VM's alive KPI first turns TRUE the VM is booting: FALSE edges are not
   raised (a booting VM does not answer yet), and when ``bootup_time`` passes without it the
   VM's recovery is asked for.
-* **The VIM's view.** When the VIM says an alive VM is stopped, in error, gone, or its host
-  does not answer, the alive KPI turns FALSE at once (the cause attached): a dead host is
-  acted on at the first failed check, not after the ping window.
+* **The VIM's view.** When the VIM's view of an alive VM turns to stopped, in error, gone, or
+  host not answering, the alive KPI turns FALSE at once (the cause attached): a dead host is
+  acted on at the first failed check, not after the ping window. A view that stays so forces
+  nothing more (pings that still answer can bring the KPI back).
 * **recovery_wait_time.** A ``recover autohealing`` action asks for recovery not before
   ``now + recovery_wait_time``; the recovery policy waits and drops the request when the VM
   came back meanwhile.
@@ -241,7 +242,9 @@ def observe(
                     value=new.last_value, repeated=repeated,
                 )
             )  # fmt: skip
-    cause = vim.fault if vim is not None else None
+    # The VIM's view forces FALSE when it turns to a fault, not on every check that repeats it:
+    # a host whose API is down while its VM still answers pings must not flap the KPI.
+    cause = vim.fault if vim is not None and vim is not state.vim else None
     if cause is not None and alive_name is not None and ever_alive:
         current = kpis.get(alive_name, KpiState())
         spec = watch.kpi(alive_name)

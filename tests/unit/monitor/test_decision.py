@@ -257,3 +257,19 @@ def test_bad_rule_actions_are_refused(text: str) -> None:
 def test_trigger_cause_of_a_true_edge_recover_rule() -> None:
     _, got = run(watch(occ_true=1, rules=("TRUE recover autohealing",), wait=0), [UP])
     assert got == [["edge:TRUE", "alive!", f"recover:{TriggerCause.RULE}@15"]]
+
+
+def test_a_lasting_vim_fault_forces_false_once_and_answering_pings_win() -> None:
+    w = watch(occ_true=2)
+    state, _ = run(w, [UP, UP])
+    state, d1 = observe(w, state, now=40, vim=VimView.HOST_UNREACHABLE)
+    assert [_short(d) for d in d1][0] == "edge:FALSE(host-down)"
+    got = []
+    for i, now in enumerate((45.0, 60.0, 75.0)):
+        state, ds = observe(
+            w, state, now=now, samples={"VM_ALIVE": Sample(value=UP, at=now)},
+            vim=VimView.HOST_UNREACHABLE if i % 2 == 0 else None,
+        )  # fmt: skip
+        got.append([_short(d) for d in ds])
+    assert got == [[], ["edge:TRUE", "alive", "log", "script:servicebooted.sh"], []]
+    assert state.alive
