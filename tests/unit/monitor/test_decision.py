@@ -263,7 +263,7 @@ def test_a_lasting_vim_fault_forces_false_once_and_answering_pings_win() -> None
     w = watch(occ_true=2)
     state, _ = run(w, [UP, UP])
     state, d1 = observe(w, state, now=40, vim=VimView.HOST_UNREACHABLE)
-    assert [_short(d) for d in d1][0] == "edge:FALSE(host-down)"
+    assert _short(d1[0]) == "edge:FALSE(host-down)"
     got = []
     for i, now in enumerate((45.0, 60.0, 75.0)):
         state, ds = observe(
