@@ -1,5 +1,8 @@
 """The monitor's memory as a plain value, so a restart causes no spurious recovery.
 
+The recovery policy's book has its JSON here too (:func:`book_to_json`): persisted with the
+events it produced, restored, then passed through :func:`~esc_orch.reconcile.recovery.resume`.
+
 :class:`MonitorSnapshot` is what the lead persists through the store (as the JSON of
 :func:`snapshot_to_json`) and hands back at start-up. :func:`restore_states` keeps the state of
 every VM still watched with the same boot (``since``), and gives every VM that was not yet
@@ -16,6 +19,8 @@ from typing import Any
 
 from esc_orch.monitor.decision import KpiState, VmMonitorState
 from esc_orch.monitor.types import VimView, VmWatch
+from esc_orch.reconcile.identity import VmIdentity
+from esc_orch.reconcile.recovery import Phase, RecoveryBook, RecoveryRun, Step, TriggerCause
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,3 +95,59 @@ def restore_states(
             )  # fmt: skip
         out[watch.vm_name] = state
     return out
+
+
+# ------------------------------------------------------------------------------ recovery book
+
+
+def _identity_json(vm: VmIdentity) -> dict[str, Any]:
+    return {"deployment": vm.deployment, "group": vm.group, "index": vm.index,
+            "uuid": vm.uuid, "vmid": vm.vmid}  # fmt: skip
+
+
+def _run_json(run: RecoveryRun) -> dict[str, Any]:
+    return {
+        "cause": str(run.cause), "phase": str(run.phase), "source": _identity_json(run.source),
+        "current": _identity_json(run.current), "stage": run.stage,
+        "step": None if run.step is None else str(run.step), "seq": run.seq,
+        "act_at": run.act_at, "deadline": run.deadline, "announced": run.announced,
+        "failures": list(run.failures),
+    }  # fmt: skip
+
+
+def book_to_json(book: RecoveryBook) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "next_seq": book.next_seq,
+        "failed": sorted(book.failed),
+        "runs": {name: _run_json(run) for name, run in sorted(book.runs.items())},
+    }
+
+
+def book_from_json(data: Mapping[str, Any]) -> RecoveryBook:
+    """Raises ``ValueError`` for a book of another version or shape."""
+    if data.get("version") != 1:
+        raise ValueError(f"unknown recovery book version {data.get('version')!r}")
+    try:
+        runs = {
+            name: RecoveryRun(
+                vm_name=name,
+                cause=TriggerCause(r["cause"]),
+                phase=Phase(r["phase"]),
+                source=VmIdentity(**r["source"]),
+                current=VmIdentity(**r["current"]),
+                stage=int(r["stage"]),
+                step=None if r["step"] is None else Step(r["step"]),
+                seq=int(r["seq"]),
+                act_at=float(r["act_at"]),
+                deadline=r["deadline"],
+                announced=bool(r["announced"]),
+                failures=tuple(r["failures"]),
+            )  # fmt: skip
+            for name, r in data["runs"].items()
+        }
+        return RecoveryBook(
+            runs=runs, failed=frozenset(data["failed"]), next_seq=int(data["next_seq"])
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed recovery book: {exc}") from None

@@ -293,3 +293,24 @@ def test_vm_states_are_lifecycle_states() -> None:
     d = Driver(subject())
     effects = d(Trigger(vm_name=NAME, cause=TriggerCause.MANUAL, at=0))
     assert effects.vm_states == ((NAME, VmLifecycleState.RECOVERING),)
+
+
+def test_the_book_survives_json_and_resumes() -> None:
+    import json  # noqa: PLC0415
+
+    from esc_orch.monitor.snapshot import book_from_json, book_to_json  # noqa: PLC0415
+
+    d = Driver(subject(RecoveryAction.REBOOT_THEN_REDEPLOY, retries=2))
+    d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
+    d.done(1, ok=False, failure="down")
+    d(Tick(at=601))  # undeploy issued
+    d.book = d.book.__class__(
+        runs=d.book.runs, failed=frozenset({"other"}), next_seq=d.book.next_seq
+    )
+    text = json.dumps(book_to_json(d.book))
+    back = book_from_json(json.loads(text))
+    assert back == d.book
+    resumed = resume(back, at=2000, subjects=d.subjects)
+    assert resumed.runs[NAME].phase is Phase.AWAITING_ALIVE
+    with pytest.raises(ValueError, match="version"):
+        book_from_json({"version": 9})
