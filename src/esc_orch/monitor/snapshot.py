@@ -143,7 +143,7 @@ def book_from_json(data: Mapping[str, Any]) -> RecoveryBook:
                 deadline=r["deadline"],
                 announced=bool(r["announced"]),
                 failures=tuple(r["failures"]),
-            )  # fmt: skip
+            )
             for name, r in data["runs"].items()
         }
         return RecoveryBook(
