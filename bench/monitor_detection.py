@@ -3,7 +3,8 @@
 The window is ``poll_frequency * metric_occurrences_false + recovery_wait_time``; the goal is
 INIT within one poll period of it, and a dead host noticed at the first VIM check that fails
 (then INIT after recovery_wait_time). Pings alone give INIT between ``window - poll`` and
-``window`` after the fault (the first failing poll comes up to one period after it). Two faults — the host SIGKILLed, the VM stopped behind
+``window`` after the fault (the first failing poll comes up to one period after it).
+Two faults — the host SIGKILLed, the VM stopped behind
 our back — each with the VIM's view on (checked every ``--vim-interval``) and off (pings
 only). The seed's timings scaled by 1/15: polls every 1 s, 3 occurrences, recovery_wait_time
 4 s (seed: 60 s), so the window is 7 s.
