@@ -161,22 +161,27 @@ def _sample(
     if sample.value is None:
         return replace(st, last_error=sample.error, last_poll_at=sample.at), None, False
     value = sample.value
+    # KpiState built directly (not dataclasses.replace): this runs once per VM and poll.
     if kpi.holds(value):
-        new = replace(
-            st, true_run=st.true_run + 1, false_run=0, last_value=value, last_error=None,
-            last_poll_at=sample.at,
+        true_run = st.true_run + 1
+        turned = st.condition is not True and true_run >= kpi.occurrences_true
+        new = KpiState(
+            condition=True if turned else st.condition, true_run=true_run, false_run=0,
+            last_value=value, last_error=None, last_poll_at=sample.at,
         )  # fmt: skip
-        if st.condition is not True and new.true_run >= kpi.occurrences_true:
-            return replace(new, condition=True), Edge.TRUE, False
+        if turned:
+            return new, Edge.TRUE, False
         if st.condition is True and kpi.continuous_alarm:
             return new, Edge.TRUE, True
         return new, None, False
-    new = replace(
-        st, false_run=st.false_run + 1, true_run=0, last_value=value, last_error=None,
-        last_poll_at=sample.at,
+    false_run = st.false_run + 1
+    turned = st.condition is not False and false_run >= kpi.occurrences_false
+    new = KpiState(
+        condition=False if turned else st.condition, true_run=0, false_run=false_run,
+        last_value=value, last_error=None, last_poll_at=sample.at,
     )  # fmt: skip
-    if st.condition is not False and new.false_run >= kpi.occurrences_false:
-        return replace(new, condition=False), (Edge.FALSE if alive else None), False
+    if turned:
+        return new, (Edge.FALSE if alive else None), False
     if st.condition is False and kpi.continuous_alarm and alive:
         return new, Edge.FALSE, True
     return new, None, False

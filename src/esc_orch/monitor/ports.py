@@ -79,7 +79,11 @@ class MonitorSink(Protocol):
     """Where the monitor's findings go (the daemon: opdata, events, the recovery policy)."""
 
     async def kpi_changed(self, status: VmStatus) -> None:
-        """A VM's monitoring state changed (a poll, an edge, the VIM's view)."""
+        """A KPI's condition or error, the VM's alive flag or the VIM's view changed.
+
+        Not called for every poll: counts and poll times are read with
+        ``MonitorService.status(watch)`` when opdata is asked for.
+        """
         ...
 
     async def vm_alive(self, vm_name: str, *, first: bool) -> None:

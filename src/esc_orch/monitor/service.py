@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from esc_orch.monitor.collectors.protocol import Collector
 from esc_orch.monitor.collectors.vimview import VimViewSource
@@ -34,6 +33,17 @@ from esc_orch.monitor.snapshot import MonitorSnapshot, grace_for, restore_states
 from esc_orch.monitor.types import Sample, Target, VimView, VmWatch
 
 log = logging.getLogger(__name__)
+
+
+def _headline(state: VmMonitorState | None) -> object:
+    """What makes a state change worth pushing: conditions, errors, alive, the VIM's view.
+
+    Counts and poll times change every poll; opdata reads them with :meth:`MonitorService.status`.
+    """
+    if state is None:
+        return None
+    kpis = tuple((n, k.condition, k.last_error) for n, k in sorted(state.kpis.items()))
+    return (state.since, state.alive, state.ever_alive, state.bootup_expired, state.vim, kpis)
 
 
 class MonitorService:
@@ -74,6 +84,11 @@ class MonitorService:
 
     def state(self, vm_name: str) -> VmMonitorState | None:
         return (self._states or {}).get(vm_name)
+
+    def status(self, watch: VmWatch) -> VmStatus | None:
+        """The VM's monitoring opdata now (last value, count, poll time), read on demand."""
+        state = self.state(watch.vm_name)
+        return None if state is None else VmStatus.of(watch, state)
 
     def _state_for(self, watch: VmWatch, now: float) -> VmMonitorState | None:
         assert self._states is not None
@@ -121,7 +136,9 @@ class MonitorService:
             for target in batches[type_name]:
                 sample = result.get(target.key) or Sample(error="collector gave no sample")
                 vm, _, event = target.key.partition("/")
-                out.setdefault(vm, {})[event] = replace(sample, at=now)
+                out.setdefault(vm, {})[event] = Sample(
+                    value=sample.value, error=sample.error, at=now
+                )
         return out
 
     async def run_once(self) -> float | None:
@@ -143,13 +160,14 @@ class MonitorService:
         wakeups: list[float] = []
         for w in watches:
             state = self._state_for(w, now)
-            wake = next_wakeup(w, state)
-            if w.vm_name in samples or w.vm_name in views or (wake is not None and wake <= now):
+            fresh = w.vm_name in samples or w.vm_name in views
+            wake = None if fresh else next_wakeup(w, state)
+            if fresh or (wake is not None and wake <= now):
                 new, decisions = observe(
                     w, state, now=now, samples=samples.get(w.vm_name), vim=views.get(w.vm_name)
                 )
                 self._states[w.vm_name] = new
-                if new != state:
+                if _headline(new) != _headline(state):
                     await self._sink.kpi_changed(VmStatus.of(w, new))
                 await self._dispatch(w, decisions)
                 wake = next_wakeup(w, new)

@@ -296,3 +296,17 @@ async def test_vanished_vms_are_forgotten() -> None:
     watches.items = []
     assert await service.run_once() is None
     assert service.state("vm0") is None
+
+
+async def test_counts_are_read_on_demand_and_changes_are_pushed() -> None:
+    clock, fake = Clock(), FakeCollector()
+    fake.set(ADDR, 100)
+    w = seed_watch()
+    service, sink = make(w, clock=clock, fake=fake)
+    await turns(service, clock, 5)
+    pushed = [(s.alive, s.kpis[0].condition) for s in sink.status]
+    assert pushed == [(False, None), (True, True)]  # first sight, then alive: not every poll
+    status = service.status(w)
+    assert status is not None and status.monitoring
+    kpi = status.kpis[0]
+    assert (kpi.consecutive, kpi.last_value, kpi.last_poll_at) == (5, 100, 1060)

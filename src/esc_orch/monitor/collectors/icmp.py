@@ -224,7 +224,7 @@ class IcmpCollector:
     def __init__(self, *, context: CollectorContext | None = None) -> None:
         self._context = context or CollectorContext()
         self._socket = IcmpSocket(mode=IcmpMode(self._context.settings.get("mode", "auto")))
-        self._refused: set[str] = set()
+        self._verdicts: dict[str, str | None] = {}  # address -> why refused (None: allowed)
 
     @property
     def socket(self) -> IcmpSocket:
@@ -233,11 +233,18 @@ class IcmpCollector:
     def _refuse(self, target: Target) -> str | None:
         if target.address is None:
             return "no address to ping (the KPI's nicid names no interface with an ip_address)"
+        address = target.address
+        if address in self._verdicts:
+            verdict = self._verdicts[address]
+        else:
+            verdict = self._verdicts[address] = self._verdict(target)
+        return verdict
+
+    def _verdict(self, target: Target) -> str | None:
+        assert target.address is not None
         refused = check_target(target.address, self._context.allowed)
         if refused is not None:
-            if target.address not in self._refused:
-                self._refused.add(target.address)
-                log.warning("ICMPPing: %s (VM %s)", refused, target.vm_name)
+            log.warning("ICMPPing: %s (VM %s)", refused, target.vm_name)  # once: cached
             return str(refused)
         if ipaddress.ip_address(target.address).version != 4:
             return "ICMPPing probes IPv4 addresses only"
