@@ -11,6 +11,7 @@ missing or failing script, or an action esc-orch does not implement, is a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +45,12 @@ class RuleOutcome:
 
 
 class RuleRunner:
-    def __init__(self, *, scripts_dir: Path | None = None, time_limit: float = 30.0) -> None:
+    def __init__(
+        self, *, scripts_dir: Path | None = None, time_limit: float = 30.0, max_parallel: int = 16
+    ) -> None:
         self.scripts_dir = scripts_dir
         self.time_limit = time_limit
+        self._limit = asyncio.Semaphore(max_parallel)  # scripts at once, however many fire
 
     def facts(self, decision: RunAction, watch: VmWatch) -> dict[str, str]:
         return {
@@ -89,9 +93,10 @@ class RuleRunner:
                     outcome = outcome_of(ok=False, script=problem)
                     log.warning("%s", outcome.message)
                     return outcome
-                result = await run_script(
-                    path, facts=self.facts(decision, watch), time_limit=self.time_limit
-                )
+                async with self._limit:
+                    result = await run_script(
+                        path, facts=self.facts(decision, watch), time_limit=self.time_limit
+                    )
                 outcome = outcome_of(ok=result.ok, script=result)
                 level = logging.INFO if result.ok else logging.WARNING
                 log.log(

@@ -2,10 +2,10 @@
 
 A script is a file of a directory the daemon's configuration names; a payload only names it.
 It runs with a small fixed environment (``PATH``, ``LANG``) plus the facts given (``ESC_*``),
-never the daemon's own environment, with stdin closed, its output captured (and truncated),
-and is killed with its process group when the timeout passes. Whatever happens — missing,
-not executable, exit code, timeout — comes back as a :class:`ScriptResult`; nothing raises,
-so a broken script can never take the daemon down.
+never the daemon's own environment, with stdin closed, its output captured in files (and
+truncated), and is killed with its process group when the timeout passes. Whatever happens
+— missing, not executable, exit code, timeout — comes back as a :class:`ScriptResult`;
+nothing raises, so a broken script can never take the daemon down.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import IO
 
 MAX_OUTPUT = 4096  # bytes of stdout/stderr kept for the log and the report
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -106,31 +108,40 @@ async def run_script(
     label = name or path.name
     env = {**_BASE_ENV, **(facts or {})}
     started = time.monotonic()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            str(path), *args, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, cwd=str(path.parent),
-        )  # fmt: skip
-    except FileNotFoundError as exc:
-        return ScriptResult(name=label, outcome=ScriptOutcome.MISSING, detail=str(exc))
-    except PermissionError as exc:
-        return ScriptResult(name=label, outcome=ScriptOutcome.NOT_EXECUTABLE, detail=str(exc))
-    except OSError as exc:
-        return ScriptResult(name=label, outcome=ScriptOutcome.ERROR, detail=str(exc))
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), time_limit)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = await proc.communicate()
-        return ScriptResult(
-            name=label, outcome=ScriptOutcome.TIMEOUT, exit_code=proc.returncode,
-            stdout=_text(out), stderr=_text(err), seconds=time.monotonic() - started,
-        )  # fmt: skip
+    # Output goes to files, not pipes: a child that escaped the process group and keeps
+    # writing can never make us wait.
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                str(path), *args, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_file, stderr=err_file, start_new_session=True, cwd=str(path.parent),
+            )  # fmt: skip
+        except FileNotFoundError as exc:
+            return ScriptResult(name=label, outcome=ScriptOutcome.MISSING, detail=str(exc))
+        except PermissionError as exc:
+            return ScriptResult(name=label, outcome=ScriptOutcome.NOT_EXECUTABLE, detail=str(exc))
+        except OSError as exc:
+            return ScriptResult(name=label, outcome=ScriptOutcome.ERROR, detail=str(exc))
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), time_limit)
+        except TimeoutError:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        stdout, stderr = _read(out_file), _read(err_file)
     code = proc.returncode
+    if timed_out:
+        outcome = ScriptOutcome.TIMEOUT
+    else:
+        outcome = ScriptOutcome.OK if code == 0 else ScriptOutcome.FAILED
     return ScriptResult(
-        name=label, outcome=ScriptOutcome.OK if code == 0 else ScriptOutcome.FAILED,
-        exit_code=code, stdout=_text(out), stderr=_text(err),
+        name=label, outcome=outcome, exit_code=code, stdout=stdout, stderr=stderr,
         seconds=time.monotonic() - started,
     )  # fmt: skip
+
+
+def _read(file: IO[bytes]) -> str:
+    file.seek(0)
+    return _text(file.read(MAX_OUTPUT))

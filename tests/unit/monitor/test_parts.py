@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import struct
 import time
 from pathlib import Path
@@ -185,3 +188,17 @@ async def test_a_hung_vim_is_unreachable_after_the_check_timeout() -> None:
 
     source = VimViewSource(observers={"A": Hung()}, check_timeout=0.05)
     assert await source.observe([_w("a1", "A")]) == {"a1": VimView.HOST_UNREACHABLE}
+
+
+async def test_a_timed_out_script_whose_child_left_the_group_does_not_hang(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    body = f"setsid sleep 20 &\necho $! > {pid_file}\nsleep 20\n"
+    try:
+        result = await run_script(_script(tmp_path / "d.sh", body), time_limit=0.3)
+        assert result.outcome is ScriptOutcome.TIMEOUT
+        assert time.monotonic() - started < 5
+    finally:
+        if pid_file.exists():  # the escaped child is ours to end
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

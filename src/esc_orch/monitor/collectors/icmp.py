@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -133,13 +134,19 @@ class IcmpSocket:
         if sock is None:
             return
         now = time.monotonic()
+        errors = 0
         while True:
             try:
                 data, src = sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                continue  # a queued ICMP error for one destination: not a reply
+                # a queued ICMP error for one destination (datagram sockets): not a reply;
+                # bounded, so a socket in a lasting error state cannot hold the loop
+                errors += 1
+                if errors > 64:
+                    return
+                continue
             reply = parse_reply(data, with_ip_header=self.raw)
             if reply is None or not reply.payload.startswith(MAGIC):
                 continue
@@ -163,8 +170,10 @@ class IcmpSocket:
         raise RuntimeError("65536 probes to one address outstanding")
 
     async def _send(self, packet: bytes, address: str) -> bool:
-        assert self._sock is not None and self._loop is not None
+        full = 0
         while True:
+            if self._sock is None or self._loop is None:
+                return False  # closed meanwhile
             try:
                 self._sock.sendto(packet, (address, 0))
                 return True
@@ -176,7 +185,11 @@ class IcmpSocket:
                     await ready
                 finally:
                     self._loop.remove_writer(fd)
-            except OSError:
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS and full < 20:
+                    full += 1  # the device queue is full: give it a moment, do not drop
+                    await asyncio.sleep(0.001)
+                    continue
                 return False  # no route, unreachable...: unanswered
 
     async def ping(self, addresses: Sequence[str], *, probe_timeout: float) -> dict[str, int]:
