@@ -11,16 +11,18 @@ outside ``[monitor] allowed_networks``.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from esc_orch.model.config import Kpi, VmGroup
 from esc_orch.monitor.collectors.registry import check_collector_type
 from esc_orch.monitor.definitions import MetricDefinition
-from esc_orch.monitor.rules import check_actions, parse_action
+from esc_orch.monitor.rules import RuleSyntaxError, check_actions, parse_action
 from esc_orch.monitor.targets import AllowedNetworks
 from esc_orch.monitor.types import KpiSpec, MetricCond, MetricKind, RuleAction, VmWatch
 
+log = logging.getLogger(__name__)
 _UNITS = {"seconds": 1.0, "minutes": 60.0}
 
 
@@ -60,6 +62,12 @@ def kpi_specs(
     out = []
     for kpi in group.kpi_data.kpi:
         mc = kpi.metric_collector
+        if kpi.metric_cond.upper() not in MetricCond.__members__:
+            # refused at edit time (check_group); a stored configuration from before is
+            # skipped, not a crash of the monitor
+            log.warning("group %s: KPI %s skipped: metric_cond %r", group.name,
+                        kpi.event_name, kpi.metric_cond)  # fmt: skip
+            continue
         definition = (definitions or {}).get(mc.type)
         props = dict(definition.properties) if definition else {}
         props |= _collector_properties(kpi)
@@ -80,11 +88,21 @@ def kpi_specs(
 
 
 def rule_actions(group: VmGroup) -> dict[str, tuple[RuleAction, ...]]:
-    """The group's admin rules parsed, by KPI event_name (checked at edit time)."""
-    return {
-        rule.event_name: tuple(parse_action(a) for a in rule.action)
-        for rule in group.rules.admin_rules.rule
-    }
+    """The group's admin rules parsed, by KPI event_name (checked at edit time).
+
+    An action that does not parse (a configuration stored before the check) is skipped with a
+    warning rather than stopping the monitor.
+    """
+    out: dict[str, tuple[RuleAction, ...]] = {}
+    for rule in group.rules.admin_rules.rule:
+        actions = []
+        for text in rule.action:
+            try:
+                actions.append(parse_action(text))
+            except RuleSyntaxError as exc:
+                log.warning("group %s: %s; skipped", group.name, exc)
+        out[rule.event_name] = tuple(actions)
+    return out
 
 
 def watch_for(

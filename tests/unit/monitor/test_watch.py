@@ -91,3 +91,32 @@ def test_pool_addresses_are_checked_when_the_interface_has_none() -> None:
     pools = [p for pool in group.scaling.static_ip_address_pool for p in pool.ip_address]
     assert pools and any("refused" in p.message for p in problems)
     assert isinstance(nics[0], Interface)
+
+
+def test_a_stored_group_with_bad_monitoring_is_watched_without_it() -> None:
+    group = seed_group()
+    kpi = group.kpi_data.kpi[0]
+    bad = group.model_copy(
+        update={
+            "kpi_data": group.kpi_data.model_copy(
+                update={"kpi": (kpi.model_copy(update={"metric_cond": "NE"}),)}
+            ),
+            "rules": group.rules.model_copy(
+                update={
+                    "admin_rules": group.rules.admin_rules.model_copy(
+                        update={
+                            "rule": (
+                                group.rules.admin_rules.rule[0].model_copy(
+                                    update={"action": ("ALWAYS log", "SOMETIMES log")}
+                                ),
+                            )
+                        }
+                    )
+                }
+            ),
+        }
+    )
+    w = watch_for(vm_name="v", tenant="t", deployment="d", group=bad, connector_id="C",
+                  since=0, kinds={})  # fmt: skip
+    assert w.kpis == () and not w.monitored
+    assert [a.text for a in w.rules["VM_ALIVE"]] == ["ALWAYS log"]
