@@ -36,7 +36,11 @@ class SystemClock:
 
 class WatchPort(Protocol):
     def watches(self) -> Sequence[VmWatch]:
-        """Every VM to watch now (a VM being updated or moved comes with ``paused=True``)."""
+        """Every VM to watch now (a VM being updated or moved comes with ``paused=True``).
+
+        Called on every turn of the loop (at least once a second): return a cached sequence,
+        rebuilt only when a deployment record changes.
+        """
         ...
 
 
