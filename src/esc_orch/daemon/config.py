@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from esc_orch.monitor.targets import DEFAULT_ALLOWED_NETWORKS, AllowedNetworks
 from esc_orch.northbound.core import Limits
 from esc_orch.northbound.notifications import NotificationLimits
 
@@ -70,6 +71,59 @@ class LogFormat(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorSettings:
+    """``[monitor]``: where probes may go, operator scripts and metrics (docs/monitoring.md)."""
+
+    allowed_networks: tuple[str, ...] = DEFAULT_ALLOWED_NETWORKS  # CIDR prefixes probes may target
+    scripts_dir: Path | None = None  # rule action scripts ("TRUE servicebooted.sh")
+    metrics_dir: Path | None = None  # custom metric definitions (*.toml)
+    script_timeout: float = 30.0  # seconds a rule script may run
+    vim_interval: float = 15.0  # seconds between checks of the VIM's own view of each VM
+    icmp_mode: str = "auto"  # ICMPPing socket: auto (raw as root), raw, dgram
+
+    @property
+    def allowed(self) -> AllowedNetworks:
+        return AllowedNetworks.parse(self.allowed_networks)
+
+
+_ICMP_MODES = {"auto", "raw", "dgram"}
+
+
+def _monitor(path: Path, raw: dict[str, Any]) -> MonitorSettings:
+    values = raw.get("monitor", {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [monitor] must be a table")
+    unknown = set(values) - {f for f in MonitorSettings.__dataclass_fields__}
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {sorted(f'monitor.{k}' for k in unknown)}")
+    out: dict[str, Any] = {}
+    if "allowed_networks" in values:
+        nets = values["allowed_networks"]
+        if not isinstance(nets, list) or not all(isinstance(n, str) for n in nets):
+            raise ConfigError(f"{path}: monitor.allowed_networks must be a list of CIDR strings")
+        try:
+            out["allowed_networks"] = AllowedNetworks.parse(nets).texts
+        except ValueError as exc:
+            raise ConfigError(f"{path}: monitor.{exc}") from None
+    for key in ("scripts_dir", "metrics_dir"):
+        if key in values:
+            if not isinstance(values[key], str) or not values[key]:
+                raise ConfigError(f"{path}: monitor.{key} must be a directory path")
+            out[key] = Path(values[key])
+    for key in ("script_timeout", "vim_interval"):
+        if key in values:
+            value = values[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"{path}: monitor.{key} must be a positive number")
+            out[key] = float(value)
+    if "icmp_mode" in values:
+        if values["icmp_mode"] not in _ICMP_MODES:
+            raise ConfigError(f"{path}: monitor.icmp_mode must be one of {sorted(_ICMP_MODES)}")
+        out["icmp_mode"] = values["icmp_mode"]
+    return MonitorSettings(**out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     data_dir: Path | None = None
     bind: str = DEFAULT_BIND
@@ -82,6 +136,7 @@ class DaemonConfig:
     vim: VimSettings = field(default_factory=VimSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
 
 _LIMIT_KEYS = {
@@ -144,6 +199,7 @@ def load_config(path: Path | None) -> DaemonConfig:
         "vim",
         "lifecycle",
         "metrics",
+        "monitor",
     }
     unknown = set(raw) - known
     if unknown:
@@ -162,6 +218,7 @@ def load_config(path: Path | None) -> DaemonConfig:
         )
     config = DaemonConfig(
         metrics=_metrics(path, raw),
+        monitor=_monitor(path, raw),
         lifecycle=LifecycleSettings(**lifecycle),
         vim=VimSettings(**vim),
         limits=Limits(**limits),
