@@ -74,6 +74,12 @@ _LIMIT_KEYS = {
     "idle_timeout": float,
     "message_timeout": float,
     "max_sessions": int,
+    "max_rpc_attributes": int,
+    "max_attribute_bytes": int,
+    "max_filter_nodes": int,
+    "max_preauth_connections": int,
+    "max_preauth_per_source": int,
+    "login_grace_time": float,
 }
 _NOTIFICATION_KEYS = {
     "queue_size": int,

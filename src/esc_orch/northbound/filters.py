@@ -9,7 +9,9 @@ XPath ESC-style paths such as
 ``/esc_datamodel/opdata/tenants/tenant[name='T']/deployments[deployment_name='D']/state_machine/state``
 use bare names: unprefixed name tests are rewritten to the module namespace (the filter
 element's default namespace if it declares one, else the esc namespace); prefixes come from
-the filter element's namespace declarations. Ancestors of selected nodes are output with
+the filter element's namespace declarations. XPath extension functions (EXSLT ``re:test``)
+are not available: a regular expression from a client could backtrack without bound.
+Ancestors of selected nodes are output with
 their list keys so the result stays unambiguous (read from the YANG schema).
 """
 
@@ -184,7 +186,11 @@ def _mark_xpath(
     nsmap[_XPATH_PREFIX] = default_ns
     expression = qualify_xpath(select, prefix=_XPATH_PREFIX)
     try:
-        compiled = etree.XPath(expression, namespaces=nsmap, smart_strings=True)
+        # regexp=False: no EXSLT regular expressions (re:test backtracked for seconds per
+        # character on the event loop); lxml registers no other extension function here.
+        compiled = etree.XPath(
+            expression, namespaces=nsmap, smart_strings=True, regexp=False, extensions=None
+        )
     except etree.XPathSyntaxError as exc:
         raise _bad_xpath(select, exc) from None
     # Each top-level data node is evaluated as its own document, so that "/esc_datamodel"

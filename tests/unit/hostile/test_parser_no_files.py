@@ -67,7 +67,7 @@ def test_external_declarations_get_the_same_error_for_any_file(
     for path in paths.values():
         doc = template.format(path=path)
         if encoding == "utf-16":
-            doc = doc.replace("<?xml version=\"1.0\"?>", "")
+            doc = doc.replace('<?xml version="1.0"?>', "")
             doc = '<?xml version="1.0" encoding="UTF-16"?>' + doc
         err = _error(doc.encode(encoding))
         assert err.tag is ErrorTag.MALFORMED_MESSAGE
