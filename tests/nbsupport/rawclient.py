@@ -62,3 +62,10 @@ class EomClient:
 
     def close(self) -> None:
         self.conn.close()
+
+
+#: A tiny get-config: proves a session works end to end.
+EEOM_CHECK = (
+    f'<rpc xmlns="{NC}" message-id="check"><get-config><source><running/></source>'
+    "</get-config></rpc>"
+).encode()

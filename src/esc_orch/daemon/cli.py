@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 import time
@@ -130,9 +131,22 @@ async def run_server(
             await notifications.stop()
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft limit of open files to the hard limit (Python keeps the soft one,
+    often 1024); returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
 async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     assert config.data_dir is not None
+    log.info("open file limit", extra={"nofile": raise_fd_limit()})
     if backend is None:
         backend = build_backend(config.data_dir, config)
     stop = asyncio.Event()
