@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,9 @@ log = logging.getLogger(__name__)
 SUBSYSTEM = "netconf"
 _CLOSE_GRACE = 0.2  # seconds between the close-session reply and closing the channel
 _QUEUE_HIGH_WATER = 32  # queued events above which we stop reading from the client
-#: Password checks at once: argon2 costs its memory_cost (19 MiB by default) per check.
+#: Password checks at once: argon2 costs its memory_cost (19 MiB by default) per check. They
+#: run on their own threads: each thread's malloc arena keeps what argon2 allocated, so
+#: checks spread over the shared pool grew RSS by one working set per pool thread.
 MAX_PASSWORD_CHECKS = 2
 # Seconds a closed channel may take to finish its close handshake before the connection is
 # aborted: a client that stopped reading (a stuck subscriber) never acknowledges the close.
@@ -392,10 +396,10 @@ class _SshServer(asyncssh.SSHServer):
         delay = throttle.delay(keys)
         if delay > 0:
             await asyncio.sleep(delay)
-        async with self._server.password_checks:
-            ok = await asyncio.to_thread(
-                self._server.authenticator.verify_password, username=username, password=password
-            )
+        check = functools.partial(
+            self._server.authenticator.verify_password, username=username, password=password
+        )
+        ok = await asyncio.get_running_loop().run_in_executor(self._server.password_checks, check)
         if ok:
             throttle.record_success(keys[:1])
         else:
@@ -453,7 +457,9 @@ class NetconfSshServer:
             max_per_source=core.limits.max_preauth_per_source,
         )
         self.refusal_log = RateLimitedLog(log)
-        self.password_checks = asyncio.Semaphore(max_password_checks)
+        self.password_checks = ThreadPoolExecutor(
+            max_workers=max_password_checks, thread_name_prefix="password-check"
+        )
         self.connections: set[_SshServer] = set()
         self._host_key_path = host_key_path
         self._host = host
@@ -505,3 +511,4 @@ class NetconfSshServer:
             await asyncio.sleep(0.01)
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.password_checks.shutdown(wait=False, cancel_futures=True)
