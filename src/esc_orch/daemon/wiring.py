@@ -52,7 +52,16 @@ def build_backend(data_dir: Path, config: DaemonConfig) -> ConfigBackend:
             f"the SQL datastore (esc_orch.store.datastore) is unavailable: {exc}"
         ) from None
     url = config.store.get("url")
-    backend = datastore.SqlDatastore.open(data_dir=data_dir, url=str(url) if url else None)
+    key_file = config.store.get("key_file")  # the secrets key; default in data_dir
+    secrets = importlib.import_module("esc_orch.store.secrets")
+    try:
+        backend = datastore.SqlDatastore.open(
+            data_dir=data_dir,
+            url=str(url) if url else None,
+            key_file=Path(str(key_file)) if key_file else None,
+        )
+    except secrets.SecretsError as exc:
+        raise WiringError(f"the secrets key is unusable: {exc}") from None
     return cast(ConfigBackend, backend)
 
 

@@ -46,6 +46,7 @@ from esc_orch.northbound.backend import (
     TestOption,
 )
 from esc_orch.store.events import Clock, EventLog, utc_now
+from esc_orch.store.secrets import KEY_FILE, SecretBox
 from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,25 @@ class SqlDatastore:
 
     @classmethod
     def open(
-        cls, *, data_dir: Path | None = None, url: str | None = None, clock: Clock = utc_now
+        cls,
+        *,
+        data_dir: Path | None = None,
+        url: str | None = None,
+        clock: Clock = utc_now,
+        key_file: Path | None = None,
     ) -> SqlDatastore:
+        """The store of ``data_dir`` (SQLite) or ``url``; VIM secrets are encrypted with the
+        key in ``key_file`` (default ``secrets.key`` in ``data_dir``; no data directory and
+        no key file: stored in clear, for tests)."""
         if url is None:
             if data_dir is None:
                 raise ValueError("give a data directory or a database URL")
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             url = sqlite_url(data_dir)
-        return cls(engine=make_engine(url), clock=clock)
+        if key_file is None and data_dir is not None:
+            key_file = data_dir / KEY_FILE
+        box = SecretBox.from_file(key_file) if key_file is not None else None
+        return cls(engine=make_engine(url, secrets=box), clock=clock)
 
     @property
     def engine(self) -> Engine:
