@@ -342,10 +342,21 @@ class SqlDatastore:
         deleted = [u for u, x in units.items() if x is None]
         if deleted:
             context |= self._referrers(session, view, deleted)
-        context -= set(units)
-        context |= {p for p in (u.parent for u in list(context)) if p is not None}
-        context -= set(units)
-        loaded = {u: x for u, x in self._load(session, view, context).items() if x is not None}
+        loaded: dict[UnitId, bytes] = {}
+        # A referrer of a deleted unit (a deployment on a deleted VIM connector) is validated
+        # too, so what it references in turn (its flavor) must be loaded, or it fails for the
+        # wrong reason: the closure of references, excluding what this change holds.
+        while True:
+            context -= set(units) | set(loaded)
+            context |= {p for p in (u.parent for u in list(context)) if p is not None}
+            context -= set(units) | set(loaded)
+            if not context:
+                break
+            new = {u: x for u, x in self._load(session, view, context).items() if x is not None}
+            loaded.update(new)
+            context = set()
+            for unit, xml in new.items():
+                context |= references_of(unit, xml)
         data = assemble([*present.items(), *loaded.items()])
         return validate_config(data)
 
