@@ -63,8 +63,10 @@ def test_files_are_private_and_the_password_appears_nowhere(
             replies.append(str(m.get_config(source="running")))
             replies.append(str(m.get()))
             refused = [
-                _connector(VIM_PASSWORD, op=' xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
-                           ' nc:operation="create"'),  # data-exists
+                _connector(
+                    VIM_PASSWORD,
+                    op=' xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="create"',
+                ),  # data-exists
                 _connector(VIM_PASSWORD, extra=f"<bogus>{VIM_PASSWORD}</bogus>"),  # unknown
                 _connector(VIM_PASSWORD).replace("<type>CSP", "<type>NOPE"),  # unknown type
                 _connector(VIM_PASSWORD).replace("<id>admin", "<id>" + "u" * 300),  # too long
