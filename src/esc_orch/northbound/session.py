@@ -393,25 +393,30 @@ def _str(value: str | bytes) -> str:
 
 
 def _reply_envelope(rpc: etree._Element | None) -> etree._Element:
-    """An empty ``<rpc-reply>`` carrying the namespaces and attributes of ``rpc``.
+    """An empty ``<rpc-reply>`` carrying the attributes of ``rpc`` and the namespace
+    declarations they need (not every declaration of the rpc: 100,000 were echoed).
 
     Built as text and parsed once, in time linear in the attributes: setting them one by one
     with lxml checks each against all those already set (30,000 attributes took 12.7 s).
     """
     if rpc is None:
         return etree.Element(_nc("rpc-reply"), nsmap={None: NC_BASE_NS})  # type: ignore[dict-item]
-    prefixed = {p: uri for p, uri in rpc.nsmap.items() if p is not None}
-    prefix_of = {uri: p for p, uri in prefixed.items()}
+    prefix_of = {uri: p for p, uri in rpc.nsmap.items() if p is not None}
     prefix_of[_XML_NS] = "xml"
-    parts = [f"<rpc-reply xmlns={quoteattr(NC_BASE_NS)}"]
-    parts.extend(f" xmlns:{p}={quoteattr(uri)}" for p, uri in prefixed.items())
+    declared: dict[str, str] = {}  # only the prefixes the echoed attributes use
+    attrs: list[str] = []
     for name, value in rpc.attrib.items():
         qname = etree.QName(name)
         if qname.namespace is None:
-            parts.append(f" {qname.localname}={quoteattr(_str(value))}")
+            attrs.append(f" {qname.localname}={quoteattr(_str(value))}")
         else:
-            local = f"{prefix_of[qname.namespace]}:{qname.localname}"
-            parts.append(f" {local}={quoteattr(_str(value))}")
+            prefix = prefix_of[qname.namespace]
+            if prefix != "xml":
+                declared[prefix] = qname.namespace
+            attrs.append(f" {prefix}:{qname.localname}={quoteattr(_str(value))}")
+    parts = [f"<rpc-reply xmlns={quoteattr(NC_BASE_NS)}"]
+    parts.extend(f" xmlns:{p}={quoteattr(uri)}" for p, uri in declared.items())
+    parts.extend(attrs)
     parts.append("/>")
     return etree.fromstring("".join(parts).encode("utf-8"), _REPARSER)
 
