@@ -64,6 +64,21 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
+_ALL_ATTRIBUTES = etree.XPath("@*", smart_strings=True)
+
+
+def attribute_items(element: etree._Element) -> list[tuple[str, str]]:
+    """``(name, value)`` of every attribute of ``element``, in linear time.
+
+    lxml's ``attrib.items()`` / ``values()`` look each value up by name again, which is
+    quadratic: 30,000 attributes took 6.7 s. The XPath ``@*`` reads them in one pass (0.3 s
+    for 200,000). Names are Clark notation (``{uri}local``) as with ``attrib``.
+    """
+    result = _ALL_ATTRIBUTES(element)
+    assert isinstance(result, list)
+    return [(str(a.attrname), str(a)) for a in result]  # type: ignore[union-attr]
+
+
 def parse_xml(
     data: bytes | str,
     *,

@@ -26,6 +26,7 @@ from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.model.schema import list_keys
+from esc_orch.model.xmlsafe import attribute_items
 from esc_orch.northbound.session import ESC_NS
 
 KeyResolver = Callable[[etree._Element], Collection[str]]
@@ -89,7 +90,9 @@ def _name_matches(data_el: etree._Element, filter_el: etree._Element) -> bool:
 
 
 def _attributes_match(data_el: etree._Element, filter_el: etree._Element) -> bool:
-    for name, value in filter_el.attrib.items():
+    if not len(filter_el.attrib):
+        return True
+    for name, value in attribute_items(filter_el):  # linear, unlike attrib.items()
         if etree.QName(name).namespace == NC_BASE_NS:
             continue
         if data_el.get(name) != value:
