@@ -391,21 +391,28 @@ class _SshServer(asyncssh.SSHServer):
         return False
 
     async def validate_password(self, username: str, password: str) -> bool:
+        """Check at once; delay only the *failure* answer by the throttle's backoff.
+
+        Delaying before the check made the real admin wait out the backoff that an attacker
+        guessing its name (or sharing its address) had built up: 8 s after a storm of wrong
+        passwords. A failing client still waits as long before its next attempt, and the
+        checks themselves are bounded by the two password-check threads.
+        """
         throttle = self._server.throttle
         keys = throttle.keys(username=username, peer=self._peer)
-        delay = throttle.delay(keys)
-        if delay > 0:
-            await asyncio.sleep(delay)
         check = functools.partial(
             self._server.authenticator.verify_password, username=username, password=password
         )
         ok = await asyncio.get_running_loop().run_in_executor(self._server.password_checks, check)
         if ok:
             throttle.record_success(keys[:1])
-        else:
-            throttle.record_failure(keys)
-            log.warning("login failed", extra={"user": username, "peer": self._peer})
-        return ok
+            return True
+        throttle.record_failure(keys)
+        log.warning("login failed", extra={"user": username, "peer": self._peer})
+        delay = throttle.delay(keys)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return False
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         authorized = await asyncio.to_thread(
