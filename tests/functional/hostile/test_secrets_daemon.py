@@ -91,3 +91,58 @@ def test_files_are_private_and_the_password_appears_nowhere(
     assert VIM_PASSWORD not in log
     assert [r for r in replies if VIM_PASSWORD in r] == []
     assert "CSP-9" in replies[1]  # the connector is there, its password masked
+
+
+def test_a_rejected_and_an_accepted_vim_password_stay_out_of_logs_events_and_replies(
+    tmp_path: Path,
+) -> None:
+    """Against the CSP emulator: a wrong password (401, VIM_CONNECTION_STATE down), then the
+    right one (up); neither password appears in the log, the opdata or the event log."""
+    import time  # noqa: PLC0415
+
+    from lxml import etree  # noqa: PLC0415
+
+    from esc_orch.testing.emulator import EmulatorHost  # noqa: PLC0415
+
+    wrong = "Wr0ng-unique-vim-pw"
+    host = EmulatorHost(name="csp-s", root=tmp_path / "csp", password=VIM_PASSWORD)
+    replies: list[str] = []
+    with (
+        host,
+        OrchdProcess(
+            data_dir=tmp_path / "data",
+            user="admin",
+            password=ADMIN_PASSWORD,
+            extra_args=("--log-level", "debug"),
+        ) as daemon,
+    ):
+        url = host.url
+        with nc_connect(daemon.port, user="admin", password=ADMIN_PASSWORD) as m:
+            for password, status in (
+                (wrong, "CONNECTION_FAILED"),
+                (VIM_PASSWORD, "CONNECTION_SUCCESSFUL"),
+            ):
+                config = _connector(password).replace("http://127.0.0.1:9", url)
+                replies.append(str(m.edit_config(target="running", config=config)))
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    state = str(m.get())
+                    replies.append(state)
+                    found = etree.fromstring(state.encode()).findtext(
+                        f".//{{{ESC}}}opdata/{{{ESC}}}vim_connectors/{{{ESC}}}vim_connector/"
+                        f"{{{ESC}}}status"
+                    )
+                    if found == status:
+                        break
+                    time.sleep(0.2)
+                else:
+                    raise AssertionError(f"connector never reached {status}: {replies[-1][-800:]}")
+            contents = {
+                p.name: p.read_bytes() for p in (tmp_path / "data").iterdir() if p.is_file()
+            }
+        log = daemon.log()
+    assert b"VIM_CONNECTION_STATE" in b"".join(contents.values())  # the events are stored
+    for secret in (wrong, VIM_PASSWORD):
+        assert secret not in log
+        assert [r for r in replies if secret in r] == []
+        assert [name for name, data in contents.items() if secret.encode() in data] == []
