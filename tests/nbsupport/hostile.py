@@ -99,6 +99,15 @@ def corpus(*, fifo: str = "/nonexistent/fifo", existing: str = "/etc/hostname") 
             ),
             "request",
         ),
+        Case(
+            "5,000 attributes on a config element",
+            _rpc(
+                "<edit-config><target><running/></target><config><x "
+                + " ".join(f'a{i}="v"' for i in range(5_000))
+                + "/></config></edit-config>"
+            ),
+            "error:too-big",
+        ),
         Case("no message-id", _rpc(attrs=""), "error:missing-attribute"),
         Case("two operations", _rpc("<get/><get-config/>"), "error:bad-element"),
         Case("no operation", _rpc(""), "error:missing-element"),

@@ -301,7 +301,7 @@ class NetconfSession:
                 message=f"expected an rpc element, got {etree.QName(root).text!r}",
             )
             return SendBytes(self._render(None, ErrorReply(errors=(err,))))
-        oversized = self._oversized_attributes(root)
+        oversized = self._oversized_attributes(root) or self._crowded_element(root)
         if oversized is not None:
             return SendBytes(self._render(self._echoable(root), ErrorReply(errors=(oversized,))))
         message_id = root.get("message-id")
@@ -349,6 +349,24 @@ class NetconfSession:
                         f"{self.max_attribute_bytes} are accepted"
                     ),
                     info={"bad-attribute": local[:64], "bad-element": "rpc"},
+                )
+        return None
+
+    def _crowded_element(self, root: etree._Element) -> RpcError | None:
+        """``too-big`` when any element of the request has more than ``max_rpc_attributes``
+        attributes: YANG data needs a handful, and lxml handles many in quadratic time."""
+        for element in root.iterdescendants():
+            count = len(element.attrib)
+            if count > self.max_rpc_attributes:
+                name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
+                return RpcError(
+                    tag=ErrorTag.TOO_BIG,
+                    type=ErrorType.RPC,
+                    message=(
+                        f"element {name[:64]!r} has {count} attributes; at most "
+                        f"{self.max_rpc_attributes} are accepted"
+                    ),
+                    info={"bad-element": name[:64]},
                 )
         return None
 

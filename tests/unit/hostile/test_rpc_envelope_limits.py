@@ -101,3 +101,16 @@ def test_within_the_limits_every_attribute_is_echoed_exactly() -> None:
     assert reply.get("{urn:example}a19999") == "19999"
     assert len(reply.attrib) == 20_003
     assert reply.find(f"{{{NC}}}ok") is not None
+
+
+def test_an_element_inside_the_request_with_too_many_attributes_is_too_big() -> None:
+    attrs = " ".join(f'nc:a{i}="v"' for i in range(5_000))
+    reply, size = _one_reply(
+        _established(),
+        f'<rpc xmlns="{NC}" xmlns:nc="{NC}" message-id="9"><edit-config><target><running/>'
+        f"</target><config><x {attrs}/></config></edit-config></rpc>",
+    )
+    assert _tag(reply) == "too-big"
+    assert reply.findtext(f".//{{{NC}}}bad-element") == "x"
+    assert reply.get("message-id") == "9"
+    assert size < 2000
