@@ -137,6 +137,18 @@ def load_config(path: Path | None) -> DaemonConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
     limits = _numbers(path, raw, "limits", _LIMIT_KEYS)
+    positive = (
+        "max_message_size",
+        "max_sessions",
+        "max_rpc_attributes",
+        "max_attribute_bytes",
+        "max_filter_nodes",
+        "max_preauth_connections",
+        "max_preauth_per_source",
+    )
+    zero = sorted(k for k in positive if limits.get(k) == 0)
+    if zero:
+        raise ConfigError(f"{path}: limits {', '.join(zero)} must be > 0")
     notifications = _numbers(path, raw, "notifications", _NOTIFICATION_KEYS)
     if notifications.get("queue_size") == 0 or notifications.get("prune_interval") == 0:
         raise ConfigError(f"{path}: notifications.queue_size and prune_interval must be > 0")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
+from esc_orch.daemon.config import ConfigError, load_config
 from esc_orch.northbound.admission import ConnectionGate, RateLimitedLog, Refusal
 
 
@@ -45,3 +47,26 @@ def test_refusals_log_one_line_per_interval_with_the_count(
     assert logged.count(True) == 1
     assert len(caplog.records) == 2
     assert caplog.records[1].__dict__["suppressed"] == 999
+
+
+@pytest.mark.parametrize(
+    "line", ["max_preauth_connections = 0", "max_preauth_per_source = 0", "max_rpc_attributes = 0"]
+)
+def test_limits_that_would_refuse_everything_are_config_errors(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[limits]\n{line}\n")
+    with pytest.raises(ConfigError, match="must be > 0"):
+        load_config(path)
+
+
+def test_the_new_limits_are_read_from_the_daemon_toml(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[limits]\nmax_preauth_connections = 10\nmax_preauth_per_source = 2\n"
+        "login_grace_time = 7.5\nmax_rpc_attributes = 8\nmax_attribute_bytes = 100\n"
+        "max_filter_nodes = 50\n"
+    )
+    limits = load_config(path).limits
+    assert (limits.max_preauth_connections, limits.max_preauth_per_source) == (10, 2)
+    assert (limits.login_grace_time, limits.max_rpc_attributes) == (7.5, 8)
+    assert (limits.max_attribute_bytes, limits.max_filter_nodes) == (100, 50)
