@@ -402,7 +402,10 @@ def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
         _adopt(root, list(reply.elements))
     else:
         for err in reply.errors:
-            root.append(render_rpc_error(err))
+            # The esc: prefixes of an error-path are declared on it, not borrowed from the
+            # client's rpc (whose declarations are no longer all echoed).
+            prefixes = {"esc": ESC_NS} if err.path and "esc:" in err.path else None
+            root.append(render_rpc_error(err, nsmap=prefixes))
     return root
 
 

@@ -114,3 +114,16 @@ def test_an_element_inside_the_request_with_too_many_attributes_is_too_big() -> 
     assert reply.findtext(f".//{{{NC}}}bad-element") == "x"
     assert reply.get("message-id") == "9"
     assert size < 2000
+
+
+def test_an_error_path_keeps_its_esc_prefix_resolvable() -> None:
+    from esc_orch.model.errors import ErrorTag, RpcError  # noqa: PLC0415
+    from esc_orch.northbound.session import ErrorReply, build_reply  # noqa: PLC0415
+
+    err = RpcError(tag=ErrorTag.DATA_MISSING, message="m", path="/esc:esc_datamodel/esc:tenants")
+    rpc = etree.fromstring(f'<rpc xmlns="{NC}" xmlns:e="urn:other" message-id="1"><get/></rpc>')
+    reply = etree.fromstring(etree.tostring(build_reply(rpc, ErrorReply(errors=(err,)))))
+    path = reply.find(f".//{{{NC}}}error-path")
+    assert path is not None
+    assert path.nsmap.get("esc") == "http://www.cisco.com/esc/esc"
+    assert "e" not in reply.nsmap  # an unused client declaration is not echoed
