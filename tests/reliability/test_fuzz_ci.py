@@ -6,6 +6,7 @@ exit non-zero and leaves the input as ``crash-*`` in the run directory, shown he
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from nbsupport.orchd import require_tool
+
 FUZZ = Path(__file__).with_name("fuzz.py")
 
 
 @pytest.mark.functional
 def test_fuzz_framing_session_parser_and_filters(tmp_path: Path) -> None:
+    require_tool("atheris" if importlib.util.find_spec("atheris") else None, name="atheris")
     seconds = int(os.environ.get("ESC_ORCH_FUZZ_SECONDS", "20"))
     done = subprocess.run(
         [sys.executable, str(FUZZ), "--seconds", str(seconds), "--corpus", str(tmp_path / "c")],
