@@ -8,7 +8,7 @@ from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS
 from esc_orch.northbound.app import build_core
-from esc_orch.northbound.core import NetconfCore
+from esc_orch.northbound.core import Limits, NetconfCore
 from esc_orch.northbound.rpc import RpcContext
 from esc_orch.northbound.session import RpcRequest, build_reply
 from nbsupport.memory_backend import MemoryBackend
@@ -17,8 +17,8 @@ NC = NC_BASE_NS
 ESC = "http://www.cisco.com/esc/esc"
 
 
-def make_core(backend: MemoryBackend | None = None) -> NetconfCore:
-    return build_core(backend=backend or MemoryBackend(), esc_revision="2024-01-01")
+def make_core(backend: MemoryBackend | None = None, *, limits: Limits | None = None) -> NetconfCore:
+    return build_core(backend=backend or MemoryBackend(), esc_revision="2024-01-01", limits=limits)
 
 
 class InprocClient:

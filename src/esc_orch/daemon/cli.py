@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import resource
 import signal
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -152,6 +155,31 @@ async def run_server(
             await notifications.stop()
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft limit of open files to the hard limit (Python keeps the soft one,
+    often 1024); returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` 0700, or tighten it and its files (0700 / 0600) if an operator or
+    an older version left them readable by others."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in (data_dir, *data_dir.iterdir()):
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode) or not mode & 0o077:
+            continue
+        wanted = 0o700 if stat.S_ISDIR(mode) else 0o600
+        os.chmod(path, wanted)
+        log.warning("permissions tightened", extra={"path": str(path), "mode": oct(wanted)})
+
+
 async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -> None:
     """Serve until SIGTERM or SIGINT.
 
@@ -160,6 +188,8 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     (tests) serves NETCONF only.
     """
     assert config.data_dir is not None
+    secure_data_dir(config.data_dir)
+    log.info("open file limit", extra={"nofile": raise_fd_limit()})
     store = build_backend(config.data_dir, config) if backend is None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -266,6 +296,26 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rotate_key(args: argparse.Namespace) -> int:
+    """A new secrets key; every VIM secret in the store re-encrypted (daemon stopped)."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"esc-orchd: {exc}", file=sys.stderr)
+        return 2
+    # Imported here, as in wiring: only this command and serve need the store.
+    from esc_orch.store.rotation import rotate_key  # noqa: PLC0415
+    from esc_orch.store.tables import sqlite_url  # noqa: PLC0415
+
+    url = str(config.store.get("url") or sqlite_url(args.data_dir))
+    key_file = Path(str(config.store.get("key_file") or args.data_dir / "secrets.key"))
+    done = rotate_key(url=url, key_file=key_file)
+    print(
+        f"new key in {key_file}; {done.rows} rows re-encrypted; {done.retired} old key(s) retired"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esc-orchd", description="The esc-orch daemon.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,11 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
                 "--authorized-key", type=Path, help="file of OpenSSH public keys for this user"
             )
         p.set_defaults(func=func)
+
+    p = sub.add_parser("rotate-key", help="new secrets key, re-encrypt stored VIM secrets")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--config", type=Path, help="TOML configuration file ([store] url, key_file)")
+    p.set_defaults(func=_cmd_rotate_key)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever the caller's umask: the data directory 0700, every file in it 0600 (SQLite
+    # creates its WAL and SHM files with the database's mode).
+    os.umask(0o077)
     try:
         return int(args.func(args))
     except (UserStoreError, OSError) as exc:

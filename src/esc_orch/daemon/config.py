@@ -145,6 +145,12 @@ _LIMIT_KEYS = {
     "idle_timeout": float,
     "message_timeout": float,
     "max_sessions": int,
+    "max_rpc_attributes": int,
+    "max_attribute_bytes": int,
+    "max_filter_nodes": int,
+    "max_preauth_connections": int,
+    "max_preauth_per_source": int,
+    "login_grace_time": float,
 }
 _NOTIFICATION_KEYS = {
     "queue_size": int,
@@ -205,6 +211,18 @@ def load_config(path: Path | None) -> DaemonConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
     limits = _numbers(path, raw, "limits", _LIMIT_KEYS)
+    positive = (
+        "max_message_size",
+        "max_sessions",
+        "max_rpc_attributes",
+        "max_attribute_bytes",
+        "max_filter_nodes",
+        "max_preauth_connections",
+        "max_preauth_per_source",
+    )
+    zero = sorted(k for k in positive if limits.get(k) == 0)
+    if zero:
+        raise ConfigError(f"{path}: limits {', '.join(zero)} must be > 0")
     notifications = _numbers(path, raw, "notifications", _NOTIFICATION_KEYS)
     if notifications.get("queue_size") == 0 or notifications.get("prune_interval") == 0:
         raise ConfigError(f"{path}: notifications.queue_size and prune_interval must be > 0")

@@ -25,6 +25,7 @@ from esc_orch.model.events import EscEvent
 from esc_orch.model.schema import ESC_REVISION
 from esc_orch.model.semantics import Vocabulary
 from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.secrets import SecretsError
 
 
 class WiringError(Exception):
@@ -39,7 +40,15 @@ def esc_revision() -> str:
 def build_backend(data_dir: Path, config: DaemonConfig) -> SqlDatastore:
     """The production datastore for ``data_dir`` (SQLite there, or ``[store] url``)."""
     url = config.store.get("url")
-    backend = SqlDatastore.open(data_dir=data_dir, url=str(url) if url else None)
+    key_file = config.store.get("key_file")  # the secrets key; default in data_dir
+    try:
+        backend = SqlDatastore.open(
+            data_dir=data_dir,
+            url=str(url) if url else None,
+            key_file=Path(str(key_file)) if key_file else None,
+        )
+    except SecretsError as exc:
+        raise WiringError(f"the secrets key is unusable: {exc}") from None
     backend.set_vocabulary(vocabulary())
     return backend
 

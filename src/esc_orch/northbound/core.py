@@ -25,7 +25,11 @@ from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
 from esc_orch.northbound.backend import ConfigBackend, Datastore
 from esc_orch.northbound.framing import DEFAULT_MAX_MESSAGE_SIZE
 from esc_orch.northbound.rpc import RpcRegistry
-from esc_orch.northbound.session import NetconfSession
+from esc_orch.northbound.session import (
+    DEFAULT_MAX_ATTRIBUTE_BYTES,
+    DEFAULT_MAX_RPC_ATTRIBUTES,
+    NetconfSession,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,14 @@ class Limits:
     idle_timeout: float = 3600.0  # seconds without any byte from the client; 0 = never
     message_timeout: float = 60.0  # seconds to finish a message once its first byte arrived
     max_sessions: int = 64
+    max_rpc_attributes: int = DEFAULT_MAX_RPC_ATTRIBUTES  # attributes of one <rpc> (echoed)
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES  # bytes of one <rpc> attribute
+    max_filter_nodes: int = 10_000  # elements of one <filter> (subtree filter work)
+    #: Connections that have not finished SSH authentication, in all and per source address;
+    #: more are closed at once (a flood of idle TCP connections must not exhaust the fds).
+    max_preauth_connections: int = 256
+    max_preauth_per_source: int = 32
+    login_grace_time: float = 30.0  # seconds from TCP accept to a finished SSH login
 
 
 @dataclass(slots=True)
@@ -191,6 +203,8 @@ class NetconfCore:
             session_id=session_id,
             capabilities=self.capabilities,
             max_message_size=self.limits.max_message_size,
+            max_rpc_attributes=self.limits.max_rpc_attributes,
+            max_attribute_bytes=self.limits.max_attribute_bytes,
         )
 
     @property

@@ -9,7 +9,9 @@ XPath ESC-style paths such as
 ``/esc_datamodel/opdata/tenants/tenant[name='T']/deployments[deployment_name='D']/state_machine/state``
 use bare names: unprefixed name tests are rewritten to the module namespace (the filter
 element's default namespace if it declares one, else the esc namespace); prefixes come from
-the filter element's namespace declarations. Ancestors of selected nodes are output with
+the filter element's namespace declarations. XPath extension functions (EXSLT ``re:test``)
+are not available: a regular expression from a client could backtrack without bound.
+Ancestors of selected nodes are output with
 their list keys so the result stays unambiguous (read from the YANG schema).
 """
 
@@ -24,6 +26,7 @@ from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.model.schema import ESC_NS, list_keys
+from esc_orch.model.xmlsafe import attribute_items
 
 KeyResolver = Callable[[etree._Element], Collection[str]]
 
@@ -86,7 +89,9 @@ def _name_matches(data_el: etree._Element, filter_el: etree._Element) -> bool:
 
 
 def _attributes_match(data_el: etree._Element, filter_el: etree._Element) -> bool:
-    for name, value in filter_el.attrib.items():
+    if not len(filter_el.attrib):
+        return True
+    for name, value in attribute_items(filter_el):  # linear, unlike attrib.items()
         if etree.QName(name).namespace == NC_BASE_NS:
             continue
         if data_el.get(name) != value:
@@ -183,7 +188,11 @@ def _mark_xpath(
     nsmap[_XPATH_PREFIX] = default_ns
     expression = qualify_xpath(select, prefix=_XPATH_PREFIX)
     try:
-        compiled = etree.XPath(expression, namespaces=nsmap, smart_strings=True)
+        # regexp=False: no EXSLT regular expressions (re:test backtracked for seconds per
+        # character on the event loop); lxml registers no other extension function here.
+        compiled = etree.XPath(
+            expression, namespaces=nsmap, smart_strings=True, regexp=False, extensions=None
+        )
     except etree.XPathSyntaxError as exc:
         raise _bad_xpath(select, exc) from None
     # Each top-level data node is evaluated as its own document, so that "/esc_datamodel"

@@ -9,6 +9,8 @@ lock, filtering the reply) is decided here.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -133,11 +135,26 @@ def register_base_operations(
     """Register get, get-config, edit-config, copy/delete-config, lock/unlock, validate,
     commit, discard-changes, close-session and kill-session on ``registry``."""
 
-    def filtered(data: etree._Element, op: etree._Element) -> etree._Element:
+    def filter_of(ctx: RpcContext, op: etree._Element) -> etree._Element | None:
+        """The ``<filter>`` parameter, refused as ``too-big`` beyond ``max_filter_nodes``."""
         flt = _find(op, "filter")
+        if flt is None:
+            return None
+        limit = ctx.core.limits.max_filter_nodes
+        if sum(1 for _ in itertools.islice(flt.iter(), limit + 1)) > limit:
+            raise RpcError(
+                tag=ErrorTag.TOO_BIG,
+                type=ErrorType.PROTOCOL,
+                message=f"the filter has more than {limit} nodes",
+                info={"bad-element": "filter"},
+            )
+        return flt
+
+    async def filtered(data: etree._Element, flt: etree._Element | None) -> etree._Element:
+        """Filter in a worker thread: a large tree or filter must not hold the event loop."""
         if key_leaves is None:
-            return apply_filter(data, flt)
-        return apply_filter(data, flt, key_leaves=key_leaves)
+            return await asyncio.to_thread(apply_filter, data, flt)
+        return await asyncio.to_thread(apply_filter, data, flt, key_leaves=key_leaves)
 
     def reg(name: str) -> Callable[..., object]:
         return registry.operation(namespace=NC_BASE_NS, name=name)
@@ -146,12 +163,14 @@ def register_base_operations(
     async def get_config(ctx: RpcContext, op: etree._Element) -> Reply:
         _check_children(op, {"source", "filter", "with-defaults"})
         source = _datastore_only(op, "source")
+        flt = filter_of(ctx, op)
         data = await ctx.core.run(lambda: ctx.core.backend.get_config(source=source))
-        return DataReply(filtered(data, op))
+        return DataReply(await filtered(data, flt))
 
     @reg("get")
     async def get(ctx: RpcContext, op: etree._Element) -> Reply:
         _check_children(op, {"filter", "with-defaults"})
+        flt = filter_of(ctx, op)
 
         def read() -> etree._Element:
             data = merge_state(
@@ -162,7 +181,7 @@ def register_base_operations(
                 data = merge_state(data, provider())
             return data
 
-        return DataReply(filtered(await ctx.core.run(read), op))
+        return DataReply(await filtered(await ctx.core.run(read), flt))
 
     @reg("edit-config")
     async def edit_config(ctx: RpcContext, op: etree._Element) -> Reply:

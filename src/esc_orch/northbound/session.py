@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -25,7 +26,7 @@ from esc_orch.model.errors import (
     render_rpc_error,
 )
 from esc_orch.model.schema import EO_CAPABILITY, ESC_NS
-from esc_orch.model.xmlsafe import parse_xml
+from esc_orch.model.xmlsafe import attribute_items, parse_xml
 from esc_orch.northbound.framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
     FrameDecoder,
@@ -35,6 +36,12 @@ from esc_orch.northbound.framing import (
 )
 
 ESC_MODULE = "esc"
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+#: Attributes of one ``<rpc>`` echoed on its reply (RFC 6241 §4.2); more is refused.
+DEFAULT_MAX_RPC_ATTRIBUTES = 64
+#: Bytes of one ``<rpc>`` attribute value (the message-id included); longer is refused.
+DEFAULT_MAX_ATTRIBUTE_BYTES = 4096
 
 
 class NetconfCapability(StrEnum):
@@ -128,7 +135,18 @@ class CloseConnection:
     reason: str
 
 
-Event = HelloReceived | RpcRequest | SendBytes | CloseConnection
+@dataclass(frozen=True, slots=True)
+class RpcMessage:
+    """A complete message after the hello, not parsed yet (``receive_data(parse=False)``).
+
+    The transport parses it with :meth:`NetconfSession.handle_rpc_message` in a worker
+    thread, so a 16 MB request does not hold the event loop that serves the other sessions.
+    """
+
+    data: bytes
+
+
+Event = HelloReceived | RpcRequest | SendBytes | CloseConnection | RpcMessage
 
 
 # ---------------------------------------------------------------- replies (handler -> session)
@@ -178,6 +196,8 @@ class NetconfSession:
     session_id: int
     capabilities: Sequence[str]
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_rpc_attributes: int = DEFAULT_MAX_RPC_ATTRIBUTES
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES
     state: SessionState = SessionState.AWAITING_HELLO
     client_capabilities: tuple[str, ...] = ()
     _decoder: FrameDecoder = field(init=False)
@@ -202,8 +222,13 @@ class NetconfSession:
         etree.SubElement(hello, _nc("session-id")).text = str(self.session_id)
         return encode(_serialize(hello), mode=FramingMode.EOM)
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the transport; returns the events they complete, in order."""
+    def receive_data(self, data: bytes, *, parse: bool = True) -> list[Event]:
+        """Feed bytes from the transport; returns the events they complete, in order.
+
+        The hello is always handled here (it decides how the next bytes are framed); with
+        ``parse=False`` later messages come back as :class:`RpcMessage` for the transport to
+        parse off its event loop.
+        """
         if self.state is SessionState.CLOSED:
             return []
         events: list[Event] = []
@@ -213,7 +238,12 @@ class NetconfSession:
                 message = self._decoder.next_message()
                 if message is None:
                     break
-                events.extend(self._handle_message(message))
+                if self.state is SessionState.AWAITING_HELLO:
+                    events.append(self._handle_hello(message))
+                elif parse:
+                    events.append(self._handle_rpc(message))
+                else:
+                    events.append(RpcMessage(message))
         except FramingError as exc:
             events.append(self._close(f"framing error: {exc}"))
         return events
@@ -230,10 +260,10 @@ class NetconfSession:
         self.state = SessionState.CLOSED
         return CloseConnection(reason=reason)
 
-    def _handle_message(self, message: bytes) -> list[Event]:
-        if self.state is SessionState.AWAITING_HELLO:
-            return [self._handle_hello(message)]
-        return [self._handle_rpc(message)]
+    def handle_rpc_message(self, message: RpcMessage) -> Event:
+        """Parse one :class:`RpcMessage` (safe in a worker thread: it reads no shared state
+        but the framing mode, fixed once the hello is handled)."""
+        return self._handle_rpc(message.data)
 
     def _handle_hello(self, message: bytes) -> Event:
         try:
@@ -273,6 +303,9 @@ class NetconfSession:
                 message=f"expected an rpc element, got {etree.QName(root).text!r}",
             )
             return SendBytes(self._render(None, ErrorReply(errors=(err,))))
+        oversized = self._oversized_attributes(root) or self._crowded_element(root)
+        if oversized is not None:
+            return SendBytes(self._render(self._echoable(root), ErrorReply(errors=(oversized,))))
         message_id = root.get("message-id")
         if message_id is None:
             err = RpcError(
@@ -292,6 +325,61 @@ class NetconfSession:
             )
             return SendBytes(self._render(root, ErrorReply(errors=(err,))))
         return RpcRequest(message_id=message_id, rpc=root, operation=operations[0])
+
+    def _oversized_attributes(self, root: etree._Element) -> RpcError | None:
+        """``too-big`` when the rpc carries more, or larger, attributes than we echo."""
+        count = len(root.attrib)
+        if count > self.max_rpc_attributes:
+            return RpcError(
+                tag=ErrorTag.TOO_BIG,
+                type=ErrorType.RPC,
+                message=(
+                    f"the rpc element has {count} attributes; at most "
+                    f"{self.max_rpc_attributes} are accepted"
+                ),
+                info={"bad-element": "rpc"},
+            )
+        for name, value in attribute_items(root):
+            size = len(value.encode("utf-8"))
+            if size > self.max_attribute_bytes:
+                local = etree.QName(name).localname
+                return RpcError(
+                    tag=ErrorTag.TOO_BIG,
+                    type=ErrorType.RPC,
+                    message=(
+                        f"the rpc attribute {local[:64]!r} has {size} bytes; at most "
+                        f"{self.max_attribute_bytes} are accepted"
+                    ),
+                    info={"bad-attribute": local[:64], "bad-element": "rpc"},
+                )
+        return None
+
+    def _crowded_element(self, root: etree._Element) -> RpcError | None:
+        """``too-big`` when any element of the request has more than ``max_rpc_attributes``
+        attributes: YANG data needs a handful, and lxml handles many in quadratic time."""
+        for element in root.iterdescendants():
+            count = len(element.attrib)
+            if count > self.max_rpc_attributes:
+                name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
+                return RpcError(
+                    tag=ErrorTag.TOO_BIG,
+                    type=ErrorType.RPC,
+                    message=(
+                        f"element {name[:64]!r} has {count} attributes; at most "
+                        f"{self.max_rpc_attributes} are accepted"
+                    ),
+                    info={"bad-element": name[:64]},
+                )
+        return None
+
+    def _echoable(self, root: etree._Element) -> etree._Element | None:
+        """An attribute-less stand-in for an oversized rpc, keeping a message-id that fits."""
+        message_id = root.get("message-id")
+        if message_id is None or len(message_id.encode("utf-8")) > self.max_attribute_bytes:
+            return None
+        shell = etree.Element(_nc("rpc"))
+        shell.set("message-id", message_id)
+        return shell
 
     def render_reply(self, request: RpcRequest, reply: Reply) -> bytes:
         """The framed ``rpc-reply`` for ``request``, echoing all its attributes."""
@@ -317,13 +405,7 @@ def _path_prefixes(path: str | None) -> dict[str, str]:
 
 def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
     """The ``<rpc-reply>`` element; attributes (namespaced too) are copied from ``rpc``."""
-    nsmap: dict[str | None, str] = {None: NC_BASE_NS}
-    if rpc is not None:
-        nsmap.update({k: v for k, v in rpc.nsmap.items() if k is not None})
-    root = etree.Element(_nc("rpc-reply"), nsmap=nsmap)  # type: ignore[arg-type]
-    if rpc is not None:
-        for name, value in rpc.attrib.items():
-            root.set(name, value)
+    root = _reply_envelope(rpc)
     if isinstance(reply, OkReply):
         etree.SubElement(root, _nc("ok"))
     elif isinstance(reply, DataReply):
@@ -334,6 +416,36 @@ def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
         for err in reply.errors:
             root.append(render_rpc_error(err, nsmap=_path_prefixes(err.path)))
     return root
+
+
+def _reply_envelope(rpc: etree._Element | None) -> etree._Element:
+    """An empty ``<rpc-reply>`` carrying the attributes of ``rpc`` and the namespace
+    declarations they need (not every declaration of the rpc: 100,000 were echoed).
+
+    Read with :func:`attribute_items`, built as text and parsed once, in time linear in the
+    attributes: lxml's ``attrib.items()`` and setting them one by one are both quadratic
+    (30,000 attributes took 12.7 s).
+    """
+    if rpc is None:
+        return etree.Element(_nc("rpc-reply"), nsmap={None: NC_BASE_NS})  # type: ignore[dict-item]
+    prefix_of = {uri: p for p, uri in rpc.nsmap.items() if p is not None}
+    prefix_of[_XML_NS] = "xml"
+    declared: dict[str, str] = {}  # only the prefixes the echoed attributes use
+    attrs: list[str] = []
+    for name, value in attribute_items(rpc):
+        qname = etree.QName(name)
+        if qname.namespace is None:
+            attrs.append(f" {qname.localname}={quoteattr(value)}")
+        else:
+            prefix = prefix_of[qname.namespace]
+            if prefix != "xml":
+                declared[prefix] = qname.namespace
+            attrs.append(f" {prefix}:{qname.localname}={quoteattr(value)}")
+    parts = [f"<rpc-reply xmlns={quoteattr(NC_BASE_NS)}"]
+    parts.extend(f" xmlns:{p}={quoteattr(uri)}" for p, uri in declared.items())
+    parts.extend(attrs)
+    parts.append("/>")
+    return etree.fromstring("".join(parts).encode("utf-8"), _REPARSER)
 
 
 # Reparses our own serialization only: no entities to resolve, no size limit to trip.

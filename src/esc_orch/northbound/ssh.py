@@ -9,21 +9,31 @@ control, so replies and notifications never interleave inside a frame.
 
 Waiting costs nothing: timeouts are ``loop.call_later`` timers (hello, idle, unfinished
 message), reads are callbacks, and a slow reader pauses our reading instead of queueing work.
+
+Bounded work per peer: a :class:`~esc_orch.northbound.admission.ConnectionGate` closes
+connections beyond the limits of unauthenticated ones (in all, per source address), asyncssh's
+login timeout bounds how long one may stay unauthenticated, and password checks (argon2, tens
+of MiB each) run at most ``max_password_checks`` at a time. Parsing a request and rendering
+its reply run in worker threads (lxml releases the GIL), so one huge request does not stop
+the event loop from serving the other sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
+from esc_orch.northbound.admission import ConnectionGate, RateLimitedLog
 from esc_orch.northbound.auth import Authenticator, LoginThrottle
 from esc_orch.northbound.core import NetconfCore
 from esc_orch.northbound.rpc import RpcContext
@@ -32,6 +42,7 @@ from esc_orch.northbound.session import (
     Event,
     HelloReceived,
     NetconfSession,
+    RpcMessage,
     RpcRequest,
     SendBytes,
 )
@@ -41,6 +52,10 @@ log = logging.getLogger(__name__)
 SUBSYSTEM = "netconf"
 _CLOSE_GRACE = 0.2  # seconds between the close-session reply and closing the channel
 _QUEUE_HIGH_WATER = 32  # queued events above which we stop reading from the client
+#: Password checks at once: argon2 costs its memory_cost (19 MiB by default) per check. They
+#: run on their own threads: each thread's malloc arena keeps what argon2 allocated, so
+#: checks spread over the shared pool grew RSS by one working set per pool thread.
+MAX_PASSWORD_CHECKS = 2
 # Seconds a closed channel may take to finish its close handshake before the connection is
 # aborted: a client that stopped reading (a stuck subscriber) never acknowledges the close.
 _ABORT_GRACE = 2.0
@@ -96,6 +111,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         self._message_timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._lost = False
+        self._queued_bytes = 0  # bytes of the unparsed messages in the queue
 
     # --------------------------------------------------------------- asyncssh callbacks
 
@@ -138,12 +154,14 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
         if self._session is None or self._closing:
             return
         self._reset_idle_timer()
-        for event in self._session.receive_data(data):
+        for event in self._session.receive_data(data, parse=False):
             if isinstance(event, HelloReceived) and self._hello_timer is not None:
                 self._hello_timer.cancel()
+            if isinstance(event, RpcMessage):
+                self._queued_bytes += len(event.data)
             self._queue.put_nowait(event)
         self._update_message_timer()
-        if self._queue.qsize() > _QUEUE_HIGH_WATER and not self._reading_paused:
+        if self._over_high_water() and not self._reading_paused:
             assert self._chan is not None
             self._chan.pause_reading()
             self._reading_paused = True
@@ -208,15 +226,31 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             )
             self._conn.abort()
 
+    def _over_high_water(self) -> bool:
+        """Too much queued: stop reading (at most two maximal messages wait unparsed)."""
+        return (
+            self._queue.qsize() > _QUEUE_HIGH_WATER
+            or self._queued_bytes > 2 * self._core.limits.max_message_size
+        )
+
     async def _work(self) -> None:
         assert self._session is not None
         session = self._session
         while not self._closing:
             event = await self._queue.get()
-            if self._reading_paused and self._queue.qsize() <= _QUEUE_HIGH_WATER // 2:
+            if isinstance(event, RpcMessage):
+                self._queued_bytes -= len(event.data)
+                event = await asyncio.to_thread(session.handle_rpc_message, event)
+            if (
+                self._reading_paused
+                and self._queue.qsize() <= _QUEUE_HIGH_WATER // 2
+                and self._queued_bytes <= self._core.limits.max_message_size
+            ):
                 assert self._chan is not None
                 self._chan.resume_reading()
                 self._reading_paused = False
+            if self._closing:
+                return
             if isinstance(event, RpcRequest):
                 ctx = RpcContext(
                     core=self._core,
@@ -225,7 +259,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     request=event,
                 )
                 reply = await self._core.registry.dispatch(ctx)
-                await self.write(session.render_reply(event, reply))
+                await self.write(await asyncio.to_thread(session.render_reply, event, reply))
                 for callback in ctx.after_reply:
                     callback()
                 if ctx.close_after_reply:
@@ -289,15 +323,35 @@ class _SshServer(asyncssh.SSHServer):
         self._peer = "?"
         self._channels = 0
         self._no_channel_timer: asyncio.TimerHandle | None = None
+        self._pending_auth = False  # counted by the server's gate until login or close
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else "?"
+        gate = self._server.gate
+        refusal = gate.admit(self._peer)
+        if refusal is not None:
+            self._server.refusal_log.warning(
+                f"connection refused: {refusal}",
+                {
+                    "peer": self._peer,
+                    "pending": gate.pending,
+                    "pending_from_peer": gate.pending_from(self._peer),
+                    "max_total": gate.limits.max_total,
+                    "max_per_source": gate.limits.max_per_source,
+                },
+            )
+            asyncio.get_running_loop().call_soon(conn.abort)
+            return
+        self._pending_auth = True
         self._server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
+        if self._pending_auth:
+            self._pending_auth = False
+            self._server.gate.closed(self._peer)
         if self._no_channel_timer is not None:
             self._no_channel_timer.cancel()
 
@@ -337,20 +391,28 @@ class _SshServer(asyncssh.SSHServer):
         return False
 
     async def validate_password(self, username: str, password: str) -> bool:
+        """Check at once; delay only the *failure* answer by the throttle's backoff.
+
+        Delaying before the check made the real admin wait out the backoff that an attacker
+        guessing its name (or sharing its address) had built up: 8 s after a storm of wrong
+        passwords. A failing client still waits as long before its next attempt, and the
+        checks themselves are bounded by the two password-check threads.
+        """
         throttle = self._server.throttle
         keys = throttle.keys(username=username, peer=self._peer)
+        check = functools.partial(
+            self._server.authenticator.verify_password, username=username, password=password
+        )
+        ok = await asyncio.get_running_loop().run_in_executor(self._server.password_checks, check)
+        if ok:
+            throttle.record_success(keys[:1])
+            return True
+        throttle.record_failure(keys)
+        log.warning("login failed", extra={"user": username, "peer": self._peer})
         delay = throttle.delay(keys)
         if delay > 0:
             await asyncio.sleep(delay)
-        ok = await asyncio.to_thread(
-            self._server.authenticator.verify_password, username=username, password=password
-        )
-        if ok:
-            throttle.record_success(keys[:1])
-        else:
-            throttle.record_failure(keys)
-            log.warning("login failed", extra={"user": username, "peer": self._peer})
-        return ok
+        return False
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         authorized = await asyncio.to_thread(
@@ -359,6 +421,9 @@ class _SshServer(asyncssh.SSHServer):
         return public_key_matches(key, authorized)
 
     def auth_completed(self) -> None:
+        if self._pending_auth:
+            self._pending_auth = False
+            self._server.gate.authenticated(self._peer)
         loop = asyncio.get_running_loop()
         self._no_channel_timer = loop.call_later(
             self._server.core.limits.hello_timeout, self._close_if_idle
@@ -389,10 +454,19 @@ class NetconfSshServer:
         host: str = "127.0.0.1",
         port: int = 830,
         throttle: LoginThrottle | None = None,
+        max_password_checks: int = MAX_PASSWORD_CHECKS,
     ) -> None:
         self.core = core
         self.authenticator = authenticator
         self.throttle = throttle or LoginThrottle()
+        self.gate = ConnectionGate(
+            max_total=core.limits.max_preauth_connections,
+            max_per_source=core.limits.max_preauth_per_source,
+        )
+        self.refusal_log = RateLimitedLog(log)
+        self.password_checks = ThreadPoolExecutor(
+            max_workers=max_password_checks, thread_name_prefix="password-check"
+        )
         self.connections: set[_SshServer] = set()
         self._host_key_path = host_key_path
         self._host = host
@@ -414,7 +488,8 @@ class NetconfSshServer:
             self._port,
             server_host_keys=[host_key],
             encoding=None,
-            login_timeout=max(self.core.limits.hello_timeout, self.throttle.max_delay + 5),
+            # The SSH login grace time: from TCP accept to a finished authentication.
+            login_timeout=self.core.limits.login_grace_time,
             keepalive_interval=60,
             keepalive_count_max=3,
             reuse_address=True,
@@ -443,3 +518,4 @@ class NetconfSshServer:
             await asyncio.sleep(0.01)
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.password_checks.shutdown(wait=False, cancel_futures=True)

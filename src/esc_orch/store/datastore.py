@@ -48,6 +48,7 @@ from esc_orch.model.units import (
 )
 from esc_orch.model.validate import check_types, validate_config
 from esc_orch.store.events import EventLog
+from esc_orch.store.secrets import KEY_FILE, SecretBox
 from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,25 @@ class SqlDatastore:
 
     @classmethod
     def open(
-        cls, *, data_dir: Path | None = None, url: str | None = None, clock: Clock = utc_now
+        cls,
+        *,
+        data_dir: Path | None = None,
+        url: str | None = None,
+        clock: Clock = utc_now,
+        key_file: Path | None = None,
     ) -> SqlDatastore:
+        """The store of ``data_dir`` (SQLite) or ``url``; VIM secrets are encrypted with the
+        key in ``key_file`` (default ``secrets.key`` in ``data_dir``; no data directory and
+        no key file: stored in clear, for tests)."""
         if url is None:
             if data_dir is None:
                 raise ValueError("give a data directory or a database URL")
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             url = sqlite_url(data_dir)
-        return cls(engine=make_engine(url), clock=clock)
+        if key_file is None and data_dir is not None:
+            key_file = data_dir / KEY_FILE
+        box = SecretBox.from_file(key_file) if key_file is not None else None
+        return cls(engine=make_engine(url, secrets=box), clock=clock)
 
     @property
     def engine(self) -> Engine:
@@ -337,10 +349,21 @@ class SqlDatastore:
         deleted = [u for u, x in units.items() if x is None]
         if deleted:
             context |= self._referrers(session, view, deleted)
-        context -= set(units)
-        context |= {p for p in (u.parent for u in list(context)) if p is not None}
-        context -= set(units)
-        loaded = {u: x for u, x in self._load(session, view, context).items() if x is not None}
+        loaded: dict[UnitId, bytes] = {}
+        # A referrer of a deleted unit (a deployment on a deleted VIM connector) is validated
+        # too, so what it references in turn (its flavor) must be loaded, or it fails for the
+        # wrong reason: the closure of references, excluding what this change holds.
+        while True:
+            context -= set(units) | set(loaded)
+            context |= {p for p in (u.parent for u in list(context)) if p is not None}
+            context -= set(units) | set(loaded)
+            if not context:
+                break
+            new = {u: x for u, x in self._load(session, view, context).items() if x is not None}
+            loaded.update(new)
+            context = set()
+            for unit, xml in new.items():
+                context |= references_of(unit, xml)
         # The semantic checks resolve the default VIM connector among all of them (few).
         checked = {u for u in present if u.kind in ("deployment", "vim_connector")}
         if checked:

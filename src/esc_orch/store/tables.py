@@ -10,12 +10,18 @@ its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 ``lifecycle_state`` each deployment's record, as the reactor produced it (see
 ``store/journal.py``).
 
+``config_unit.xml`` is a :class:`SealedXml`: the secret leaves inside it are encrypted with the
+engine's :class:`~esc_orch.store.secrets.SecretBox` (``store/secrets.py``) on the way in and
+decrypted on the way out; the column's SQL type is unchanged (a large binary).
+
 Every change of these models needs a migration (store/migrations, docs/operations.md).
 """
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,10 +31,34 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     create_engine,
     event,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from esc_orch.store.secrets import SecretBox
+
+#: The secret box of each engine (keyed by its dialect, which the column type is handed).
+_BOXES: weakref.WeakKeyDictionary[Dialect, SecretBox] = weakref.WeakKeyDictionary()
+
+
+class SealedXml(TypeDecorator[bytes]):
+    """Unit XML whose secret leaves are stored encrypted (clear for engines without a box)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> Any:
+        box = _BOXES.get(dialect)
+        return box.seal(value) if box is not None and value is not None else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        box = _BOXES.get(dialect)
+        return box.open(bytes(value)) if box is not None else bytes(value)
 
 
 class Base(DeclarativeBase):
@@ -42,7 +72,7 @@ class ConfigUnitRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(600), primary_key=True)
     parent_key: Mapped[str | None] = mapped_column(String(600), nullable=True)
-    xml: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    xml: Mapped[bytes | None] = mapped_column(SealedXml, nullable=True)
 
     __table_args__ = (Index("ix_config_unit_parent", "datastore", "kind", "parent_key"),)
 
@@ -118,12 +148,13 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'esc-orch.sqlite'}"
 
 
-def make_engine(url: str, *, check_schema: bool = True) -> Engine:
+def make_engine(url: str, *, check_schema: bool = True, secrets: SecretBox | None = None) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 
     With ``check_schema`` (the store's way in) the database must be at the head revision of
     the migrations, or empty, in which case it is created at the head (store/migrate.py);
     otherwise ``SchemaError`` says which command to run. ``esc-orchd db`` opens without it.
+    With ``secrets``, secret leaves of the configuration are stored encrypted with it.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -138,6 +169,8 @@ def make_engine(url: str, *, check_schema: bool = True) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    if secrets is not None:
+        _BOXES[engine.dialect] = secrets
     if check_schema:
         # migrate.py imports this module (the models): imported here to break the cycle.
         from esc_orch.store.migrate import ensure_current  # noqa: PLC0415
