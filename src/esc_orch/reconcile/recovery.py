@@ -5,7 +5,7 @@ and redeploys it (a new vmid, reported in ``vm_target``), REBOOT_THEN_REDEPLOY d
 other; the cycle is tried ``max_retries`` times (at least once). ``recovery_type`` MANUAL leaves
 it to ``recoveryVmAction DO``. :func:`recover` folds one input (a trigger, a step's outcome, the
 VM alive again, a cancel, or the time) into the :class:`RecoveryBook` and returns the actions the
-reactor executes (the same :mod:`~esc_orch.reconcile.actions` it journals for plans, sent
+reactor executes (the same :mod:`~esc_orch.model.actions` it journals for plans, sent
 with ``report=None`` because the recovery events below are the report) and the notices to emit.
 
 Rules (reference §6, and the seed's timings):

@@ -11,8 +11,8 @@ from lxml import etree
 from esc_orch.model.errors import NC_BASE_NS
 from esc_orch.northbound.framing import FrameDecoder, FramingMode, encode_chunked, encode_eom
 from esc_orch.northbound.session import (
-    Capability,
     HelloReceived,
+    NetconfCapability,
     NetconfSession,
     OkReply,
     RpcRequest,
@@ -23,7 +23,7 @@ from esc_orch.northbound.session import (
 NC = NC_BASE_NS
 BIG = 32 * 1024 * 1024
 HELLO_11 = (
-    f'<hello xmlns="{NC}"><capabilities><capability>{Capability.BASE_11}</capability>'
+    f'<hello xmlns="{NC}"><capabilities><capability>{NetconfCapability.BASE_11}</capability>'
     "</capabilities></hello>"
 ).encode()
 
