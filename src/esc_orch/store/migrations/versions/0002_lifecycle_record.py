@@ -97,7 +97,7 @@ def record_of_memory(
     stopped = set(memory.get("stopped") or ())
     unmonitored = set(memory.get("unmonitored") or ())
     alive = set(memory.get("alive") or ())
-    vms = []
+    vms: list[dict[str, Any]] = []
     for identity in memory.get("known") or ():
         name = _vm_name(identity)
         vms.append(
@@ -174,9 +174,7 @@ def upgrade() -> None:
         )
         bind.execute(
             sa.update(_state_0002)
-            .where(
-                _state_0002.c.tenant == row.tenant, _state_0002.c.deployment == row.deployment
-            )
+            .where(_state_0002.c.tenant == row.tenant, _state_0002.c.deployment == row.deployment)
             .values(state=record["state"], record=json.dumps(record, sort_keys=True))
         )
     with op.batch_alter_table("lifecycle_state") as batch:
@@ -201,9 +199,7 @@ def downgrade() -> None:
         active, memory = memory_of_record(json.loads(row.record))
         bind.execute(
             sa.update(_state_0001)
-            .where(
-                _state_0001.c.tenant == row.tenant, _state_0001.c.deployment == row.deployment
-            )
+            .where(_state_0001.c.tenant == row.tenant, _state_0001.c.deployment == row.deployment)
             .values(active=active, memory=json.dumps(memory, sort_keys=True))
         )
     with op.batch_alter_table("lifecycle_state") as batch:
