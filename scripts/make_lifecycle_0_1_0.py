@@ -3,11 +3,11 @@
 Runs the 0.1.0 code itself (not this tree's), so the migration test upgrades exactly what an
 0.1.0 daemon left behind. Not part of the package or of the lint (it imports 0.1.0 modules):
 
-    rm -rf /tmp/eo-0.1.0 && mkdir /tmp/eo-0.1.0 && git archive main src yang | tar -x -C /tmp/eo-0.1.0
+    rm -rf /tmp/eo-0.1.0 && mkdir /tmp/eo-0.1.0 && git archive 06fcd7842e85 src yang | tar -x -C /tmp/eo-0.1.0
     PYTHONPATH=/tmp/eo-0.1.0/src .venv/bin/python scripts/make_lifecycle_0_1_0.py \
         > tests/fixtures/lifecycle_0_1_0.json
 
-(``main`` is the 0.1.0 tree; once tagged, archive the tag instead.) The scenario: deployment
+(06fcd7842e85 is main at 0.1.0, before the lifecycle-core refactor; once tagged, use the tag.) The scenario: deployment
 t1/dep-a deployed with two VMs (SERVICE_ALIVE, VM_ALIVE of the first), the second stopped,
 the first's monitoring disabled, a serviceAction owed, a re-planned step, then an update cut
 by a crash (an open intent); deployment t1/dep-b's first deploy cut after its intent.
