@@ -7,8 +7,8 @@ Runs the 0.1.0 code itself (not this tree's), so the migration test upgrades exa
     PYTHONPATH=/tmp/eo-0.1.0/src .venv/bin/python scripts/make_lifecycle_0_1_0.py \
         > tests/fixtures/lifecycle_0_1_0.json
 
-(06fcd7842e85 is main at 0.1.0, before the lifecycle-core refactor; once tagged, use the tag.) The scenario: deployment
-t1/dep-a deployed with two VMs (SERVICE_ALIVE, VM_ALIVE of the first), the second stopped,
+(06fcd7842e85 is main at 0.1.0, before the lifecycle-core refactor; once tagged, use the tag.)
+The scenario: deployment t1/dep-a deployed with two VMs (SERVICE_ALIVE, VM_ALIVE of the first), the second stopped,
 the first's monitoring disabled, a serviceAction owed, a re-planned step, then an update cut
 by a crash (an open intent); deployment t1/dep-b's first deploy cut after its intent.
 """
