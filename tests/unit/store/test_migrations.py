@@ -3,14 +3,16 @@ is refused by the daemon and upgraded by ``esc-orchd db upgrade``, on SQLite and
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import functools
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from alembic import command
@@ -20,9 +22,14 @@ from lxml import etree
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from esc_orch.model.actions import CreateVm
+from esc_orch.model.lifecycle import AppliedVm, DeploymentState, LifecycleOperation, VmIdentity
+from esc_orch.model.record import DeploymentRecord, VmRecord
+from esc_orch.model.vim import Day0File, NicSpec, Storage, VmSpec
 from esc_orch.northbound.backend import Datastore
-from esc_orch.store import migrate
+from esc_orch.store import codec, migrate
 from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.journal import LifecycleStore
 from esc_orch.store.migrate import SchemaError, SchemaState
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -182,59 +189,210 @@ def test_serve_refuses_an_out_of_date_database_and_names_the_command(tmp_path: P
     assert f"esc-orchd db upgrade --data-dir {tmp_path}" in served.stderr
 
 
-SECOND_REVISION = '''"""test only: meta gets a note column"""
+LIFECYCLE_0_1_0 = FIXTURES / "lifecycle_0_1_0.json"  # scripts/make_lifecycle_0_1_0.py
+A0 = VmIdentity(
+    deployment="dep-a",
+    group="g1",
+    index=0,
+    uuid="00000000-0000-4000-8000-00000000000a",
+    vmid="vmid-a0",
+)
+A1 = VmIdentity(
+    deployment="dep-a",
+    group="g1",
+    index=1,
+    uuid="00000000-0000-4000-8000-00000000000b",
+    vmid="vmid-a1",
+)
+B0 = VmIdentity(
+    deployment="dep-b",
+    group="g1",
+    index=0,
+    uuid="00000000-0000-4000-8000-00000000000c",
+    vmid="vmid-b0",
+)
 
-import sqlalchemy as sa
-from alembic import op
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
+def _applied(vm: VmIdentity, connector: str) -> AppliedVm:
+    """The spec the fixture's 0.1.0 run applied to ``vm`` (scripts/make_lifecycle_0_1_0.py)."""
+    return AppliedVm(
+        connector_id=connector,
+        vim_project="admin",
+        spec=VmSpec(
+            name=vm.name,
+            vcpus=2,
+            memory_mb=2048,
+            disk_mb=4096,
+            image="csr.qcow2",
+            interfaces=(NicSpec(nicid=0, network="mgmt", ip_address="10.0.0.5"),),
+            storage=Storage.GLUSTER,
+            day0=(Day0File(dst="iosxe_config.txt", content=b"hostname r1\n"),),
+        ),
+    )
 
 
-def upgrade() -> None:
-    with op.batch_alter_table("meta") as batch:
-        batch.add_column(sa.Column("note", sa.String(32), nullable=False, server_default="kept"))
+def _fixture_rows() -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = json.loads(LIFECYCLE_0_1_0.read_text("utf-8"))
+    for table in rows.values():
+        for row in table:
+            for k, v in row.items():
+                if isinstance(v, dict) and set(v) == {"base64"}:
+                    row[k] = base64.b64decode(v["base64"])
+    return rows
 
 
-def downgrade() -> None:
-    with op.batch_alter_table("meta") as batch:
-        batch.drop_column("note")
-'''
-
-
-def test_a_database_behind_the_head_is_refused_then_upgraded_with_its_data(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What the next release's revision will do: shown with a second revision (test only)."""
-    migrations = tmp_path / "migrations"
-    shutil.copytree(migrate.MIGRATIONS_DIR, migrations)
-    (migrations / "versions" / "0002_test_note.py").write_text(SECOND_REVISION)
-    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
-    migrate.script_directory.cache_clear()
-    try:
-        engine = create_engine(store_url)
-        with engine.begin() as connection:
-            command.upgrade(migrate.alembic_config(connection), migrate.BASELINE)
-            connection.execute(text("INSERT INTO meta (name, value) VALUES ('event_id', 41)"))
-        behind = migrate.status(engine)
-        assert (behind.state, behind.current, behind.pending) == (
-            SchemaState.BEHIND,
-            "0001",
-            ("0002",),
+def _make_0_1_0_lifecycle_database(url: str) -> dict[str, list[dict[str, Any]]]:
+    """A 0.1.0 database stamped 0001: a tenant, and the lifecycle rows 0.1.0's code wrote."""
+    old = _schema_0_1_0()
+    rows = _fixture_rows()
+    engine = create_engine(url)
+    old.Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        tables = old.Base.metadata.tables
+        connection.execute(
+            tables["config_unit"].insert(),
+            [
+                dict(
+                    datastore="running",
+                    kind="tenant",
+                    key="old-tenant",
+                    parent_key=None,
+                    xml=TENANT_XML,
+                )
+            ],
         )
-        with pytest.raises(SchemaError, match=r"out of date .* esc-orchd db upgrade"):
-            migrate.ensure_current(engine)
-        before, after = migrate.upgrade(engine)
-        assert before.state is SchemaState.BEHIND
-        assert (after.state, after.current) == (SchemaState.CURRENT, "0002")
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT name, value, note FROM meta")).all()
-        assert [tuple(r) for r in rows] == [("event_id", 41, "kept")]
-        engine.dispose()
+        for name in ("meta", "event_log", "lifecycle_state"):
+            connection.execute(tables[name].insert(), rows[name])
+        for journal_row in rows["lifecycle_journal"]:  # seq from the database, in order
+            connection.execute(
+                tables["lifecycle_journal"].insert(),
+                {k: v for k, v in journal_row.items() if k != "seq"},
+            )
+        command.stamp(migrate.alembic_config(connection), migrate.BASELINE)
+    engine.dispose()
+    return rows
+
+
+def test_a_0_1_0_database_with_lifecycle_rows_is_refused_then_upgraded_with_its_data(
+    store_url: str, tmp_path: Path
+) -> None:
+    """0002 turns 0.1.0's lifecycle memory into records the daemon's LifecycleStore reads."""
+    _make_0_1_0_lifecycle_database(store_url)
+    engine = create_engine(store_url)
+    behind = migrate.status(engine)
+    assert (behind.state, behind.current, behind.pending) == (
+        SchemaState.BEHIND,
+        "0001",
+        ("0002",),
+    )
+    with pytest.raises(SchemaError, match=r"out of date .* esc-orchd db upgrade"):
+        migrate.ensure_current(engine)
+    engine.dispose()
+
+    upgraded = _db("upgrade", *_where(store_url, tmp_path))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert _db("current", *_where(store_url, tmp_path)).stdout.strip() == "0002"
+
+    ds = SqlDatastore.open(url=store_url)
+    lifecycle = LifecycleStore(engine=ds.engine, events=ds.events)
+    try:
+        records = {r.key: r for r in asyncio.run(lifecycle.records())}
+        intents = asyncio.run(lifecycle.unfinished())
     finally:
-        migrate.script_directory.cache_clear()
+        lifecycle.close()
+    assert set(records) == {("t1", "dep-a"), ("t1", "dep-b")}
+
+    a = records["t1", "dep-a"]
+    assert a.depid == "depid-dep-a"
+    assert a.identities() == (A0, A1)
+    assert a.vm(A0.name) == VmRecord(
+        identity=A0, applied=_applied(A0, "csp-1"), alive=True, unmonitored=True
+    )
+    assert a.vm(A1.name) == VmRecord(identity=A1, applied=_applied(A1, "csp-2"), wanted_off=True)
+    assert (a.state, a.ever_active, a.run, a.owed_service_action) == (
+        DeploymentState.ACTIVE,
+        True,
+        LifecycleOperation.UPDATE,
+        "STOP",
+    )
+    assert (a.step, a.last_failure) == (None, None)
+
+    b = records["t1", "dep-b"]
+    assert b == DeploymentRecord(
+        tenant="t1",
+        name="dep-b",
+        depid="depid-dep-b",
+        vms=(VmRecord(identity=B0),),
+        run=LifecycleOperation.DEPLOY,
+    )
+    assert b.state is DeploymentState.INERT and not b.ever_active
+
+    # the open intents 0.1.0 journaled read back with today's codec
+    assert [(i.step_id, i.operation) for i in intents] == [
+        ("s4", LifecycleOperation.UPDATE),
+        ("s5", LifecycleOperation.DEPLOY),
+    ]
+    assert intents[0].action == CreateVm(
+        vm=A1, connector_id="csp-1", vim_project="admin", spec=_applied(A1, "csp-1").spec
+    )
+    with ds.engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT deployment, state, record FROM lifecycle_state ORDER BY deployment")
+        ).all()
+        journal = connection.execute(
+            text("SELECT step_id, status, detail FROM lifecycle_journal ORDER BY seq")
+        ).all()
+    # the column is the record's state, and the JSON is exactly what the codec writes
+    assert [(row[0], row[1]) for row in stored] == [
+        ("dep-a", "SERVICE_ACTIVE_STATE"),
+        ("dep-b", "SERVICE_INERT_STATE"),
+    ]
+    for row in stored:
+        assert codec.record_to_json(codec.record_from_json(row[2])) == row[2]
+    assert [tuple(row) for row in journal] == [
+        ("s1", "done", None),
+        ("s2", "done", None),
+        ("s3", "replanned", "replan: VM not on csp-2"),
+        ("s4", None, None),
+        ("s5", None, None),
+    ]
+    running = etree.tostring(ds.get_config(source=Datastore.RUNNING))
+    assert b"<name>old-tenant</name>" in running
+    assert [e.event_type for e in ds.events.read()] == [
+        "VM_DEPLOYED",
+        "VM_DEPLOYED",
+        "VM_ALIVE",
+        "SERVICE_ALIVE",
+    ]
+    assert migrate.model_differences(ds.engine) == []
+    ds.close()
+
+
+def test_0002_downgrades_back_to_the_memory_0_1_0_wrote(store_url: str) -> None:
+    """Record -> memory: the 0.1.0 rows come back as they were (what 0.1.0 can hold)."""
+    rows = _make_0_1_0_lifecycle_database(store_url)
+    engine = create_engine(store_url)
+    migrate.upgrade(engine)
+    with engine.begin() as connection:
+        command.downgrade(migrate.alembic_config(connection), migrate.BASELINE)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert list(compare_metadata(context, _schema_0_1_0().Base.metadata)) == []
+        state = connection.execute(
+            text("SELECT tenant, deployment, depid, active, memory FROM lifecycle_state")
+        ).all()
+        journal = connection.execute(
+            text("SELECT step_id, status, detail FROM lifecycle_journal ORDER BY seq")
+        ).all()
+    engine.dispose()
+    back = {(r[0], r[1]): (r[2], bool(r[3]), json.loads(r[4])) for r in state}
+    assert back == {
+        (r["tenant"], r["deployment"]): (r["depid"], bool(r["active"]), json.loads(r["memory"]))
+        for r in rows["lifecycle_state"]
+    }
+    assert [tuple(r) for r in journal] == [
+        (r["step_id"], r["status"], r["detail"]) for r in rows["lifecycle_journal"]
+    ]
 
 
 def test_the_refusal_as_a_json_line(tmp_path: Path) -> None:
