@@ -54,6 +54,8 @@ class Endpoint:
     user: str
     password: str | None = None
     key_file: str | None = None
+    #: The server process (for profiling, CPU and memory figures), when it is ours.
+    pid: int | None = None
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -141,7 +143,11 @@ def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
             raise ServerUnavailable(f"esc-orchd did not start: {_tail(log_path)}") from None
         notify.close()
         yield Endpoint(
-            name="esc-orchd", port=int(ready.rsplit(":", 1)[1]), user=user, password=password
+            name="esc-orchd",
+            port=int(ready.rsplit(":", 1)[1]),
+            user=user,
+            password=password,
+            pid=proc.pid,
         )
     finally:
         notify.close()
@@ -263,11 +269,45 @@ def yuma_netconfd(workdir: Path, *, module: Path, modpath: Path) -> Iterator[End
                     )
                 )
             _wait_for(lambda: _port_open(port), what="sshd", proc=procs[1], log=sshd_log)
-            yield Endpoint(name="netconfd", port=port, user=user, key_file=str(home / "client_key"))
+            yield Endpoint(
+                name="netconfd",
+                port=port,
+                user=user,
+                key_file=str(home / "client_key"),
+                pid=procs[0].pid,
+            )
         finally:
             for proc in reversed(procs):
                 stop_group(proc)
             ncx_sock.unlink(missing_ok=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def settle(pid: int | None, *, idle_share: float = 0.05, timeout: float = 120.0) -> float:
+    """Wait until ``pid`` uses under ``idle_share`` of a core over 0.5 s (background work,
+    such as the lifecycle deploying what a seed configured, is done); return the wait."""
+    if pid is None:
+        return 0.0
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < idle_share * 0.5:
+            break
+    return time.monotonic() - start
 
 
 def netconfd_version() -> str:

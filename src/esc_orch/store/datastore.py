@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import Engine, and_, delete, exists, select
+from sqlalchemy import Engine, and_, delete, exists, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from esc_orch.model.config_events import config_events
@@ -55,6 +55,9 @@ CANDIDATE = Datastore.CANDIDATE.value
 DiffListener = Callable[[ConfigDiff], None]
 StateProvider = Callable[[], etree._Element]
 AcceptanceCheck = Callable[[ConfigDiff], Sequence[RpcError]]
+
+
+_CHUNK = 400  # keys per IN (...): well under SQLite's bound-parameter limit
 
 
 def _row_id(row: ConfigUnitRow) -> UnitId:
@@ -347,76 +350,80 @@ class SqlDatastore:
         changed = {u: x for u, x in after.items() if x != before.get(u)}
         if view == CANDIDATE:
             running = self._load(session, RUNNING, changed)
-            for unit, xml in changed.items():
-                if xml == running.get(unit):
-                    self._delete_row(session, CANDIDATE, unit)
-                else:
-                    self._put_row(session, CANDIDATE, unit, xml, tombstone_ok=True)
+            overlay = {u: x for u, x in changed.items() if x != running.get(u)}
+            self._replace_rows(session, CANDIDATE, changed, overlay)
             return None
         txid = self._next_txid(session) if changed else 0
-        for unit, xml in changed.items():
-            if xml is None:
-                self._delete_row(session, RUNNING, unit)
-            else:
-                self._put_row(session, RUNNING, unit, xml)
+        self._replace_rows(
+            session, RUNNING, changed, {u: x for u, x in changed.items() if x is not None}
+        )
         diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
         # Same transaction as the change: published by the log after the commit.
         self.events.append(session, config_events(diff))
         return diff
 
-    def _put_row(
+    def _replace_rows(
         self,
         session: Session,
         datastore: str,
-        unit: UnitId,
-        xml: bytes | None,
-        *,
-        tombstone_ok: bool = False,
+        units: Iterable[UnitId],
+        rows: dict[UnitId, bytes | None],
     ) -> None:
-        if xml is None and not tombstone_ok:
-            raise ValueError("only the candidate records deletions")
-        parent = unit.parent
-        session.merge(
-            ConfigUnitRow(
-                datastore=datastore,
-                kind=unit.kind,
-                key=unit.text_key,
-                parent_key=parent.text_key if parent else None,
-                xml=xml,
-            )
-        )
-        self._set_refs(session, datastore, unit, xml)
+        """Delete the rows (and leafref rows) of ``units``, then insert ``rows``.
 
-    def _delete_row(self, session: Session, datastore: str, unit: UnitId) -> None:
-        session.execute(
-            delete(ConfigUnitRow).where(
-                ConfigUnitRow.datastore == datastore,
-                ConfigUnitRow.kind == unit.kind,
-                ConfigUnitRow.key == unit.text_key,
-            )
-        )
-        self._set_refs(session, datastore, unit, None)
-
-    def _set_refs(self, session: Session, datastore: str, unit: UnitId, xml: bytes | None) -> None:
-        session.execute(
-            delete(ConfigRefRow).where(
-                ConfigRefRow.datastore == datastore,
-                ConfigRefRow.src_kind == unit.kind,
-                ConfigRefRow.src_key == unit.text_key,
-            )
-        )
-        if xml is None:
-            return
-        for target in references_of(unit, xml):
-            session.add(
-                ConfigRefRow(
-                    datastore=datastore,
-                    src_kind=unit.kind,
-                    src_key=unit.text_key,
-                    dst_kind=target.kind,
-                    dst_key=target.text_key,
+        A handful of statements whatever the number of units (executemany), so an edit of N
+        units costs O(N) in the database; a ``None`` in ``rows`` is a candidate tombstone.
+        """
+        by_kind: dict[str, list[str]] = {}
+        for unit in units:
+            by_kind.setdefault(unit.kind, []).append(unit.text_key)
+        for kind, keys in by_kind.items():
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                session.execute(
+                    delete(ConfigUnitRow).where(
+                        ConfigUnitRow.datastore == datastore,
+                        ConfigUnitRow.kind == kind,
+                        ConfigUnitRow.key.in_(chunk),
+                    )
                 )
+                session.execute(
+                    delete(ConfigRefRow).where(
+                        ConfigRefRow.datastore == datastore,
+                        ConfigRefRow.src_kind == kind,
+                        ConfigRefRow.src_key.in_(chunk),
+                    )
+                )
+        if not rows:
+            return
+        unit_rows: list[dict[str, object]] = []
+        ref_rows: list[dict[str, object]] = []
+        for unit, xml in rows.items():
+            parent = unit.parent
+            unit_rows.append(
+                {
+                    "datastore": datastore,
+                    "kind": unit.kind,
+                    "key": unit.text_key,
+                    "parent_key": parent.text_key if parent else None,
+                    "xml": xml,
+                }
             )
+            if xml is None:
+                continue
+            ref_rows.extend(
+                {
+                    "datastore": datastore,
+                    "src_kind": unit.kind,
+                    "src_key": unit.text_key,
+                    "dst_kind": target.kind,
+                    "dst_key": target.text_key,
+                }
+                for target in references_of(unit, xml)
+            )
+        session.execute(insert(ConfigUnitRow), unit_rows)
+        if ref_rows:
+            session.execute(insert(ConfigRefRow), ref_rows)
 
     def _next_txid(self, session: Session) -> int:
         row = session.get(MetaRow, "txid")
