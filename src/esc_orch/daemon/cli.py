@@ -130,8 +130,11 @@ async def run_server(
             await notifications.stop()
 
 
-async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -> None:
-    """Serve until SIGTERM or SIGINT."""
+async def serve(
+    *, config: DaemonConfig, backend: ConfigBackend | None = None, drive_vims: bool = True
+) -> None:
+    """Serve until SIGTERM or SIGINT; without ``drive_vims`` the configuration is served and
+    validated but no lifecycle runs (benchmarks of the NETCONF path, a standby)."""
     assert config.data_dir is not None
     if backend is None:
         backend = build_backend(config.data_dir, config)
@@ -140,7 +143,7 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     supervisor = start_vim_supervisor(backend, config.vim)
-    lifecycle = await start_lifecycle(backend, config.lifecycle)
+    lifecycle = await start_lifecycle(backend, config.lifecycle) if drive_vims else None
     async with run_server(
         config=config,
         backend=backend,
@@ -189,7 +192,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.error("a data directory is required (--data-dir or data_dir in the config file)")
         return 2
     try:
-        asyncio.run(serve(config=config))
+        asyncio.run(serve(config=config, drive_vims=not args.no_lifecycle))
     except (WiringError, ConfigError, OSError) as exc:
         log.error("cannot serve", extra={"error": str(exc)})
         return 1
@@ -232,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="TCP port (default 830)")
     p.add_argument("--config", type=Path, help="TOML configuration file")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--no-lifecycle",
+        action="store_true",
+        help="serve the configuration without driving VIMs (no deploys; for benchmarks)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     for name, func, text in (

@@ -175,6 +175,18 @@ class NetconfCore:
                     await asyncio.wait({task})
                 raise
 
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run a read in a worker thread, outside the mutex: the backend reads a snapshot
+        (running from memory, the candidate in one database transaction), so a read never
+        waits behind an edit in progress and sees it either whole or not at all."""
+        return await asyncio.to_thread(fn)
+
+    def backend_cached_running(self) -> bytes | None:
+        """Serialized unfiltered running if the backend has it built for the current
+        version (served on the event loop, no thread hop), else None."""
+        cached = getattr(self.backend, "running_xml_cached", None)
+        return cached() if cached is not None else None
+
     async def end_session(self, session_id: int) -> None:
         """Forget a session and release its locks; idempotent.
 

@@ -18,7 +18,7 @@ from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.northbound.backend import Datastore, DefaultOperation, ErrorOption, TestOption
 from esc_orch.northbound.filters import KeyResolver, apply_filter
 from esc_orch.northbound.rpc import RpcContext, RpcRegistry
-from esc_orch.northbound.session import DataReply, OkReply, Reply
+from esc_orch.northbound.session import DataReply, OkReply, Reply, SerializedDataReply
 
 # The datastores this server implements (startup is not: it is not announced either).
 SUPPORTED_DATASTORES = (Datastore.RUNNING, Datastore.CANDIDATE)
@@ -146,7 +146,13 @@ def register_base_operations(
     async def get_config(ctx: RpcContext, op: etree._Element) -> Reply:
         _check_children(op, {"source", "filter", "with-defaults"})
         source = _datastore_only(op, "source")
-        data = await ctx.core.run(lambda: ctx.core.backend.get_config(source=source))
+        # Reads take their own snapshot: they never wait behind an edit in progress.
+        running_xml = getattr(ctx.core.backend, "running_xml", None)
+        if source is Datastore.RUNNING and _find(op, "filter") is None and running_xml:
+            cached = ctx.core.backend_cached_running()
+            content: bytes = cached if cached is not None else await ctx.core.read(running_xml)
+            return SerializedDataReply(content)
+        data = await ctx.core.read(lambda: ctx.core.backend.get_config(source=source))
         return DataReply(filtered(data, op))
 
     @reg("get")
@@ -162,7 +168,7 @@ def register_base_operations(
                 data = merge_state(data, provider())
             return data
 
-        return DataReply(filtered(await ctx.core.run(read), op))
+        return DataReply(filtered(await ctx.core.read(read), op))
 
     @reg("edit-config")
     async def edit_config(ctx: RpcContext, op: etree._Element) -> Reply:

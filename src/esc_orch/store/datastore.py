@@ -18,9 +18,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import cast
 
 from lxml import etree
-from sqlalchemy import Engine, and_, delete, exists, insert, select
+from sqlalchemy import Engine, Table, and_, bindparam, delete, event, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from esc_orch.model.config_events import config_events
@@ -46,6 +47,7 @@ from esc_orch.northbound.backend import (
     TestOption,
 )
 from esc_orch.store.events import Clock, EventLog, utc_now
+from esc_orch.store.image import RunningImage
 from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,30 @@ AcceptanceCheck = Callable[[ConfigDiff], Sequence[RpcError]]
 
 
 _CHUNK = 400  # keys per IN (...): well under SQLite's bound-parameter limit
+
+
+_UNITS = cast(Table, ConfigUnitRow.__table__)
+_REFS = cast(Table, ConfigRefRow.__table__)
+# Built once (statement construction cost more than SQLite's work on a small edit).
+_DELETE_UNITS = delete(_UNITS).where(
+    _UNITS.c.datastore == bindparam("ds"),
+    _UNITS.c.kind == bindparam("kind"),
+    _UNITS.c.key.in_(bindparam("keys", expanding=True)),
+)
+_DELETE_REFS = delete(_REFS).where(
+    _REFS.c.datastore == bindparam("ds"),
+    _REFS.c.src_kind == bindparam("kind"),
+    _REFS.c.src_key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_UNITS = insert(_UNITS)
+_INSERT_REFS = insert(_REFS)
+_META = cast(Table, MetaRow.__table__)
+_BUMP_TXID = (
+    update(_META)
+    .where(_META.c.name == "txid")
+    .values(value=_META.c.value + 1)
+    .returning(_META.c.value)
+)
 
 
 def _row_id(row: ConfigUnitRow) -> UnitId:
@@ -75,6 +101,33 @@ class SqlDatastore:
         self._acceptance_checks: list[AcceptanceCheck] = []
         #: The durable escEvent log of this database (append inside store transactions).
         self.events = EventLog(engine=engine, clock=clock)
+        self._image = self._load_image()
+
+    def _load_image(self) -> RunningImage:
+        """running as committed in the database (this daemon is its only writer)."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(ConfigUnitRow.kind, ConfigUnitRow.key, ConfigUnitRow.xml).where(
+                    ConfigUnitRow.datastore == RUNNING
+                )
+            )
+            units = {
+                UnitId(kind, tuple(key.split("/"))): xml
+                for kind, key, xml in rows
+                if xml is not None
+            }
+            refs = [
+                (UnitId(sk, tuple(sv.split("/"))), UnitId(dk, tuple(dv.split("/"))))
+                for sk, sv, dk, dv in session.execute(
+                    select(
+                        ConfigRefRow.src_kind,
+                        ConfigRefRow.src_key,
+                        ConfigRefRow.dst_kind,
+                        ConfigRefRow.dst_key,
+                    ).where(ConfigRefRow.datastore == RUNNING)
+                )
+            ]
+        return RunningImage(units=units, refs=refs)
 
     @classmethod
     def open(
@@ -105,13 +158,7 @@ class SqlDatastore:
         self, session: Session, view: str, *, kind: str | None = None
     ) -> dict[UnitId, bytes]:
         """All units of a datastore view (candidate = running overlaid by candidate rows)."""
-        query = select(ConfigUnitRow).where(ConfigUnitRow.datastore == RUNNING)
-        if kind:
-            query = query.where(ConfigUnitRow.kind == kind)
-        units: dict[UnitId, bytes] = {}
-        for row in session.scalars(query):
-            if row.xml is not None:
-                units[_row_id(row)] = row.xml
+        units = self._image.snapshot(kind)
         if view == CANDIDATE:
             overlay = select(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE)
             if kind:
@@ -127,23 +174,24 @@ class SqlDatastore:
         self, session: Session, view: str, ids: Iterable[UnitId]
     ) -> dict[UnitId, bytes | None]:
         wanted = set(ids)
-        out: dict[UnitId, bytes | None] = dict.fromkeys(wanted)
+        out = self._image.load(wanted)
+        if view != CANDIDATE:
+            return out
         by_kind: dict[str, list[str]] = {}
         for unit in wanted:
             by_kind.setdefault(unit.kind, []).append(unit.text_key)
-        for datastore in (RUNNING, CANDIDATE) if view == CANDIDATE else (RUNNING,):
-            for kind, keys in by_kind.items():
-                for chunk_start in range(0, len(keys), 500):
-                    chunk = keys[chunk_start : chunk_start + 500]
-                    rows = session.scalars(
-                        select(ConfigUnitRow).where(
-                            ConfigUnitRow.datastore == datastore,
-                            ConfigUnitRow.kind == kind,
-                            ConfigUnitRow.key.in_(chunk),
-                        )
+        for kind, keys in by_kind.items():
+            for chunk_start in range(0, len(keys), _CHUNK):
+                chunk = keys[chunk_start : chunk_start + _CHUNK]
+                rows = session.scalars(
+                    select(ConfigUnitRow).where(
+                        ConfigUnitRow.datastore == CANDIDATE,
+                        ConfigUnitRow.kind == kind,
+                        ConfigUnitRow.key.in_(chunk),
                     )
-                    for row in rows:
-                        out[_row_id(row)] = row.xml
+                )
+                for row in rows:
+                    out[_row_id(row)] = row.xml
         return out
 
     def _expand(self, session: Session, view: str, wildcard: Wildcard) -> set[UnitId]:
@@ -155,6 +203,8 @@ class SqlDatastore:
 
     def _referrers(self, session: Session, view: str, targets: Iterable[UnitId]) -> set[UnitId]:
         """Units of ``view`` holding a leafref to any of ``targets``."""
+        if view == RUNNING:
+            return self._image.referrers(targets)
         found: set[UnitId] = set()
         for target in targets:
             cond = and_(
@@ -182,9 +232,23 @@ class SqlDatastore:
     def get_config(self, *, source: Datastore) -> etree._Element:
         if source not in (Datastore.RUNNING, Datastore.CANDIDATE):
             raise RpcError(tag=ErrorTag.INVALID_VALUE, message=f"no {source} datastore")
+        if source is Datastore.RUNNING:
+            return mask_secrets(assemble(self._image.snapshot().items()))
         with Session(self._engine) as session:
             units = self._view_rows(session, source.value)
         return mask_secrets(assemble(units.items()))
+
+    def running_xml(self) -> bytes:
+        """get-config of running, unfiltered, as the serialized children of ``<data>``.
+
+        Built once per committed version and shared by every reader until the next commit;
+        it never waits for an edit in progress.
+        """
+        return self._image.serialized(lambda units: mask_secrets(assemble(units.items())))
+
+    def running_xml_cached(self) -> bytes | None:
+        """:meth:`running_xml` if already built for the current version (cheap), else None."""
+        return self._image.serialized_cached()
 
     def get_state(self) -> etree._Element:
         """``esc_datamodel/opdata``, filled by the registered state providers."""
@@ -219,8 +283,7 @@ class SqlDatastore:
 
     def running_units(self, kind: str) -> dict[UnitId, bytes]:
         """All running units of one kind (for the reconciler's resync)."""
-        with Session(self._engine) as session:
-            return self._view_rows(session, RUNNING, kind=kind)
+        return self._image.snapshot(kind)
 
     def candidate_is_dirty(self) -> bool:
         with Session(self._engine) as session:
@@ -354,6 +417,10 @@ class SqlDatastore:
             self._replace_rows(session, CANDIDATE, changed, overlay)
             return None
         txid = self._next_txid(session) if changed else 0
+        if changed:
+            # Registered before the event log's hook: the image shows the change before
+            # its events are published.
+            event.listen(session, "after_commit", lambda _s: self._image.apply(changed), once=True)
         self._replace_rows(
             session, RUNNING, changed, {u: x for u, x in changed.items() if x is not None}
         )
@@ -374,26 +441,15 @@ class SqlDatastore:
         A handful of statements whatever the number of units (executemany), so an edit of N
         units costs O(N) in the database; a ``None`` in ``rows`` is a candidate tombstone.
         """
+        conn = session.connection()
         by_kind: dict[str, list[str]] = {}
         for unit in units:
             by_kind.setdefault(unit.kind, []).append(unit.text_key)
         for kind, keys in by_kind.items():
             for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start : start + _CHUNK]
-                session.execute(
-                    delete(ConfigUnitRow).where(
-                        ConfigUnitRow.datastore == datastore,
-                        ConfigUnitRow.kind == kind,
-                        ConfigUnitRow.key.in_(chunk),
-                    )
-                )
-                session.execute(
-                    delete(ConfigRefRow).where(
-                        ConfigRefRow.datastore == datastore,
-                        ConfigRefRow.src_kind == kind,
-                        ConfigRefRow.src_key.in_(chunk),
-                    )
-                )
+                params = {"ds": datastore, "kind": kind, "keys": keys[start : start + _CHUNK]}
+                conn.execute(_DELETE_UNITS, params)
+                conn.execute(_DELETE_REFS, params)
         if not rows:
             return
         unit_rows: list[dict[str, object]] = []
@@ -421,11 +477,14 @@ class SqlDatastore:
                 }
                 for target in references_of(unit, xml)
             )
-        session.execute(insert(ConfigUnitRow), unit_rows)
+        conn.execute(_INSERT_UNITS, unit_rows)
         if ref_rows:
-            session.execute(insert(ConfigRefRow), ref_rows)
+            conn.execute(_INSERT_REFS, ref_rows)
 
     def _next_txid(self, session: Session) -> int:
+        value = session.connection().execute(_BUMP_TXID).scalar()
+        if value is not None:
+            return int(value)
         row = session.get(MetaRow, "txid")
         if row is None:
             row = MetaRow(name="txid", value=0)
