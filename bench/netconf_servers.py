@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,8 @@ class Endpoint:
     key_file: str | None = None
     #: The server process (for profiling, CPU and memory figures), when it is ours.
     pid: int | None = None
+    #: Seconds from starting the process to its readiness.
+    started_in: float | None = None
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -107,17 +109,21 @@ def _port_open(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
-    """``esc-orchd serve`` on 127.0.0.1 with a fresh data directory and one user."""
+def esc_orchd(
+    workdir: Path, *, data_dir: Path | None = None, serve_args: Sequence[str] = ()
+) -> Iterator[Endpoint]:
+    """``esc-orchd serve`` on 127.0.0.1 with one user; a fresh data directory unless
+    ``data_dir`` (kept, e.g. to measure a restart) is given."""
     orchd = [sys.executable, "-m", "esc_orch.daemon.cli"]
-    data_dir = workdir / "orchd-data"
+    data_dir = data_dir or workdir / "orchd-data"
     user, password = "bench", "bench-pw"
+    existed = data_dir.exists()
     subprocess.run(
         [*orchd, "useradd", "--data-dir", str(data_dir), user, "--password-stdin"],
         input=f"{password}\n".encode(),
         capture_output=True,
         timeout=START_TIMEOUT,
-        check=True,
+        check=not existed,  # a kept directory has the user already
     )
     sock_dir = Path(tempfile.mkdtemp(prefix="orchd-"))  # short: sun_path is 108 bytes
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -128,9 +134,10 @@ def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
         notify.settimeout(START_TIMEOUT)
         env = dict(os.environ, NOTIFY_SOCKET=str(sock_dir / "notify"), PYTHONUNBUFFERED="1")
         env.pop("ESC_ORCHD_TEST_BACKEND", None)
-        with log_path.open("wb") as log:
+        started = time.monotonic()
+        with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [*orchd, "serve", "--data-dir", str(data_dir), *ORCHD_SERVE_ARGS],
+                [*orchd, "serve", "--data-dir", str(data_dir), *ORCHD_SERVE_ARGS, *serve_args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -148,6 +155,7 @@ def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
             user=user,
             password=password,
             pid=proc.pid,
+            started_in=time.monotonic() - started,
         )
     finally:
         notify.close()

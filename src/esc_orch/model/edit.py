@@ -319,17 +319,18 @@ class _Applier:
     #: Per parent element and list: key values -> entry, built once on first use, so an
     #: edit of N entries costs O(N) and not O(N²) (a linear scan per entry). The dict holds
     #: the parent's proxy, so lxml hands back the same object (identity hashing holds).
-    _index: dict[tuple[etree._Element, str], _ListIndex] = field(default_factory=dict)
+    _index: dict[etree._Element, dict[str, _ListIndex]] = field(default_factory=dict)
 
     def _entries(self, target: etree._Element, snode: SchemaNode) -> _ListIndex:
         tag = f"{{{snode.namespace}}}{snode.name}"
-        index = self._index.get((target, tag))
+        lists = self._index.setdefault(target, {})
+        index = lists.get(tag)
         if index is None:
             index = _ListIndex()
             for candidate in target.iterchildren(tag):
                 index.by_key.setdefault(_key_values(candidate, snode), candidate)
                 index.last = candidate
-            self._index[(target, tag)] = index
+            lists[tag] = index
         return index
 
     def _find(
@@ -345,7 +346,7 @@ class _Applier:
         index = self._entries(target, snode)
         index.by_key.pop(_key_values(entry, snode), None)
         if index.last is entry:
-            del self._index[(target, f"{{{snode.namespace}}}{snode.name}")]  # rebuilt if needed
+            del self._index[target][f"{{{snode.namespace}}}{snode.name}"]  # rebuilt if needed
 
     def _insert_entry(
         self,
@@ -436,8 +437,7 @@ class _Applier:
         # merge, replace, create
         if existing is None and snode.cases:
             _clear_other_cases(target, snode, siblings)
-            for cached in [k for k in self._index if k[0] is target]:
-                del self._index[cached]
+            self._index.pop(target, None)
         first = child.get(INSERT_ATTR) == "first"
         if snode.kind is NodeKind.LEAF:
             value = child.text
@@ -463,7 +463,7 @@ class _Applier:
                 previous = existing
                 target.remove(fresh)
                 target.replace(existing, fresh)
-                index = self._index.get((target, fresh.tag))
+                index = self._index.get(target, {}).get(fresh.tag)
                 if index is not None and index.last is existing:
                     index.last = fresh
             else:
