@@ -285,10 +285,9 @@ ROWS = (
 
 
 def _rows(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    for key, label in ROWS:
-        label = label.replace("N sessions", f"{args.sessions} sessions")
-        label = label.replace("G vm_groups", f"{args.groups:,} vm_groups")
-        yield key, label
+    for key, template in ROWS:
+        label = template.replace("N sessions", f"{args.sessions} sessions")
+        yield key, label.replace("G vm_groups", f"{args.groups:,} vm_groups")
         if key == "read during edit":
             for count in args.tenants:
                 yield f"tenants {count}", f"edit-config: {count:,} tenants in one edit"
