@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -186,6 +187,9 @@ def measure(endpoint: Endpoint, loads: Payloads, args: argparse.Namespace) -> Ta
         if endpoint.pid:
             table[kind].cpu = (cpu_seconds(endpoint.pid) - cpu0) / len(fig.latencies)
         settle(endpoint.pid)
+    if endpoint.name == "esc-orchd":
+        _stage("idle with a notif subscriber")
+        table["idle"] = idle(endpoint, seconds=5.0 if args.quick else 20.0)
     _stage("read during a big edit, tenants")
     reads, took = asyncio.run(_read_during_edit(endpoint, 4000))
     reads.note = f"edit took {took * 1e3:.0f} ms"
@@ -197,6 +201,38 @@ def measure(endpoint: Endpoint, loads: Payloads, args: argparse.Namespace) -> Ta
         if took > 20:
             break
     return table
+
+
+def idle(endpoint: Endpoint, *, seconds: float) -> Cell:
+    """CPU share of the daemon and of one ``esc_nc_cli notif`` while nothing happens."""
+    assert endpoint.pid is not None and endpoint.password is not None
+    cli = Path(sys.executable).parent / "esc_nc_cli"
+    proc = subprocess.Popen(
+        [
+            str(cli),
+            "--port",
+            str(endpoint.port),
+            "--user",
+            endpoint.user,
+            "--password",
+            endpoint.password,
+            "notif",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2.0)
+        settle(endpoint.pid)
+        daemon0, cli0, start = cpu_seconds(endpoint.pid), cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        took = time.monotonic() - start
+        daemon = (cpu_seconds(endpoint.pid) - daemon0) / took
+        client = (cpu_seconds(proc.pid) - cli0) / took
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return Cell(note=f"daemon {daemon:.2%}, notif {client:.2%} of a core ({took:.0f} s)")
 
 
 async def _get_size(endpoint: Endpoint) -> int:
@@ -276,6 +312,7 @@ ROWS = (
     ("sessions edit", "N sessions: edit-config throughput"),
     ("sessions get", "N sessions: get-config throughput"),
     ("read during edit", "get-config while another session edits 4,000 tenants"),
+    ("idle", "idle CPU, 101 deployments, one esc_nc_cli notif"),
     ("scale 10", "edit-config one deployment, 10 vm_groups"),
     ("scale big", "edit-config one deployment, G vm_groups"),
     ("rss loaded", "RSS with G vm_groups"),
