@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from lxml import etree
 
 from esc_orch.northbound.backend import Datastore
@@ -203,3 +206,31 @@ async def test_esc_rpcs_validate_input_then_report_not_available() -> None:
         "<force>yes</force></vmAction>"
     )
     assert error_tag(await c.rpc(bad_force)) == "invalid-value"
+
+
+async def test_a_read_never_waits_behind_an_edit_in_progress() -> None:
+    """get-config and get run outside the datastore mutex (the backend reads a snapshot)."""
+
+    class SlowEdits(MemoryBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.release = threading.Event(), threading.Event()
+
+        def edit_config(self, **kwargs: object) -> object:
+            self.inside.set()
+            assert self.release.wait(timeout=10)
+            return super().edit_config(**kwargs)  # type: ignore[arg-type]
+
+    backend = SlowEdits()
+    core = make_core(backend)
+    editor, reader = InprocClient(core), InprocClient(core)
+    edit = asyncio.ensure_future(editor.rpc(_edit("running")))
+    try:
+        assert await asyncio.to_thread(backend.inside.wait, 10)
+        for read in ("<get-config><source><running/></source></get-config>", "<get/>"):
+            reply = await asyncio.wait_for(reader.rpc(read), timeout=5)
+            assert reply.find(f"{{{NC}}}data") is not None
+            assert reply.find(f".//{{{ESC}}}name") is None  # the edit is not visible yet
+    finally:
+        backend.release.set()
+        assert is_ok(await edit)
