@@ -169,7 +169,9 @@ def _copy_without(entry: etree._Element, detached: tuple[str, ...]) -> etree._El
     """A copy of ``entry`` without its ``detached`` children, which are never copied: a
     tenant holding 10,000 deployments costs what its own leaves cost."""
     skip = {_q(name) for name in detached}
-    copy = etree.Element(entry.tag, attrib=dict(entry.attrib), nsmap=entry.nsmap)
+    copy = etree.Element(entry.tag, nsmap=entry.nsmap)  # type: ignore[arg-type]
+    for name, value in entry.attrib.items():
+        copy.set(name, value)
     copy.text = entry.text
     for child in entry:
         if child.tag not in skip:
