@@ -185,7 +185,7 @@ def register_base_operations(
         default_op = _enum_param(op, "default-operation", DefaultOperation, DefaultOperation.MERGE)
         test_opt = _enum_param(op, "test-option", TestOption, TestOption.TEST_THEN_SET)
         error_opt = _enum_param(op, "error-option", ErrorOption, ErrorOption.STOP_ON_ERROR)
-        await ctx.core.run(
+        await ctx.core.run_edit(
             lambda: ctx.core.backend.edit_config(
                 target=target,
                 config=config,

@@ -13,10 +13,12 @@ transaction as the change (``_write``), so neither exists without the other.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -86,6 +88,33 @@ _BUMP_TXID = (
 )
 
 
+@dataclass(slots=True)
+class _Group:
+    """Edits run in one transaction by :meth:`SqlDatastore.run_group` (group commit)."""
+
+    thread: int
+    session: Session
+    #: running as the group's edits so far left it (read by later edits of the group only).
+    pending: dict[UnitId, bytes | None] = field(default_factory=dict)
+    diffs: list[ConfigDiff] = field(default_factory=list)
+
+
+class _OwnTransaction:
+    """``with Session(...) as s, s.begin(): yield s`` as a class (see ``_transaction``)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._begun = contextlib.ExitStack()
+
+    def __enter__(self) -> Session:
+        self._begun.enter_context(self._session)
+        self._begun.enter_context(self._session.begin())
+        return self._session
+
+    def __exit__(self, *exc: object) -> bool:
+        return bool(self._begun.__exit__(*exc))  # type: ignore[arg-type]
+
+
 def _row_id(row: ConfigUnitRow) -> UnitId:
     return UnitId(row.kind, tuple(row.key.split("/")))
 
@@ -102,6 +131,54 @@ class SqlDatastore:
         #: The durable escEvent log of this database (append inside store transactions).
         self.events = EventLog(engine=engine, clock=clock)
         self._image = self._load_image()
+        self._group: _Group | None = None
+
+    def _pending(self) -> dict[UnitId, bytes | None] | None:
+        """The open group's uncommitted running changes, seen by that group's thread only."""
+        group = self._group
+        if group is None or group.thread != threading.get_ident():
+            return None
+        return group.pending
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Session]:
+        """The open group's session in its thread, else a transaction of its own.
+
+        (Not a generator context manager: those rewrite the traceback of an exception
+        passing through, which frozen error types refuse.)"""
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            return contextlib.nullcontext(group.session)
+        return _OwnTransaction(Session(self._engine))
+
+    def run_group(self, thunks: Sequence[Callable[[], object]]) -> list[tuple[bool, object]]:
+        """Run edits (thunks calling :meth:`edit_config`) one after the other in ONE
+        transaction: each sees the ones before it, a refused one changes nothing, and the
+        group is committed (made durable) once. Per thunk: (True, result) or (False, the
+        RpcError/RpcErrors). Any other failure rolls the whole group back and is raised (no
+        edit of the group was acknowledged). Listeners get the diffs after the commit."""
+        results: list[tuple[bool, object]] = []
+        with self._lock:
+            group = _Group(thread=threading.get_ident(), session=Session(self._engine))
+            with group.session, group.session.begin():
+                self._group = group
+                try:
+                    for thunk in thunks:
+                        try:
+                            results.append((True, thunk()))
+                        except (RpcError, RpcErrors) as exc:
+                            results.append((False, exc))
+                finally:
+                    self._group = None
+            for diff in group.diffs:
+                self._notify(diff)
+        return results
+
+    def _published(self, diff: ConfigDiff) -> None:
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            group.diffs.append(diff)  # after the group's commit
+        else:
+            self._notify(diff)
 
     def _load_image(self) -> RunningImage:
         """running as committed in the database (this daemon is its only writer)."""
@@ -159,6 +236,13 @@ class SqlDatastore:
     ) -> dict[UnitId, bytes]:
         """All units of a datastore view (candidate = running overlaid by candidate rows)."""
         units = self._image.snapshot(kind)
+        pending = self._pending()
+        for unit, xml in (pending or {}).items():
+            if kind is None or unit.kind == kind:
+                if xml is None:
+                    units.pop(unit, None)
+                else:
+                    units[unit] = xml
         if view == CANDIDATE:
             overlay = select(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE)
             if kind:
@@ -175,6 +259,9 @@ class SqlDatastore:
     ) -> dict[UnitId, bytes | None]:
         wanted = set(ids)
         out = self._image.load(wanted)
+        pending = self._pending()
+        if pending:
+            out.update((u, pending[u]) for u in wanted if u in pending)
         if view != CANDIDATE:
             return out
         by_kind: dict[str, list[str]] = {}
@@ -204,7 +291,14 @@ class SqlDatastore:
     def _referrers(self, session: Session, view: str, targets: Iterable[UnitId]) -> set[UnitId]:
         """Units of ``view`` holding a leafref to any of ``targets``."""
         if view == RUNNING:
-            return self._image.referrers(targets)
+            wanted = set(targets)
+            referrers = self._image.referrers(wanted)
+            for unit, xml in (self._pending() or {}).items():
+                if xml is not None and references_of(unit, xml) & wanted:
+                    referrers.add(unit)
+                else:
+                    referrers.discard(unit)
+            return referrers
         found: set[UnitId] = set()
         for target in targets:
             cond = and_(
@@ -319,7 +413,7 @@ class SqlDatastore:
             raise RpcErrors(errors)
         continue_on_error = error_option is ErrorOption.CONTINUE_ON_ERROR
         view = target.value
-        with self._lock, Session(self._engine) as session, session.begin():
+        with self._lock, self._transaction() as session:
             ids, wildcards = touched(config, default_operation=default_op)
             for wildcard in wildcards:
                 ids |= self._expand(session, view, wildcard)
@@ -352,7 +446,7 @@ class SqlDatastore:
                 return None
             diff = self._write(session, view, before, after)
         if diff is not None and not diff.empty:
-            self._notify(diff)
+            self._published(diff)
         if errors:
             raise RpcErrors(errors)
         return diff
@@ -417,6 +511,9 @@ class SqlDatastore:
             self._replace_rows(session, CANDIDATE, changed, overlay)
             return None
         txid = self._next_txid(session) if changed else 0
+        pending = self._pending()
+        if pending is not None:
+            pending.update(changed)
         if changed:
             # Registered before the event log's hook: the image shows the change before
             # its events are published.
