@@ -32,8 +32,8 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "publish (listeners, lifecycle, reactor)",
         (
-            "_notify",
-            "on_commit",
+            "._notify (",
+            ".on_commit (",
             "daemon/lifecycle.py",
             "reactor/",
             "vim/",
@@ -56,6 +56,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("render_reply", "build_reply", "send_messages", "write (esc"),
     ),
     ("get-config (assemble, mask, filter)", ("filters.py", "mask_secrets", "get_config")),
+    ("other datastore work (copies, diff)", ("store/datastore.py", "store/image.py")),
     ("SSH transport (asyncssh)", ("asyncssh/",)),
     ("thread hand-off, asyncio", ("asyncio/", "threading.py", "concurrent/")),
 )
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--extra", type=int, default=100)
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument("--raw", type=Path, help="keep py-spy's raw stacks in this file")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory(prefix="profile-edit-") as tmp:
@@ -174,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
                 return 1
             summarize(raw, args.requests, args.rate)
+            if args.raw:
+                shutil.copy(raw, args.raw)
     return 0
 
 
