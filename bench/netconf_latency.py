@@ -129,6 +129,27 @@ def payloads(extra: int) -> Payloads:
     return Payloads(seed=tuple(seed), edit=one)
 
 
+def flavor_edit(i: int) -> str:
+    """A tiny change: create flavor ``bench-flavor`` on even ``i``, delete it on odd."""
+    if i % 2:
+        return (
+            f'<esc_datamodel xmlns="{ESC}"><flavors><flavor xmlns:nc="{NC}" nc:operation="delete">'
+            "<name>bench-flavor</name></flavor></flavors></esc_datamodel>"
+        )
+    return (
+        f'<esc_datamodel xmlns="{ESC}"><flavors><flavor><name>bench-flavor</name>'
+        "<vcpus>1</vcpus><memory_mb>512</memory_mb><root_disk_mb>1024</root_disk_mb>"
+        "</flavor></flavors></esc_datamodel>"
+    )
+
+
+def tenants_edit(count: int, *, prefix: str, delete: bool = False) -> str:
+    """One edit creating (or deleting) ``count`` tenants named ``{prefix}{i}``."""
+    attr = f' xmlns:nc="{NC}" nc:operation="delete"' if delete else ""
+    body = "".join(f"<tenant{attr}><name>{prefix}{i:05d}</name></tenant>" for i in range(count))
+    return f'<esc_datamodel xmlns="{ESC}"><tenants>{body}</tenants></esc_datamodel>'
+
+
 def edit_rpc(content: str) -> bytes:
     return (
         f"<edit-config><target><running/></target><config>{content}</config></edit-config>"

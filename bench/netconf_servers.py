@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,10 @@ class Endpoint:
     user: str
     password: str | None = None
     key_file: str | None = None
+    #: The server process (for profiling, CPU and memory figures), when it is ours.
+    pid: int | None = None
+    #: Seconds from starting the process to its readiness.
+    started_in: float | None = None
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -105,17 +109,21 @@ def _port_open(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
-    """``esc-orchd serve`` on 127.0.0.1 with a fresh data directory and one user."""
+def esc_orchd(
+    workdir: Path, *, data_dir: Path | None = None, serve_args: Sequence[str] = ()
+) -> Iterator[Endpoint]:
+    """``esc-orchd serve`` on 127.0.0.1 with one user; a fresh data directory unless
+    ``data_dir`` (kept, e.g. to measure a restart) is given."""
     orchd = [sys.executable, "-m", "esc_orch.daemon.cli"]
-    data_dir = workdir / "orchd-data"
+    data_dir = data_dir or workdir / "orchd-data"
     user, password = "bench", "bench-pw"
+    existed = data_dir.exists()
     subprocess.run(
         [*orchd, "useradd", "--data-dir", str(data_dir), user, "--password-stdin"],
         input=f"{password}\n".encode(),
         capture_output=True,
         timeout=START_TIMEOUT,
-        check=True,
+        check=not existed,  # a kept directory has the user already
     )
     sock_dir = Path(tempfile.mkdtemp(prefix="orchd-"))  # short: sun_path is 108 bytes
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -126,9 +134,10 @@ def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
         notify.settimeout(START_TIMEOUT)
         env = dict(os.environ, NOTIFY_SOCKET=str(sock_dir / "notify"), PYTHONUNBUFFERED="1")
         env.pop("ESC_ORCHD_TEST_BACKEND", None)
-        with log_path.open("wb") as log:
+        started = time.monotonic()
+        with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [*orchd, "serve", "--data-dir", str(data_dir), *ORCHD_SERVE_ARGS],
+                [*orchd, "serve", "--data-dir", str(data_dir), *ORCHD_SERVE_ARGS, *serve_args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -141,7 +150,12 @@ def esc_orchd(workdir: Path) -> Iterator[Endpoint]:
             raise ServerUnavailable(f"esc-orchd did not start: {_tail(log_path)}") from None
         notify.close()
         yield Endpoint(
-            name="esc-orchd", port=int(ready.rsplit(":", 1)[1]), user=user, password=password
+            name="esc-orchd",
+            port=int(ready.rsplit(":", 1)[1]),
+            user=user,
+            password=password,
+            pid=proc.pid,
+            started_in=time.monotonic() - started,
         )
     finally:
         notify.close()
@@ -263,11 +277,45 @@ def yuma_netconfd(workdir: Path, *, module: Path, modpath: Path) -> Iterator[End
                     )
                 )
             _wait_for(lambda: _port_open(port), what="sshd", proc=procs[1], log=sshd_log)
-            yield Endpoint(name="netconfd", port=port, user=user, key_file=str(home / "client_key"))
+            yield Endpoint(
+                name="netconfd",
+                port=port,
+                user=user,
+                key_file=str(home / "client_key"),
+                pid=procs[0].pid,
+            )
         finally:
             for proc in reversed(procs):
                 stop_group(proc)
             ncx_sock.unlink(missing_ok=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def settle(pid: int | None, *, idle_share: float = 0.05, timeout: float = 120.0) -> float:
+    """Wait until ``pid`` uses under ``idle_share`` of a core over 0.5 s (background work,
+    such as the lifecycle deploying what a seed configured, is done); return the wait."""
+    if pid is None:
+        return 0.0
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < idle_share * 0.5:
+            break
+    return time.monotonic() - start
 
 
 def netconfd_version() -> str:

@@ -20,9 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import ncclient.transport.session
 from lxml import etree
 
+from esc_orch.cli import wakeup
 from esc_orch.cli.main import open_manager
 from esc_orch.cli.notif import format_notification
 from esc_orch.model.schema import ESC_NS
@@ -157,7 +157,7 @@ def _where(hosts: dict[str, EmulatorHost]) -> str:
 
 
 def run_live(root: Path) -> int:
-    ncclient.transport.session.TICK = 0.001
+    wakeup.install()
     hosts = {n: EmulatorHost(name=n, root=root / "cluster") for n in ("CSP-1", "CSP-2", "CSP-3")}
     proc: subprocess.Popen[bytes] | None = None
     started = time.monotonic()

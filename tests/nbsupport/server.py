@@ -12,9 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import ncclient.transport.session
 from argon2 import PasswordHasher
 
+from esc_orch.cli import wakeup
 from esc_orch.cli.main import open_manager
 from esc_orch.daemon.cli import run_server
 from esc_orch.daemon.config import DaemonConfig
@@ -24,7 +24,7 @@ from esc_orch.northbound.core import Limits
 from esc_orch.northbound.ssh import NetconfSshServer
 from nbsupport.memory_backend import MemoryBackend
 
-ncclient.transport.session.TICK = 0.001
+wakeup.install()  # the client as esc_nc_cli runs it (no 1 ms polling)
 
 USER, PASSWORD = "admin", "s3cret-pw"
 FAST_LIMITS = Limits(hello_timeout=1.0, idle_timeout=30.0, message_timeout=1.0, max_sessions=16)

@@ -5,9 +5,9 @@ Without ``--password`` or ``$ESC_NC_PASSWORD`` it prompts for the password when 
 input is a terminal (never echoed), and refuses with a clear message otherwise. ``--help``
 shows each option's default and the valid values. Output is pretty-printed XML; an
 ``rpc-error`` is printed readably (tag, path, message, info) and the exit status is 1; a
-connection or login failure exits 3; usage errors exit 2. ncclient is tuned as the
-architecture notes require: ``TICK`` at 1 ms and a TCP_NODELAY socket handed over through its
-``sock=`` argument.
+connection or login failure exits 3; usage errors exit 2. ncclient's session thread
+wakes when a request is queued instead of polling every 1 ms (``cli/wakeup.py``: an idle
+``notif`` costs nothing), and gets a TCP_NODELAY socket through its ``sock=`` argument.
 """
 
 from __future__ import annotations
@@ -22,18 +22,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import ncclient.transport.session
 from lxml import etree
 from ncclient import manager
 from ncclient.operations.rpc import RPCError
 from ncclient.transport.errors import AuthenticationError, SSHError, TransportError
 
-from esc_orch.cli import payloads
+from esc_orch.cli import payloads, wakeup
 from esc_orch.cli.notif import DefaultsHelp, add_notif_command
 from esc_orch.model.errors import RpcError
 from esc_orch.model.xmlsafe import parse_xml
 
-ncclient.transport.session.TICK = 0.001
+wakeup.install()  # sends wake ncclient's thread: no 1 ms polling, no 100 ms wait
 
 EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 ACTIONS = ["START", "STOP", "REBOOT", "ENABLE_MONITOR", "DISABLE_MONITOR"]

@@ -180,12 +180,15 @@ def secure_data_dir(data_dir: Path) -> None:
         log.warning("permissions tightened", extra={"path": str(path), "mode": oct(wanted)})
 
 
-async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -> None:
+async def serve(
+    *, config: DaemonConfig, backend: ConfigBackend | None = None, drive_vims: bool = True
+) -> None:
     """Serve until SIGTERM or SIGINT.
 
     Without ``backend`` the SQL datastore of the data directory is opened and the whole
     daemon runs (VIM supervisor, lifecycle, notifications). A ``backend`` given in-process
-    (tests) serves NETCONF only.
+    (tests) serves NETCONF only. Without ``drive_vims`` the configuration is served and
+    validated but no lifecycle runs (benchmarks of the NETCONF path, a standby).
     """
     assert config.data_dir is not None
     secure_data_dir(config.data_dir)
@@ -199,7 +202,9 @@ async def serve(*, config: DaemonConfig, backend: ConfigBackend | None = None) -
     if store is not None:
         instrument_store(store)
     metrics_server = await start_metrics_server(config.metrics)
-    parts: Parts | None = await start_parts(store, config) if store is not None else None
+    parts: Parts | None = (
+        await start_parts(store, config) if store is not None and drive_vims else None
+    )
     served: ConfigBackend
     if store is not None:
         served = store
@@ -257,7 +262,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.error("a data directory is required (--data-dir or data_dir in the config file)")
         return 2
     try:
-        asyncio.run(serve(config=config))
+        asyncio.run(serve(config=config, drive_vims=not args.no_lifecycle))
     except SchemaError as exc:
         command = f"esc-orchd db upgrade --data-dir {config.data_dir}"
         if args.config is not None:
@@ -342,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="serve Prometheus metrics at http://BIND:PORT/metrics, BIND from [metrics] bind "
         "(default 127.0.0.1); off by default",
+    )
+    p.add_argument(
+        "--no-lifecycle",
+        action="store_true",
+        help="serve the configuration without driving VIMs (no deploys; for benchmarks)",
     )
     p.set_defaults(func=_cmd_serve)
 

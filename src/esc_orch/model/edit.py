@@ -258,6 +258,14 @@ class _Stop(Exception):
     """Raised to abandon the whole edit at the first error (stop-on-error)."""
 
 
+@dataclass
+class _ListIndex:
+    """The entries of one list under one parent: by key values, and the last in order."""
+
+    by_key: dict[tuple[str, ...] | None, etree._Element] = field(default_factory=dict)
+    last: etree._Element | None = None
+
+
 class _Skip(Exception):
     """Raised to abandon one subtree and go on (continue-on-error)."""
 
@@ -308,6 +316,63 @@ class _Applier:
 
     continue_on_error: bool
     result: EditResult = field(default_factory=EditResult)
+    #: Per parent element and list: key values -> entry, built once on first use, so an
+    #: edit of N entries costs O(N) and not O(N²) (a linear scan per entry). The dict holds
+    #: the parent's proxy, so lxml hands back the same object (identity hashing holds).
+    _index: dict[etree._Element, dict[str, _ListIndex]] = field(default_factory=dict)
+
+    def _entries(self, target: etree._Element, snode: SchemaNode) -> _ListIndex:
+        tag = f"{{{snode.namespace}}}{snode.name}"
+        lists = self._index.setdefault(target, {})
+        index = lists.get(tag)
+        if index is None:
+            index = _ListIndex()
+            for candidate in target.iterchildren(tag):
+                index.by_key.setdefault(_key_values(candidate, snode), candidate)
+                index.last = candidate
+            lists[tag] = index
+        return index
+
+    def _find(
+        self, target: etree._Element | None, child: etree._Element, snode: SchemaNode
+    ) -> etree._Element | None:
+        if target is None or snode.kind is not NodeKind.LIST:
+            return _find_existing(target, child, snode)
+        return self._entries(target, snode).by_key.get(_key_values(child, snode))
+
+    def _removed(self, target: etree._Element, entry: etree._Element, snode: SchemaNode) -> None:
+        if snode.kind is not NodeKind.LIST:
+            return
+        index = self._entries(target, snode)
+        index.by_key.pop(_key_values(entry, snode), None)
+        if index.last is entry:
+            del self._index[target][f"{{{snode.namespace}}}{snode.name}"]  # rebuilt if needed
+
+    def _insert_entry(
+        self,
+        target: etree._Element,
+        child: etree._Element,
+        snode: SchemaNode,
+        siblings: Mapping[tuple[str, str], SchemaNode],
+        *,
+        first: bool,
+    ) -> etree._Element:
+        if snode.kind is not NodeKind.LIST:
+            return _insert(target, child.tag, snode, siblings, first=first)
+        index = self._entries(target, snode)
+        if index.last is None or first:
+            new = _insert(target, child.tag, snode, siblings, first=first)
+        else:
+            new = etree.SubElement(target, child.tag)  # inherits target's namespace map
+            index.last.addnext(new)
+        if not first or index.last is None:
+            index.last = new
+        return new
+
+    def _keyed(self, target: etree._Element, entry: etree._Element, snode: SchemaNode) -> None:
+        """Record ``entry`` (its keys now set) in the index of ``target``."""
+        if snode.kind is NodeKind.LIST:
+            self._entries(target, snode).by_key[_key_values(entry, snode)] = entry
 
     def fail(self, tag: ErrorTag, message: str, path: str) -> None:
         self.result.errors.append(_err(tag, message, path))
@@ -347,14 +412,15 @@ class _Applier:
         here: str,
         shadow: etree._Element | None,
     ) -> None:
-        existing = _find_existing(target, child, snode)
-        previous = _find_existing(shadow, child, snode)
+        existing = self._find(target, child, snode)
+        previous = self._find(shadow, child, snode)
         if op is Operation.CREATE and existing is not None:
             self.fail(ErrorTag.DATA_EXISTS, f'"{snode.name}" already exists', here)
         if op is Operation.DELETE and existing is None:
             self.fail(ErrorTag.DATA_MISSING, f'"{snode.name}" does not exist', here)
         if op in _REMOVING:
             if existing is not None:
+                self._removed(target, existing, snode)
                 target.remove(existing)
             return
         if op is Operation.NONE:
@@ -371,6 +437,7 @@ class _Applier:
         # merge, replace, create
         if existing is None and snode.cases:
             _clear_other_cases(target, snode, siblings)
+            self._index.pop(target, None)
         first = child.get(INSERT_ATTR) == "first"
         if snode.kind is NodeKind.LEAF:
             value = child.text
@@ -391,15 +458,21 @@ class _Applier:
         if op is Operation.REPLACE or existing is None:
             # Build the new content by merging into an empty node, so nested lists are
             # ordered and secrets handled as for a merge; the old node stays as the shadow.
-            fresh = _insert(target, child.tag, snode, siblings, first=first)
             if existing is not None:
+                fresh = etree.SubElement(target, child.tag)  # target's namespace map
                 previous = existing
                 target.remove(fresh)
                 target.replace(existing, fresh)
+                index = self._index.get(target, {}).get(fresh.tag)
+                if index is not None and index.last is existing:
+                    index.last = fresh
+            else:
+                fresh = self._insert_entry(target, child, snode, siblings, first=first)
             for key in snode.keys:
                 key_leaf = child.find(f"{{{ESC_NS}}}{key}")
                 if key_leaf is not None:
                     etree.SubElement(fresh, key_leaf.tag).text = key_leaf.text
+            self._keyed(target, fresh, snode)
             existing = fresh
             op = Operation.MERGE
         self.children(existing, child, snode.children, op, here, shadow=previous)

@@ -12,6 +12,7 @@ the references a unit holds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 
 from lxml import etree
@@ -165,10 +166,16 @@ def split(data: etree._Element) -> dict[UnitId, bytes]:
 
 
 def _copy_without(entry: etree._Element, detached: tuple[str, ...]) -> etree._Element:
-    copy = etree.fromstring(etree.tostring(entry))
-    for name in detached:
-        for child in copy.findall(_q(name)):
-            copy.remove(child)
+    """A copy of ``entry`` without its ``detached`` children, which are never copied: a
+    tenant holding 10,000 deployments costs what its own leaves cost."""
+    skip = {_q(name) for name in detached}
+    copy = etree.Element(entry.tag, nsmap=entry.nsmap)  # type: ignore[arg-type]
+    for name, value in entry.attrib.items():
+        copy.set(name, value)
+    copy.text = entry.text
+    for child in entry:
+        if child.tag not in skip:
+            copy.append(deepcopy(child))
     return copy
 
 

@@ -24,6 +24,7 @@ from esc_orch import metrics
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
 from esc_orch.northbound.backend import ConfigBackend, Datastore
 from esc_orch.northbound.framing import DEFAULT_MAX_MESSAGE_SIZE
+from esc_orch.northbound.group import EditGroups
 from esc_orch.northbound.rpc import RpcRegistry
 from esc_orch.northbound.session import (
     DEFAULT_MAX_ATTRIBUTE_BYTES,
@@ -176,6 +177,7 @@ class NetconfCore:
         self.sessions: dict[int, SessionInfo] = {}
         self._ids = itertools.count(1)
         self._mutex = asyncio.Lock()
+        self._groups = EditGroups(mutex=self._mutex)
         #: Called with the session id when a session ends (subscriptions end with it).
         self.session_end_hooks: list[Callable[[int], None]] = []
         #: Extra operational data for ``get`` (``netconf/streams``); called in a worker
@@ -217,6 +219,13 @@ class NetconfCore:
         ``before`` runs on the event loop inside the mutex (lock checks). Cancelling the
         caller (kill-session) does not release the mutex before ``fn`` has returned.
         """
+        ticket = self._groups.enter_solo()
+        try:
+            return await self._run_alone(fn, before=before)
+        finally:
+            self._groups.leave_solo(ticket)
+
+    async def _run_alone(self, fn: Callable[[], T], *, before: Callable[[], None] | None) -> T:
         async with self._mutex:
             if before is not None:
                 before()
@@ -227,6 +236,28 @@ class NetconfCore:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait({task})
                 raise
+
+    async def run_edit(self, fn: Callable[[], T], *, before: Callable[[], None]) -> T:
+        """Like :meth:`run`, for edit-config: with a backend that has ``run_group``, edits
+        queued meanwhile are committed in one transaction (``group.py`` says how RFC 6241
+        order and semantics are kept)."""
+        runner = getattr(self.backend, "run_group", None)
+        if runner is None:
+            return await self.run(fn, before=before)
+        result: T = await self._groups.run(fn, before=before, runner=runner)
+        return result
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run a read in a worker thread, outside the mutex: the backend reads a snapshot
+        (running from memory, the candidate in one database transaction), so a read never
+        waits behind an edit in progress and sees it either whole or not at all."""
+        return await asyncio.to_thread(fn)
+
+    def backend_cached_running(self) -> bytes | None:
+        """Serialized unfiltered running if the backend has it built for the current
+        version (served on the event loop, no thread hop), else None."""
+        cached = getattr(self.backend, "running_xml_cached", None)
+        return cached() if cached is not None else None
 
     async def end_session(self, session_id: int) -> None:
         """Forget a session and release its locks; idempotent.

@@ -20,7 +20,7 @@ from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
 from esc_orch.northbound.backend import Datastore, DefaultOperation, ErrorOption, TestOption
 from esc_orch.northbound.filters import KeyResolver, apply_filter
 from esc_orch.northbound.rpc import RpcContext, RpcRegistry
-from esc_orch.northbound.session import DataReply, OkReply, Reply
+from esc_orch.northbound.session import DataReply, OkReply, Reply, SerializedDataReply
 
 # The datastores this server implements (startup is not: it is not announced either).
 SUPPORTED_DATASTORES = (Datastore.RUNNING, Datastore.CANDIDATE)
@@ -164,7 +164,13 @@ def register_base_operations(
         _check_children(op, {"source", "filter", "with-defaults"})
         source = _datastore_only(op, "source")
         flt = filter_of(ctx, op)
-        data = await ctx.core.run(lambda: ctx.core.backend.get_config(source=source))
+        # Reads take their own snapshot: they never wait behind an edit in progress.
+        running_xml = getattr(ctx.core.backend, "running_xml", None)
+        if source is Datastore.RUNNING and flt is None and running_xml:
+            cached = ctx.core.backend_cached_running()
+            content: bytes = cached if cached is not None else await ctx.core.read(running_xml)
+            return SerializedDataReply(content)
+        data = await ctx.core.read(lambda: ctx.core.backend.get_config(source=source))
         return DataReply(await filtered(data, flt))
 
     @reg("get")
@@ -181,7 +187,7 @@ def register_base_operations(
                 data = merge_state(data, provider())
             return data
 
-        return DataReply(await filtered(await ctx.core.run(read), flt))
+        return DataReply(await filtered(await ctx.core.read(read), flt))
 
     @reg("edit-config")
     async def edit_config(ctx: RpcContext, op: etree._Element) -> Reply:
@@ -198,7 +204,7 @@ def register_base_operations(
         default_op = _enum_param(op, "default-operation", DefaultOperation, DefaultOperation.MERGE)
         test_opt = _enum_param(op, "test-option", TestOption, TestOption.TEST_THEN_SET)
         error_opt = _enum_param(op, "error-option", ErrorOption, ErrorOption.STOP_ON_ERROR)
-        await ctx.core.run(
+        await ctx.core.run_edit(
             lambda: ctx.core.backend.edit_config(
                 target=target,
                 config=config,

@@ -165,6 +165,14 @@ class DataReply:
 
 
 @dataclass(frozen=True, slots=True)
+class SerializedDataReply:
+    """``<rpc-reply><data>`` whose content is already serialized XML (self-contained: each
+    top element declares its namespaces), sent as is: a cached get-config is not rebuilt."""
+
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ElementsReply:
     """``<rpc-reply>`` holding arbitrary output elements (RPCs with YANG output)."""
 
@@ -182,7 +190,7 @@ class ErrorReply:
         return cls(errors=(exc,) if isinstance(exc, RpcError) else exc.errors)
 
 
-Reply = OkReply | DataReply | ElementsReply | ErrorReply
+Reply = OkReply | DataReply | SerializedDataReply | ElementsReply | ErrorReply
 
 
 def _nc(name: str) -> str:
@@ -390,6 +398,8 @@ class NetconfSession:
         return encode(message, mode=self._decoder.mode)
 
     def _render(self, rpc: etree._Element | None, reply: Reply) -> bytes:
+        if isinstance(reply, SerializedDataReply):
+            return encode(_splice_data(rpc, reply.content), mode=self._decoder.mode)
         return encode(_serialize(build_reply(rpc, reply)), mode=self._decoder.mode)
 
 
@@ -403,6 +413,18 @@ def _path_prefixes(path: str | None) -> dict[str, str]:
     return {p: ns for p, ns in ERROR_PATH_PREFIXES.items() if f"{p}:" in path}
 
 
+_SPLICE_MARK = "esc-orch-serialized-data"
+
+
+def _splice_data(rpc: etree._Element | None, content: bytes) -> bytes:
+    """The rpc-reply (attributes echoed as by :func:`build_reply`) with ``<data>`` holding
+    ``content`` verbatim. ``<data>`` is unprefixed under the reply's default namespace (base)."""
+    root = build_reply(rpc, ElementsReply(elements=()))
+    root.text = _SPLICE_MARK
+    head, _, tail = _serialize(root).partition(_SPLICE_MARK.encode())
+    return b"".join((head, b"<data>", content, b"</data>", tail))
+
+
 def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
     """The ``<rpc-reply>`` element; attributes (namespaced too) are copied from ``rpc``."""
     root = _reply_envelope(rpc)
@@ -412,6 +434,10 @@ def build_reply(rpc: etree._Element | None, reply: Reply) -> etree._Element:
         _adopt(etree.SubElement(root, _nc("data")), list(reply.data))
     elif isinstance(reply, ElementsReply):
         _adopt(root, list(reply.elements))
+    elif isinstance(reply, SerializedDataReply):
+        root.append(
+            etree.fromstring(b"<data xmlns='%s'>%s</data>" % (NC_BASE_NS.encode(), reply.content))
+        )
     else:
         for err in reply.errors:
             root.append(render_rpc_error(err, nsmap=_path_prefixes(err.path)))

@@ -13,14 +13,17 @@ transaction as the change (``_write``), so neither exists without the other.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from lxml import etree
-from sqlalchemy import Engine, and_, delete, exists, select
+from sqlalchemy import Engine, Table, and_, bindparam, delete, event, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from esc_orch.model.backend import (
@@ -48,6 +51,7 @@ from esc_orch.model.units import (
 )
 from esc_orch.model.validate import check_types, validate_config
 from esc_orch.store.events import EventLog
+from esc_orch.store.image import RunningImage
 from esc_orch.store.secrets import KEY_FILE, SecretBox
 from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
 
@@ -58,6 +62,60 @@ CANDIDATE = Datastore.CANDIDATE.value
 DiffListener = Callable[[ConfigDiff], None]
 StateProvider = Callable[[], etree._Element]
 AcceptanceCheck = Callable[[ConfigDiff], Sequence[RpcError]]
+
+
+_CHUNK = 400  # keys per IN (...): well under SQLite's bound-parameter limit
+
+
+_UNITS = cast(Table, ConfigUnitRow.__table__)
+_REFS = cast(Table, ConfigRefRow.__table__)
+# Built once (statement construction cost more than SQLite's work on a small edit).
+_DELETE_UNITS = delete(_UNITS).where(
+    _UNITS.c.datastore == bindparam("ds"),
+    _UNITS.c.kind == bindparam("kind"),
+    _UNITS.c.key.in_(bindparam("keys", expanding=True)),
+)
+_DELETE_REFS = delete(_REFS).where(
+    _REFS.c.datastore == bindparam("ds"),
+    _REFS.c.src_kind == bindparam("kind"),
+    _REFS.c.src_key.in_(bindparam("keys", expanding=True)),
+)
+_INSERT_UNITS = insert(_UNITS)
+_INSERT_REFS = insert(_REFS)
+_META = cast(Table, MetaRow.__table__)
+_BUMP_TXID = (
+    update(_META)
+    .where(_META.c.name == "txid")
+    .values(value=_META.c.value + 1)
+    .returning(_META.c.value)
+)
+
+
+@dataclass(slots=True)
+class _Group:
+    """Edits run in one transaction by :meth:`SqlDatastore.run_group` (group commit)."""
+
+    thread: int
+    session: Session
+    #: running as the group's edits so far left it (read by later edits of the group only).
+    pending: dict[UnitId, bytes | None] = field(default_factory=dict)
+    diffs: list[ConfigDiff] = field(default_factory=list)
+
+
+class _OwnTransaction:
+    """``with Session(...) as s, s.begin(): yield s`` as a class (see ``_transaction``)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._begun = contextlib.ExitStack()
+
+    def __enter__(self) -> Session:
+        self._begun.enter_context(self._session)
+        self._begun.enter_context(self._session.begin())
+        return self._session
+
+    def __exit__(self, *exc: object) -> bool:
+        return bool(self._begun.__exit__(*exc))  # type: ignore[arg-type]
 
 
 def _row_id(row: ConfigUnitRow) -> UnitId:
@@ -76,6 +134,81 @@ class SqlDatastore:
         self._vocabulary = Vocabulary()
         #: The durable escEvent log of this database (append inside store transactions).
         self.events = EventLog(engine=engine, clock=clock)
+        self._image = self._load_image()
+        self._group: _Group | None = None
+
+    def _pending(self) -> dict[UnitId, bytes | None] | None:
+        """The open group's uncommitted running changes, seen by that group's thread only."""
+        group = self._group
+        if group is None or group.thread != threading.get_ident():
+            return None
+        return group.pending
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Session]:
+        """The open group's session in its thread, else a transaction of its own.
+
+        (Not a generator context manager: those rewrite the traceback of an exception
+        passing through, which frozen error types refuse.)"""
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            return contextlib.nullcontext(group.session)
+        return _OwnTransaction(Session(self._engine))
+
+    def run_group(self, thunks: Sequence[Callable[[], object]]) -> list[tuple[bool, object]]:
+        """Run edits (thunks calling :meth:`edit_config`) one after the other in ONE
+        transaction: each sees the ones before it, a refused one changes nothing, and the
+        group is committed (made durable) once. Per thunk: (True, result) or (False, the
+        RpcError/RpcErrors). Any other failure rolls the whole group back and is raised (no
+        edit of the group was acknowledged). Listeners get the diffs after the commit."""
+        results: list[tuple[bool, object]] = []
+        with self._lock:
+            group = _Group(thread=threading.get_ident(), session=Session(self._engine))
+            with group.session, group.session.begin():
+                self._group = group
+                try:
+                    for thunk in thunks:
+                        try:
+                            results.append((True, thunk()))
+                        except (RpcError, RpcErrors) as exc:
+                            results.append((False, exc))
+                finally:
+                    self._group = None
+            for diff in group.diffs:
+                self._notify(diff)
+        return results
+
+    def _published(self, diff: ConfigDiff) -> None:
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            group.diffs.append(diff)  # after the group's commit
+        else:
+            self._notify(diff)
+
+    def _load_image(self) -> RunningImage:
+        """running as committed in the database (this daemon is its only writer)."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(ConfigUnitRow.kind, ConfigUnitRow.key, ConfigUnitRow.xml).where(
+                    ConfigUnitRow.datastore == RUNNING
+                )
+            )
+            units = {
+                UnitId(kind, tuple(key.split("/"))): xml
+                for kind, key, xml in rows
+                if xml is not None
+            }
+            refs = [
+                (UnitId(sk, tuple(sv.split("/"))), UnitId(dk, tuple(dv.split("/"))))
+                for sk, sv, dk, dv in session.execute(
+                    select(
+                        ConfigRefRow.src_kind,
+                        ConfigRefRow.src_key,
+                        ConfigRefRow.dst_kind,
+                        ConfigRefRow.dst_key,
+                    ).where(ConfigRefRow.datastore == RUNNING)
+                )
+            ]
+        return RunningImage(units=units, refs=refs)
 
     @classmethod
     def open(
@@ -117,13 +250,14 @@ class SqlDatastore:
         self, session: Session, view: str, *, kind: str | None = None
     ) -> dict[UnitId, bytes]:
         """All units of a datastore view (candidate = running overlaid by candidate rows)."""
-        query = select(ConfigUnitRow).where(ConfigUnitRow.datastore == RUNNING)
-        if kind:
-            query = query.where(ConfigUnitRow.kind == kind)
-        units: dict[UnitId, bytes] = {}
-        for row in session.scalars(query):
-            if row.xml is not None:
-                units[_row_id(row)] = row.xml
+        units = self._image.snapshot(kind)
+        pending = self._pending()
+        for unit, xml in (pending or {}).items():
+            if kind is None or unit.kind == kind:
+                if xml is None:
+                    units.pop(unit, None)
+                else:
+                    units[unit] = xml
         if view == CANDIDATE:
             overlay = select(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE)
             if kind:
@@ -139,23 +273,27 @@ class SqlDatastore:
         self, session: Session, view: str, ids: Iterable[UnitId]
     ) -> dict[UnitId, bytes | None]:
         wanted = set(ids)
-        out: dict[UnitId, bytes | None] = dict.fromkeys(wanted)
+        out = self._image.load(wanted)
+        pending = self._pending()
+        if pending:
+            out.update((u, pending[u]) for u in wanted if u in pending)
+        if view != CANDIDATE:
+            return out
         by_kind: dict[str, list[str]] = {}
         for unit in wanted:
             by_kind.setdefault(unit.kind, []).append(unit.text_key)
-        for datastore in (RUNNING, CANDIDATE) if view == CANDIDATE else (RUNNING,):
-            for kind, keys in by_kind.items():
-                for chunk_start in range(0, len(keys), 500):
-                    chunk = keys[chunk_start : chunk_start + 500]
-                    rows = session.scalars(
-                        select(ConfigUnitRow).where(
-                            ConfigUnitRow.datastore == datastore,
-                            ConfigUnitRow.kind == kind,
-                            ConfigUnitRow.key.in_(chunk),
-                        )
+        for kind, keys in by_kind.items():
+            for chunk_start in range(0, len(keys), _CHUNK):
+                chunk = keys[chunk_start : chunk_start + _CHUNK]
+                rows = session.scalars(
+                    select(ConfigUnitRow).where(
+                        ConfigUnitRow.datastore == CANDIDATE,
+                        ConfigUnitRow.kind == kind,
+                        ConfigUnitRow.key.in_(chunk),
                     )
-                    for row in rows:
-                        out[_row_id(row)] = row.xml
+                )
+                for row in rows:
+                    out[_row_id(row)] = row.xml
         return out
 
     def _expand(self, session: Session, view: str, wildcard: Wildcard) -> set[UnitId]:
@@ -167,6 +305,15 @@ class SqlDatastore:
 
     def _referrers(self, session: Session, view: str, targets: Iterable[UnitId]) -> set[UnitId]:
         """Units of ``view`` holding a leafref to any of ``targets``."""
+        if view == RUNNING:
+            wanted = set(targets)
+            referrers = self._image.referrers(wanted)
+            for unit, xml in (self._pending() or {}).items():
+                if xml is not None and references_of(unit, xml) & wanted:
+                    referrers.add(unit)
+                else:
+                    referrers.discard(unit)
+            return referrers
         found: set[UnitId] = set()
         for target in targets:
             cond = and_(
@@ -194,9 +341,23 @@ class SqlDatastore:
     def get_config(self, *, source: Datastore) -> etree._Element:
         if source not in (Datastore.RUNNING, Datastore.CANDIDATE):
             raise RpcError(tag=ErrorTag.INVALID_VALUE, message=f"no {source} datastore")
+        if source is Datastore.RUNNING:
+            return mask_secrets(assemble(self._image.snapshot().items()))
         with Session(self._engine) as session:
             units = self._view_rows(session, source.value)
         return mask_secrets(assemble(units.items()))
+
+    def running_xml(self) -> bytes:
+        """get-config of running, unfiltered, as the serialized children of ``<data>``.
+
+        Built once per committed version and shared by every reader until the next commit;
+        it never waits for an edit in progress.
+        """
+        return self._image.serialized(lambda units: mask_secrets(assemble(units.items())))
+
+    def running_xml_cached(self) -> bytes | None:
+        """:meth:`running_xml` if already built for the current version (cheap), else None."""
+        return self._image.serialized_cached()
 
     def get_state(self) -> etree._Element:
         """``esc_datamodel/opdata``, filled by the registered state providers."""
@@ -235,8 +396,7 @@ class SqlDatastore:
 
     def running_units(self, kind: str) -> dict[UnitId, bytes]:
         """All running units of one kind (for the reconciler's resync)."""
-        with Session(self._engine) as session:
-            return self._view_rows(session, RUNNING, kind=kind)
+        return self._image.snapshot(kind)
 
     def candidate_is_dirty(self) -> bool:
         with Session(self._engine) as session:
@@ -272,7 +432,7 @@ class SqlDatastore:
             raise RpcErrors(errors)
         continue_on_error = error_option is ErrorOption.CONTINUE_ON_ERROR
         view = target.value
-        with self._lock, Session(self._engine) as session, session.begin():
+        with self._lock, self._transaction() as session:
             ids, wildcards = touched(config, default_operation=default_op)
             for wildcard in wildcards:
                 ids |= self._expand(session, view, wildcard)
@@ -305,7 +465,7 @@ class SqlDatastore:
                 return None
             diff = self._write(session, view, before, after)
         if diff is not None and not diff.empty:
-            self._notify(diff)
+            self._published(diff)
         if errors:
             raise RpcErrors(errors)
         return diff
@@ -391,78 +551,81 @@ class SqlDatastore:
         changed = {u: x for u, x in after.items() if x != before.get(u)}
         if view == CANDIDATE:
             running = self._load(session, RUNNING, changed)
-            for unit, xml in changed.items():
-                if xml == running.get(unit):
-                    self._delete_row(session, CANDIDATE, unit)
-                else:
-                    self._put_row(session, CANDIDATE, unit, xml, tombstone_ok=True)
+            overlay = {u: x for u, x in changed.items() if x != running.get(u)}
+            self._replace_rows(session, CANDIDATE, changed, overlay)
             return None
         txid = self._next_txid(session) if changed else 0
-        for unit, xml in changed.items():
-            if xml is None:
-                self._delete_row(session, RUNNING, unit)
-            else:
-                self._put_row(session, RUNNING, unit, xml)
+        pending = self._pending()
+        if pending is not None:
+            pending.update(changed)
+        if changed:
+            # Registered before the event log's hook: the image shows the change before
+            # its events are published.
+            event.listen(session, "after_commit", lambda _s: self._image.apply(changed), once=True)
+        self._replace_rows(
+            session, RUNNING, changed, {u: x for u, x in changed.items() if x is not None}
+        )
         diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
         # Same transaction as the change: published by the log after the commit.
         self.events.append(session, config_events(diff))
         return diff
 
-    def _put_row(
+    def _replace_rows(
         self,
         session: Session,
         datastore: str,
-        unit: UnitId,
-        xml: bytes | None,
-        *,
-        tombstone_ok: bool = False,
+        units: Iterable[UnitId],
+        rows: dict[UnitId, bytes | None],
     ) -> None:
-        if xml is None and not tombstone_ok:
-            raise ValueError("only the candidate records deletions")
-        parent = unit.parent
-        session.merge(
-            ConfigUnitRow(
-                datastore=datastore,
-                kind=unit.kind,
-                key=unit.text_key,
-                parent_key=parent.text_key if parent else None,
-                xml=xml,
-            )
-        )
-        self._set_refs(session, datastore, unit, xml)
+        """Delete the rows (and leafref rows) of ``units``, then insert ``rows``.
 
-    def _delete_row(self, session: Session, datastore: str, unit: UnitId) -> None:
-        session.execute(
-            delete(ConfigUnitRow).where(
-                ConfigUnitRow.datastore == datastore,
-                ConfigUnitRow.kind == unit.kind,
-                ConfigUnitRow.key == unit.text_key,
-            )
-        )
-        self._set_refs(session, datastore, unit, None)
-
-    def _set_refs(self, session: Session, datastore: str, unit: UnitId, xml: bytes | None) -> None:
-        session.execute(
-            delete(ConfigRefRow).where(
-                ConfigRefRow.datastore == datastore,
-                ConfigRefRow.src_kind == unit.kind,
-                ConfigRefRow.src_key == unit.text_key,
-            )
-        )
-        if xml is None:
+        A handful of statements whatever the number of units (executemany), so an edit of N
+        units costs O(N) in the database; a ``None`` in ``rows`` is a candidate tombstone.
+        """
+        conn = session.connection()
+        by_kind: dict[str, list[str]] = {}
+        for unit in units:
+            by_kind.setdefault(unit.kind, []).append(unit.text_key)
+        for kind, keys in by_kind.items():
+            for start in range(0, len(keys), _CHUNK):
+                params = {"ds": datastore, "kind": kind, "keys": keys[start : start + _CHUNK]}
+                conn.execute(_DELETE_UNITS, params)
+                conn.execute(_DELETE_REFS, params)
+        if not rows:
             return
-        for target in references_of(unit, xml):
-            session.add(
-                ConfigRefRow(
-                    datastore=datastore,
-                    src_kind=unit.kind,
-                    src_key=unit.text_key,
-                    dst_kind=target.kind,
-                    dst_key=target.text_key,
-                )
+        unit_rows: list[dict[str, object]] = []
+        ref_rows: list[dict[str, object]] = []
+        for unit, xml in rows.items():
+            parent = unit.parent
+            unit_rows.append(
+                {
+                    "datastore": datastore,
+                    "kind": unit.kind,
+                    "key": unit.text_key,
+                    "parent_key": parent.text_key if parent else None,
+                    "xml": xml,
+                }
             )
+            if xml is None:
+                continue
+            ref_rows.extend(
+                {
+                    "datastore": datastore,
+                    "src_kind": unit.kind,
+                    "src_key": unit.text_key,
+                    "dst_kind": target.kind,
+                    "dst_key": target.text_key,
+                }
+                for target in references_of(unit, xml)
+            )
+        conn.execute(_INSERT_UNITS, unit_rows)
+        if ref_rows:
+            conn.execute(_INSERT_REFS, ref_rows)
 
     def _next_txid(self, session: Session) -> int:
+        value = session.connection().execute(_BUMP_TXID).scalar()
+        if value is not None:
+            return int(value)
         row = session.get(MetaRow, "txid")
         if row is None:
             row = MetaRow(name="txid", value=0)

@@ -19,9 +19,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, event, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,16 @@ EventListener = Callable[[Sequence[LoggedEvent]], None]
 _COUNTER = "event_id"
 _PENDING = "esc_orch.pending_events"
 _HOOKED = "esc_orch.event_hooks"
+_META = cast(Table, MetaRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
+_BUMP_COUNTER = (
+    update(_META)
+    .where(_META.c.name == bindparam("counter"))
+    .values(value=_META.c.value + bindparam("count"))
+    .returning(_META.c.value)
+)
+_TIME_OF = select(_EVENTS.c.event_time).where(_EVENTS.c.id == bindparam("event_id"))
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 def _logged(row: EventRow) -> LoggedEvent:
@@ -83,29 +93,35 @@ class EventLog:
         """
         if not events:
             return ()
-        last = session.execute(
-            update(MetaRow)
-            .where(MetaRow.name == _COUNTER)
-            .values(value=MetaRow.value + len(events))
-            .returning(MetaRow.value)
-        ).scalar_one()
+        # Core statements built once, on the session's connection: the ORM's unit of work
+        # cost more than the SQL itself (about 1 ms of an edit's 3 ms).
+        conn = session.connection()
+        last = conn.execute(_BUMP_COUNTER, {"counter": _COUNTER, "count": len(events)}).scalar_one()
         first = last - len(events) + 1
-        previous = session.scalar(select(EventRow.event_time).where(EventRow.id == first - 1))
+        previous = conn.execute(_TIME_OF, {"event_id": first - 1}).scalar()
         floor = previous + 1 if previous is not None else 0
         now = to_millis(self._clock())
         logged: list[LoggedEvent] = []
+        rows: list[dict[str, Any]] = []
         for offset, esc_event in enumerate(events):
             millis = max(now, floor)
             floor = millis + 1
-            row = EventRow(
-                id=first + offset,
-                event_time=millis,
-                event_type=str(esc_event.event.type),
-                payload=esc_event_xml(esc_event),
+            row = {
+                "id": first + offset,
+                "event_time": millis,
+                "event_type": str(esc_event.event.type),
+                "payload": esc_event_xml(esc_event),
+            }
+            rows.append(row)
+            logged.append(
+                LoggedEvent(
+                    id=row["id"],
+                    event_time=from_millis(millis),
+                    event_type=row["event_type"],
+                    payload=row["payload"],
+                )
             )
-            session.add(row)
-            logged.append(_logged(row))
-        session.flush()
+        conn.execute(_INSERT_EVENTS, rows)
         self._hook(session)
         session.info.setdefault(_PENDING, []).extend(logged)
         return tuple(logged)

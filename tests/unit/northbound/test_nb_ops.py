@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from lxml import etree
 
+from esc_orch.model.errors import RpcError, RpcErrors
 from esc_orch.northbound.backend import Datastore
 from nbsupport.inproc import ESC, NC, InprocClient, error_info, error_tag, is_ok, make_core
 from nbsupport.memory_backend import MemoryBackend
@@ -204,3 +208,92 @@ async def test_esc_rpcs_validate_input_then_report_not_available() -> None:
         "<force>yes</force></vmAction>"
     )
     assert error_tag(await c.rpc(bad_force)) == "invalid-value"
+
+
+async def test_a_read_never_waits_behind_an_edit_in_progress() -> None:
+    """get-config and get run outside the datastore mutex (the backend reads a snapshot)."""
+
+    class SlowEdits(MemoryBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.release = threading.Event(), threading.Event()
+
+        def edit_config(self, **kwargs: object) -> object:
+            self.inside.set()
+            assert self.release.wait(timeout=10)
+            return super().edit_config(**kwargs)  # type: ignore[arg-type]
+
+    backend = SlowEdits()
+    core = make_core(backend)
+    editor, reader = InprocClient(core), InprocClient(core)
+    edit = asyncio.ensure_future(editor.rpc(_edit("running")))
+    try:
+        assert await asyncio.to_thread(backend.inside.wait, 10)
+        for read in ("<get-config><source><running/></source></get-config>", "<get/>"):
+            reply = await asyncio.wait_for(reader.rpc(read), timeout=5)
+            assert reply.find(f"{{{NC}}}data") is not None
+            assert reply.find(f".//{{{ESC}}}name") is None  # the edit is not visible yet
+    finally:
+        backend.release.set()
+        assert is_ok(await edit)
+
+
+class _GroupingBackend(MemoryBackend):
+    """A backend with ``run_group`` whose first edit blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[int] = []
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def edit_config(self, **kwargs: object) -> object:
+        if not self.inside.is_set():
+            self.inside.set()
+            assert self.release.wait(timeout=10)
+        return super().edit_config(**kwargs)  # type: ignore[arg-type]
+
+    def run_group(self, thunks: list[object]) -> list[tuple[bool, object]]:
+        self.groups.append(len(thunks))
+        results: list[tuple[bool, object]] = []
+        for thunk in thunks:
+            try:
+                results.append((True, thunk()))  # type: ignore[operator]
+            except (RpcError, RpcErrors) as exc:
+                results.append((False, exc))
+        return results
+
+
+async def test_edits_queued_meanwhile_are_committed_as_one_group() -> None:
+    backend = _GroupingBackend()
+    core = make_core(backend)
+    first = asyncio.ensure_future(InprocClient(core).rpc(_edit("running", "T1")))
+    assert await asyncio.to_thread(backend.inside.wait, 10)
+    queued = [asyncio.ensure_future(InprocClient(core).rpc(_edit("running", n))) for n in "AB"]
+    await asyncio.sleep(0)  # both are queued behind the first
+    backend.release.set()
+    assert is_ok(await first)
+    assert all(is_ok(r) for r in await asyncio.gather(*queued))
+    assert backend.groups == [1, 2]
+
+
+async def test_a_group_never_takes_an_edit_that_arrived_after_a_lock() -> None:
+    """RFC 6241 order: the lock, queued between two edits, is granted after the first and
+    before the second, which is then refused (in-use) as if they had run one by one."""
+    backend = _GroupingBackend()
+    core = make_core(backend)
+    blocker = asyncio.ensure_future(InprocClient(core).rpc(_edit("running", "T0")))
+    assert await asyncio.to_thread(backend.inside.wait, 10)
+    locker = InprocClient(core)
+    before_lock = asyncio.ensure_future(InprocClient(core).rpc(_edit("running", "T1")))
+    await asyncio.sleep(0)
+    lock = asyncio.ensure_future(locker.rpc("<lock><target><running/></target></lock>"))
+    await asyncio.sleep(0)
+    after_lock = asyncio.ensure_future(InprocClient(core).rpc(_edit("running", "T2")))
+    await asyncio.sleep(0)
+    backend.release.set()
+    assert is_ok(await blocker)
+    assert is_ok(await before_lock)
+    assert is_ok(await lock)
+    refused = await after_lock
+    assert error_tag(refused) == "in-use"
+    assert error_info(refused, "session-id") == str(locker.session_id)

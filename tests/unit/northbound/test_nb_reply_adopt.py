@@ -10,7 +10,13 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from esc_orch.northbound.session import DataReply, build_reply
+from esc_orch.northbound.session import (
+    DataReply,
+    NetconfSession,
+    RpcRequest,
+    SerializedDataReply,
+    build_reply,
+)
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 ESC = "http://www.cisco.com/esc/esc"
@@ -52,3 +58,20 @@ def test_the_backend_tree_is_not_modified_by_the_fast_path() -> None:
     before = etree.tostring(data)
     build_reply(etree.fromstring(PLAIN_RPC), DataReply(data))
     assert etree.tostring(data) == before
+
+
+@pytest.mark.parametrize("rpc_text", [PLAIN_RPC, PREFIXED_RPC])
+def test_serialized_data_is_the_same_reply_as_the_tree(rpc_text: str) -> None:
+    """The cached get-config bytes spliced into the reply read as the tree path's reply."""
+    data = etree.fromstring(DEFAULT_NS_DATA)
+    content = b"".join(etree.tostring(child) for child in data)
+    rpc = etree.fromstring(rpc_text)
+    session = NetconfSession(session_id=1, capabilities=(), max_message_size=1 << 20)
+    request = RpcRequest(message_id="7", rpc=rpc, operation=rpc[0])
+    spliced = session.render_reply(request, SerializedDataReply(content))
+    built = session.render_reply(request, DataReply(data))
+    strip = b"]]>]]>"
+    got = etree.fromstring(spliced.removesuffix(strip))
+    want = etree.fromstring(built.removesuffix(strip))
+    assert got.get("message-id") == "7"
+    assert etree.tostring(got, method="c14n") == etree.tostring(want, method="c14n")
