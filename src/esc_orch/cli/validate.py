@@ -19,8 +19,10 @@ from lxml import etree
 from esc_orch.model.edit import Operation, apply_edit, check_edit
 from esc_orch.model.errors import RpcError
 from esc_orch.model.schema import NC_NS
+from esc_orch.model.semantics import check_config
 from esc_orch.model.validate import check_types, validate_config
 from esc_orch.model.xmlsafe import parse_xml
+from esc_orch.vocabulary import installed_vocabulary
 
 
 def _top_elements(path: Path) -> list[etree._Element]:
@@ -66,7 +68,8 @@ def validate_files(paths: Sequence[Path]) -> int:
             failed = True
     if failed:
         return 1
-    errors = validate_config(data)
+    # The checks edit-config makes: YANG (libyang), then what YANG cannot say (semantics.py).
+    errors = validate_config(data) or check_config(data, vocabulary=installed_vocabulary())
     if errors:
         _show(errors, " + ".join(str(p) for p in paths))
         return 1

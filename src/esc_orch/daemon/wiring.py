@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from esc_orch.daemon.actions import LifecycleActions
@@ -26,6 +25,7 @@ from esc_orch.model.schema import ESC_REVISION
 from esc_orch.model.semantics import Vocabulary
 from esc_orch.store.datastore import SqlDatastore
 from esc_orch.store.secrets import SecretsError
+from esc_orch.vocabulary import installed_vocabulary
 
 
 class WiringError(Exception):
@@ -53,19 +53,9 @@ def build_backend(data_dir: Path, config: DaemonConfig) -> SqlDatastore:
     return backend
 
 
-#: Entry-point group of metric collectors (the monitoring code registers them there).
-COLLECTOR_GROUP = "esc_orch.collectors"
-
-
 def vocabulary() -> Vocabulary:
-    """What this daemon can run, for the edit-time checks of the datastore.
-
-    Collector types: ICMPPing plus the names registered in :data:`COLLECTOR_GROUP` (read from
-    the installed packages' metadata, nothing is imported). Rule actions: the built-ins; the
-    monitoring code widens ``rule_action`` when it runs scripts.
-    """
-    names = {ep.name for ep in entry_points(group=COLLECTOR_GROUP)}
-    return Vocabulary(collector_types=frozenset({"ICMPPing", *names}))
+    """What this daemon can run, for the edit-time checks of the datastore."""
+    return installed_vocabulary()
 
 
 def start_vim_supervisor(

@@ -59,3 +59,20 @@ def test_the_console_script_is_installed() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_what_edit_config_refuses_beyond_yang_is_refused_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seed's typo (disk-resize ``>true``) is valid YANG but refused by the datastore's
+    semantic checks; the validator runs the same checks (it used to say "valid")."""
+    typo = tmp_path / "typo.xml"
+    text = DEPLOY.read_text()
+    marker = "<name>disk-resize</name>"
+    start = text.index(marker)
+    value = text.index("<value>", start)
+    end = text.index("</value>", value)
+    typo.write_text(text[:value] + "<value>>true" + text[end:])
+    assert main([str(CONNECTORS), str(typo)]) == 1
+    err = capsys.readouterr().err
+    assert "disk-resize" in err
