@@ -51,6 +51,9 @@ class StepInFlight:
     vm_name: str
     connector_id: str
     started: datetime
+    #: A move waiting for proof (or a step in progress): what it waits for and what unblocks
+    #: it, or its progress (e.g. disk copy bytes), in the words a person reads.
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

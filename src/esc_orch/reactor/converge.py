@@ -20,11 +20,13 @@ from esc_orch.model.actions import (
     MigrateVm,
     Reboot,
     RecreateVm,
+    SourceState,
 )
 from esc_orch.model.clock import Clock
 from esc_orch.model.events import EscEvent
 from esc_orch.model.failure import (
     ConfigUnsatisfiable,
+    DiskHeld,
     Failure,
     Internal,
     NoProgress,
@@ -50,6 +52,8 @@ from esc_orch.model.vim import PowerState
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
 from esc_orch.reactor.observe import ConnectorProvider, observe
+from esc_orch.reactor.proofgate import MoveProof, ProofGate
+from esc_orch.reactor.proving import Proving
 from esc_orch.reactor.report import Reporter
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
@@ -57,6 +61,9 @@ from esc_orch.reconcile.errors import UnsatisfiableDeployment
 from esc_orch.reconcile.identity import UuidFactory, adopt_identities
 from esc_orch.reconcile.observed import Observation
 from esc_orch.reconcile.planner import plan
+from esc_orch.reconcile.proof import (
+    MayStart,
+)
 from esc_orch.vim.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,10 @@ class _Run:
         self.published = False
         self.notes: list[str] = []
         self.rebooted: set[str] = set()
+        #: Moves away from a silent source waiting for proof, by VM name.
+        self.proofs: dict[str, MoveProof] = {}
+        #: The last proven start was refused by the disk lock: the same move is tried again.
+        self.lock_refused = False
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -87,7 +98,7 @@ def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, 
     return fields
 
 
-class Converger:
+class Converger(Proving["_Run"]):
     """Runs one deployment's convergence loop at a time; see the module docstring."""
 
     def __init__(
@@ -104,6 +115,7 @@ class Converger:
         records: dict[Key, DeploymentRecord],
         pending: dict[Key, DeploymentTarget],
         owed: dict[str, tuple[Key, Action]],
+        proof: ProofGate,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -114,6 +126,7 @@ class Converger:
         self._retry = retry
         self._max_steps = max_steps
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
+        self._proof = proof
         #: Shared with the Reactor: the records, the queued targets, the owed events.
         self._records = records
         self._pending = pending
@@ -183,6 +196,10 @@ class Converger:
             applied=applied,
             foreign=target.foreign.union(*(r.names() for r in others)),
         )
+        now = self._clock()
+        for view in obs.views:
+            if view.reachable:
+                self._proof.saw(view.connector_id, now)
         namesakes = self._records.keys() | self._pending.keys()
         if any(key[1] == target.name and key != target.key for key in namesakes):
             # Another tenant's deployment has this name, so its VMs look like ours: touch
@@ -253,6 +270,14 @@ class Converger:
                 await self._sleep(delay)
                 continue
             action = current.runnable[0]
+            proven: MayStart | None = None
+            if isinstance(action, MigrateVm) and action.source is SourceState.UNREACHABLE:
+                gated = await self._prove(run, action)
+                if isinstance(gated, RunOutcome):
+                    return gated
+                if gated is None:
+                    continue  # waited or fenced: observe again (the source may answer now)
+                proven, last = gated, None
             if action == last:
                 failure = NoProgress(
                     step=type(action).__name__,
@@ -263,13 +288,20 @@ class Converger:
             if run.steps >= self._max_steps:
                 return await self._fail(run, StepLimit(steps=run.steps), action)
             waits = 0
-            failed = await self._step(run, action)
+            failed = await self._step(run, action, proven=proven)
             if failed is not None:
                 return failed
-            last = action
+            last = None if run.lock_refused else action
+            run.lock_refused = False
 
-    async def _step(self, run: _Run, action: Action) -> RunOutcome | None:
-        """Journal, act, remember, report; the failed outcome, or None to go on."""
+    async def _step(
+        self, run: _Run, action: Action, *, proven: MayStart | None = None
+    ) -> RunOutcome | None:
+        """Journal, act, remember, report; the failed outcome, or None to go on.
+
+        ``proven``: the proof gate let a move away from a silent source start; a refusal by
+        the disk lock then means "not yet" (remembered, the move waits), not a failure.
+        """
         name = action.vm.name
         if isinstance(action, AcceptSpec | CreateVm | MigrateVm | RecreateVm):
             owed_entry = self._owed.pop(name, None)
@@ -298,7 +330,7 @@ class Converger:
         log.info("step %s", step.action, extra=_where(run.target, action))
         run.steps += 1
         try:
-            result = await self._executor.run(action)
+            result = await self._executor.run(action, proven=proven is not None)
         except Replan as exc:
             log.info(
                 "step %s: re-planning (%s)", step.action, exc, extra=_where(run.target, action)
@@ -309,10 +341,24 @@ class Converger:
             )
             return None
         except StepFailed as exc:
+            lock = proven is not None and isinstance(exc.failure, DiskHeld)
+            cleared = self._put(replace(self._get(run), step=None)) if lock else None
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.FAILED, failure=exc.failure),
-                record=None,
+                record=cleared,
             )
+            if lock:
+                proof = run.proofs.get(name)
+                if proof is not None:
+                    proof.lock_held_at = self._clock()
+                run.lock_refused = True
+                log.info(
+                    "%s: the disk lock refused the start (%s still holds it)",
+                    name,
+                    getattr(action, "source_connector_id", "?"),
+                    extra=_where(run.target, action),
+                )
+                return None
             return await self._fail(run, exc.failure, action)
         record = self._put(rec.stepped(self._get(run), action, result.state))
         await self._journal.record_outcome(

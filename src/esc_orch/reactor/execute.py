@@ -23,6 +23,7 @@ from esc_orch.model.actions import (
     Blocked,
     CreateVm,
     DeleteVm,
+    FenceHost,
     MigrateVm,
     MigrationMode,
     PowerOff,
@@ -104,8 +105,10 @@ class Executor:
         call: Callable[[Connector], Awaitable[T]],
         *,
         fence: DiskHeld | None = None,
+        retry_conflict: bool = True,
     ) -> T:
-        """Run ``call`` with retries; ``fence``: a disk-lock conflict is waited on, then this."""
+        """Run ``call`` with retries; ``fence``: a disk-lock conflict is waited on, then this
+        (at once when not ``retry_conflict``: the proof gate decides when to try again)."""
         connector = self._connector(connector_id)
 
         async def once() -> T:
@@ -114,6 +117,8 @@ class Executor:
             except VimConflict as exc:
                 if fence is None:
                     raise
+                if not retry_conflict:
+                    raise StepFailed(replace(fence, detail=str(exc))) from exc
                 raise TemporaryVimError(str(exc), retry_after=self.policy.base_delay) from exc
 
         async def sleep(delay: float) -> None:
@@ -177,7 +182,7 @@ class Executor:
             lambda c: c.delete_vm(name=name, keep_disk=keep_disk),
         )
 
-    async def _migrate(self, a: MigrateVm) -> VmState:
+    async def _migrate(self, a: MigrateVm, *, proven: bool) -> VmState:
         name, source, target = a.vm.name, a.source_connector_id, a.connector_id
         present = a.source in (SourceState.RUNNING, SourceState.STOPPED)
         if a.mode is MigrationMode.COPY_DISK:
@@ -194,7 +199,8 @@ class Executor:
                     target, f"starting {name}", lambda c: c.power_on(name=name)
                 )
             return state
-        if a.mode is MigrationMode.REDEPLOY and a.source is SourceState.UNREACHABLE:
+        silent = a.source is SourceState.UNREACHABLE
+        if a.mode is MigrationMode.REDEPLOY and silent and not proven:
             raise StepFailed(DiskUnfenced(vm_name=name, connector_id=source, storage="local"))
         if present:
             await self._stop(source, name)
@@ -210,20 +216,25 @@ class Executor:
             f"creating {name}",
             lambda c: c.ensure_vm(spec=a.spec),
             fence=fence if a.spec.storage is Storage.GLUSTER else None,
+            retry_conflict=not silent,
         )
         if a.mode is MigrationMode.REDEPLOY and present:
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)
         return state
 
-    async def run(self, action: Action) -> StepResult:
-        """Do ``action``; raises :class:`StepFailed` or :class:`Replan`."""
+    async def run(self, action: Action, *, proven: bool = False) -> StepResult:
+        """Do ``action``; raises :class:`StepFailed` or :class:`Replan`.
+
+        ``proven``: a move away from a silent source has its proof (the proof gate's
+        ``MayStart``); without it such a move of a local disk is refused.
+        """
         try:
-            return await self._run(action)
+            return await self._run(action, proven=proven)
         except VimNotFound as exc:
             raise Replan(str(exc)) from exc
 
-    async def _run(self, action: Action) -> StepResult:
+    async def _run(self, action: Action, *, proven: bool) -> StepResult:
         name = action.vm.name
         match action:
             case CreateVm():
@@ -244,10 +255,10 @@ class Executor:
                 )
                 return StepResult(state=state)
             case MigrateVm():
-                return StepResult(state=await self._migrate(action))
+                return StepResult(state=await self._migrate(action, proven=proven))
             case PowerOn() | PowerOff() | Reboot():
                 return StepResult(state=await self._power(action))
-            case AcceptSpec():
+            case AcceptSpec() | FenceHost():
                 return StepResult()
             case Blocked():
                 raise StepFailed(action.failure)
