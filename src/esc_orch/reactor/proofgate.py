@@ -28,10 +28,10 @@ from esc_orch.fence.errors import FenceError, FenceFailure, FenceFailureKind
 from esc_orch.fence.protocol import FenceAgent
 from esc_orch.fence.types import FenceProof
 from esc_orch.model.actions import MigrateVm, MigrationMode
+from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.vim import Storage
 from esc_orch.reconcile.proof import (
     FenceFirst,
-    HostDownConfirmation,
     ProofDecision,
     ProofPolicy,
     SourceFacts,

@@ -14,9 +14,9 @@ from esc_orch.fence.fake import FakeFenceAgent, FakePowerBoard
 from esc_orch.fence.protocol import FenceAgent
 from esc_orch.fence.types import FenceAgentConfig
 from esc_orch.model.actions import FenceHost
+from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.ports import StepStatus
 from esc_orch.model.record import StepInFlight
-from esc_orch.reconcile.proof import HostDownConfirmation
 from esc_orch.vim.fake import FakeClock
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_locator, with_storage
