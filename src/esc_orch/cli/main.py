@@ -144,6 +144,14 @@ def cmd_recovery_vm_action(m: Any, args: argparse.Namespace) -> None:
     _dispatch(m, payloads.recovery_vm_action(args.action, args.vm))
 
 
+def cmd_confirm_host_down(m: Any, args: argparse.Namespace) -> None:
+    _dispatch(m, payloads.confirm_host_down(args.vim_id))
+
+
+def cmd_recheck_vim(m: Any, args: argparse.Namespace) -> None:
+    _dispatch(m, payloads.recheck_vim_connector(args.vim_id))
+
+
 Command = Callable[[Any, argparse.Namespace], None]
 
 
@@ -179,6 +187,18 @@ def _add_commands(sub: Any) -> None:
     p = add("recovery-vm-action", cmd_recovery_vm_action, "run the recovery procedure of a VM")
     p.add_argument("action", metavar="DO", choices=["DO"])
     p.add_argument("vm", metavar="VM")
+    p = add(
+        "confirm-host-down",
+        cmd_confirm_host_down,
+        "confirm that the host of VIM connector VIM_ID is down (lets a waiting move go on)",
+    )
+    p.add_argument("vim_id", metavar="VIM_ID")
+    p = add(
+        "recheck-vim",
+        cmd_recheck_vim,
+        "check VIM connector VIM_ID now and re-arm the work waiting on it",
+    )
+    p.add_argument("vim_id", metavar="VIM_ID")
     add_notif_command(sub)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -28,11 +28,12 @@ from lxml import etree
 from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
 from esc_orch.model.clock import Clock
 from esc_orch.model.config import VimConnector, default_connector
+from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType, format_event_time
-from esc_orch.model.schema import ESC_NS, ESC_PREFIX
+from esc_orch.model.schema import EO_NS, ESC_NS, ESC_PREFIX
 from esc_orch.vim import create_connector
 from esc_orch.vim.errors import VimAuthError, VimError
 
@@ -80,6 +81,11 @@ class VimSupervisor:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called (on the loop) when a connector that had failed is found healthy again: the
+        #: lifecycle reconciles the work on it at once (set by the wiring).
+        self.on_up: Callable[[str], None] | None = None
+        #: The operators' host-down confirmations, for opdata (set by the wiring).
+        self.confirmations: Callable[[], Mapping[str, HostDownConfirmation]] | None = None
 
     # ---------------------------------------------------------------- configuration
 
@@ -161,6 +167,9 @@ class VimSupervisor:
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
             self._emit([_event(state)])
+        back = before is not None and before.status is ConnectionStatus.FAILED
+        if back and status is ConnectionStatus.SUCCESSFUL and self.on_up is not None:
+            self.on_up(connector_id)
         return state
 
     async def run(self) -> None:
@@ -184,6 +193,7 @@ class VimSupervisor:
     def opdata(self) -> etree._Element:
         """``<vim_connectors>`` for ``esc_datamodel/opdata``."""
         root = etree.Element(f"{{{ESC_NS}}}vim_connectors", nsmap={None: ESC_NS})  # type: ignore[dict-item]
+        confirmations = self.confirmations() if self.confirmations is not None else {}
         for state in self.states():
             entry = etree.SubElement(root, f"{{{ESC_NS}}}vim_connector")
             etree.SubElement(entry, f"{{{ESC_NS}}}id").text = state.id
@@ -193,6 +203,13 @@ class VimSupervisor:
             if state.last_checked:
                 etree.SubElement(entry, f"{{{ESC_NS}}}last_checked").text = format_event_time(
                     state.last_checked
+                )
+            confirmed = confirmations.get(state.id)
+            if confirmed is not None:
+                box = etree.SubElement(entry, f"{{{EO_NS}}}host_down_confirmation")
+                etree.SubElement(box, f"{{{EO_NS}}}confirmed_by").text = confirmed.by
+                etree.SubElement(box, f"{{{EO_NS}}}confirmed_at").text = format_event_time(
+                    confirmed.at
                 )
         return root
 

@@ -72,6 +72,9 @@ class VmRecord:
     #: Monitoring disabled (vmAction DISABLE_MONITOR).
     unmonitored: bool = False
     last_failure: FailureNote | None = None
+    #: Connectors that did not answer when the VM moved away from them: a stale copy may
+    #: remain there, so they are observed until they answer without it (then it is removed).
+    left_on: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -51,7 +51,7 @@ from esc_orch.model.record import (
 from esc_orch.model.vim import PowerState
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
-from esc_orch.reactor.observe import ConnectorProvider, observe
+from esc_orch.reactor.observe import ConnectorProvider, needed_connectors, observe
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
 from esc_orch.reactor.proving import Proving
 from esc_orch.reactor.report import Reporter
@@ -116,6 +116,7 @@ class Converger(Proving["_Run"]):
         pending: dict[Key, DeploymentTarget],
         owed: dict[str, tuple[Key, Action]],
         proof: ProofGate,
+        observe_timeout: float | None = None,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -127,6 +128,7 @@ class Converger(Proving["_Run"]):
         self._max_steps = max_steps
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
         self._proof = proof
+        self._observe_timeout = observe_timeout
         #: Shared with the Reactor: the records, the queued targets, the owed events.
         self._records = records
         self._pending = pending
@@ -189,9 +191,16 @@ class Converger(Proving["_Run"]):
         target, record = run.target, self._get(run)
         applied = {v.name: v.applied for v in record.vms if v.applied is not None}
         others = [r for key, r in self._records.items() if key != target.key]
+        needed = needed_connectors(
+            deployment=target.deployment,
+            connectors=target.connectors,
+            record=record,
+        )
+        needed |= {c for v in record.vms for c in v.left_on if c in target.connectors}
         obs = await observe(
             connectors=self._connectors,
-            connector_ids=target.connectors.keys(),
+            connector_ids=needed,
+            timeout=self._observe_timeout,
             deployment=target.name,
             applied=applied,
             foreign=target.foreign.union(*(r.names() for r in others)),

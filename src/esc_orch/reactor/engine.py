@@ -56,6 +56,7 @@ class Reactor:
         max_steps: int = 500,
         proof_sources: ProofSources | None = None,
         proof_policy: ProofPolicy = DEFAULT_PROOF,
+        observe_timeout: float | None = None,
     ) -> None:
         self._journal = journal
         self._limit = asyncio.Semaphore(max_parallel)
@@ -81,6 +82,7 @@ class Reactor:
                 sources=proof_sources if proof_sources is not None else NoProofSources(sleep),
                 policy=proof_policy,
             ),
+            observe_timeout=observe_timeout,
         )
 
     # -- submitting work -------------------------------------------------------------------

@@ -70,6 +70,8 @@ class SqlDatastore:
         self._engine = engine
         self._lock = threading.RLock()
         self._listeners: list[DiffListener] = []
+        #: Called with the units an edit of running named, changed or not (see add_touch_listener).
+        self._touch_listeners: list[Callable[[frozenset[UnitId]], None]] = []
         self._state_providers: list[StateProvider] = []
         self._acceptance_checks: list[AcceptanceCheck] = []
         self._vocabulary = Vocabulary()
@@ -98,6 +100,20 @@ class SqlDatastore:
     def add_listener(self, listener: DiffListener) -> None:
         """Call ``listener`` with every non-empty diff of running, after it is durable."""
         self._listeners.append(listener)
+
+    def add_touch_listener(self, listener: Callable[[frozenset[UnitId]], None]) -> None:
+        """Call ``listener`` with the units each accepted edit of running named, even when it
+        changed nothing: an identical edit of a deployment that is not at its desired state
+        re-arms it (issue 11, "nothing stuck")."""
+        self._touch_listeners.append(listener)
+
+    def _touched(self, ids: Iterable[UnitId]) -> None:
+        units = frozenset(ids)
+        for listener in list(self._touch_listeners):
+            try:
+                listener(units)
+            except Exception:
+                log.exception("touch listener failed")
 
     # ---------------------------------------------------------------- reading
 
@@ -294,6 +310,8 @@ class SqlDatastore:
             diff = self._write(session, view, before, after)
         if diff is not None and not diff.empty:
             self._notify(diff)
+        if target is Datastore.RUNNING:
+            self._touched(before)
         if errors:
             raise RpcErrors(errors)
         return diff
@@ -494,6 +512,7 @@ class SqlDatastore:
         assert diff is not None
         if not diff.empty:
             self._notify(diff)
+        self._touched(overlay)
         return diff
 
     def discard_changes(self) -> None:
