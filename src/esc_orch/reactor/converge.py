@@ -18,6 +18,7 @@ from esc_orch.model.actions import (
     Action,
     CreateVm,
     MigrateVm,
+    MigrationMode,
     Reboot,
     RecreateVm,
     SourceState,
@@ -339,7 +340,9 @@ class Converger(Proving["_Run"]):
         log.info("step %s", step.action, extra=_where(run.target, action))
         run.steps += 1
         try:
-            result = await self._executor.run(action, proven=proven is not None)
+            result = await self._executor.run(
+                action, proven=proven is not None, port_ids=self._port_ids(run, action)
+            )
         except Replan as exc:
             log.info(
                 "step %s: re-planning (%s)", step.action, exc, extra=_where(run.target, action)
@@ -375,6 +378,16 @@ class Converger(Proving["_Run"]):
         )
         await self._report(run, action)
         return None
+
+    def _port_ids(self, run: _Run, action: Action) -> dict[int, str | None]:
+        """The port ids the VM had where it last ran, kept by a move (where the target lets
+        the orchestrator choose them); the record's observation survives a restart."""
+        if not isinstance(action, MigrateVm) or action.mode is MigrationMode.COPY_DISK:
+            return {}
+        entry = self._get(run).vm(action.vm.name)
+        if entry is None or entry.observed is None:
+            return {}
+        return {n.nicid: n.port_id for n in entry.observed.interfaces if n.port_id}
 
     async def _report(self, run: _Run, action: Action) -> None:
         report = action.report

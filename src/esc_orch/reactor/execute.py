@@ -13,7 +13,7 @@ reported).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -182,8 +182,13 @@ class Executor:
             lambda c: c.delete_vm(name=name, keep_disk=keep_disk),
         )
 
-    async def _migrate(self, a: MigrateVm, *, proven: bool) -> VmState:
+    async def _migrate(
+        self, a: MigrateVm, *, proven: bool, ports: Mapping[int, str | None]
+    ) -> VmState:
         name, source, target = a.vm.name, a.source_connector_id, a.connector_id
+        spec = a.spec
+        if ports and Capability.PORT_IDS in self._connector(target).capabilities:
+            spec = spec.with_port_ids(ports)
         present = a.source in (SourceState.RUNNING, SourceState.STOPPED)
         if a.mode is MigrationMode.COPY_DISK:
             await self._stop(target, name)
@@ -214,7 +219,7 @@ class Executor:
         state = await self._call(
             target,
             f"creating {name}",
-            lambda c: c.ensure_vm(spec=a.spec),
+            lambda c: c.ensure_vm(spec=spec),
             fence=fence if a.spec.storage is Storage.GLUSTER else None,
             retry_conflict=not silent,
         )
@@ -223,18 +228,28 @@ class Executor:
             await self._delete(source, name, keep_disk=keep)
         return state
 
-    async def run(self, action: Action, *, proven: bool = False) -> StepResult:
+    async def run(
+        self,
+        action: Action,
+        *,
+        proven: bool = False,
+        port_ids: Mapping[int, str | None] | None = None,
+    ) -> StepResult:
         """Do ``action``; raises :class:`StepFailed` or :class:`Replan`.
 
         ``proven``: a move away from a silent source has its proof (the proof gate's
-        ``MayStart``); without it such a move of a local disk is refused.
+        ``MayStart``); without it such a move of a local disk is refused. ``port_ids``: the
+        interfaces' port ids where the VM ran, asked for on the target of a move when its
+        connector declares :attr:`Capability.PORT_IDS`.
         """
         try:
-            return await self._run(action, proven=proven)
+            return await self._run(action, proven=proven, ports=port_ids or {})
         except VimNotFound as exc:
             raise Replan(str(exc)) from exc
 
-    async def _run(self, action: Action, *, proven: bool) -> StepResult:
+    async def _run(
+        self, action: Action, *, proven: bool, ports: Mapping[int, str | None]
+    ) -> StepResult:
         name = action.vm.name
         match action:
             case CreateVm():
@@ -255,7 +270,7 @@ class Executor:
                 )
                 return StepResult(state=state)
             case MigrateVm():
-                return StepResult(state=await self._migrate(action, proven=proven))
+                return StepResult(state=await self._migrate(action, proven=proven, ports=ports))
             case PowerOn() | PowerOff() | Reboot():
                 return StepResult(state=await self._power(action))
             case AcceptSpec() | FenceHost():

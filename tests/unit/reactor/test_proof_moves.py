@@ -187,3 +187,22 @@ async def test_a_confirmation_does_not_beat_the_disk_lock_of_a_partitioned_host(
     assert not outcome.ok  # the operator was wrong: the lock kept the second copy off
     assert lab.running() == [("csp-1", name)] and lab.vms("csp-2") == {}
     assert len(sources.waits) >= 5  # waited between tries, no busy loop
+
+
+async def test_a_move_keeps_the_port_ids_where_the_target_lets_it_choose_them() -> None:
+    lab = Lab()
+    reactor = lab.reactor()
+    assert (await reactor.run(target(DEP))).ok
+    (name,) = lab.vms("csp-1")
+    before = {
+        n.nicid: n.port_id for n in (await lab.connectors["CSP-1"].get_vm(name=name)).interfaces
+    }
+    assert (await reactor.run(target(with_locator(DEP, "CSP-2")))).ok
+    after = {
+        n.nicid: n.port_id for n in (await lab.connectors["CSP-2"].get_vm(name=name)).interfaces
+    }
+    assert after == before and all(after.values())
+    moved = lab.events.events[-2]
+    assert moved.vm_source is not None and moved.vm_source.interfaces is not None
+    reported = {i.nicid: i.port_id for i in moved.vm_source.interfaces.interface}
+    assert reported == before  # the event says what the VIM really has
