@@ -1,0 +1,221 @@
+"""Scenario 2 for real: moves away from a dead or partitioned CSP host, with proof.
+
+Three emulated hosts sharing a Gluster directory, the real daemon, ncclient subscribed to
+escEvent. A killed host (SIGKILL: its disk locks released) lets the move go on at once; a
+partitioned one (SIGSTOP: API silent, VM running, lock held) never gets a second copy of its VM
+while it holds the disk — the move waits visibly (opdata ``eo:current_step``) until the host
+dies, returns, or the wait times out with the remedies; an identical edit then re-arms it. A
+killed host that restarts has its stale copy removed at once, disk kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lxml import etree
+
+from esc_orch.cli import payloads
+from esc_orch.model.events import EscEvent
+from esc_orch.model.schema import EO_NS
+from functional.lifecycle.support import (
+    NS,
+    Cluster,
+    cluster,
+    connect,
+    dep_state,
+    edit,
+    events_until,
+    opdata,
+    payload,
+    short,
+)
+
+__all__ = ["cluster"]
+
+FAST = """
+[vim]
+check_interval = 2
+check_timeout = 1
+[lifecycle]
+resync_interval = 600
+retry_attempts = 3
+retry_base_delay = 0.2
+retry_max_delay = 1
+observe_timeout = 3
+proof_timeout = {proof_timeout}
+error_retry_delay = 300
+"""
+EO = {"eo": EO_NS, **NS}
+
+
+def start(cluster: Cluster, *, proof_timeout: float = 60) -> tuple[Any, EscEvent]:
+    """The daemon with the seed's connectors and the VM deployed on CSP-1: the session and
+    the VM_DEPLOYED event."""
+    cluster.config.write_text(FAST.format(proof_timeout=proof_timeout))
+    cluster.start_daemon()
+    m = connect(cluster)
+    m.create_subscription(stream_name="escEvent")
+    edit(m, f"<config>{cluster.connectors_xml()}</config>")
+    edit(m, payload("deploy_csp_1.xml"))
+    deployed = events_until(m, "SERVICE_ALIVE")
+    assert [short(e) for e in deployed] == ["VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE"]
+    return m, deployed[0]
+
+
+def nics(event: EscEvent) -> dict[int, tuple[str | None, str | None]]:
+    """nicid -> (MAC, port id) of the event's VM."""
+    vm = event.vm_source
+    assert vm is not None and vm.interfaces is not None
+    return {i.nicid: (i.mac_address, i.port_id) for i in vm.interfaces.interface}
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def current_step(m: Any) -> dict[str, str | None]:
+    step = opdata(m).find(".//e:deployments/eo:current_step", EO)
+    if step is None:
+        return {}
+    return {etree.QName(c).localname: c.text for c in step}
+
+
+def test_scenario2_host_killed_vm_moves_then_the_stale_copy_goes_when_it_returns(
+    cluster: Cluster,
+) -> None:
+    m, deployed = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+        before = dep_state(m)
+        cluster.hosts["CSP-1"].kill()  # power lost: the disk lock is released
+        edit(m, payload("deploy_csp_2.xml"))
+        moved = events_until(m, "SERVICE_UPDATED", timeout=60)
+        assert [short(e) for e in moved] == ["VM_UPDATED LOCATOR_UPDATED", "SERVICE_UPDATED"]
+        assert moved[0].status_message == "VIM Locator Updated Successfully"
+        vm = moved[0].vm_source
+        assert vm is not None and vm.vmname == name and vm.vim_id == "CSP-2"
+        assert dep_state(m)["depid"] == before["depid"]
+        assert cluster.all_services() == {name: ["CSP-2"]}  # CSP-1 is off
+        assert cluster.services("CSP-2")[name] == "on"
+        assert nics(moved[0]) == nics(deployed)  # same MACs, same port ids
+
+        # CSP-1 comes back with its persisted copy: removed at once (not at the resync in
+        # 600 s), before it can run, the shared disk untouched.
+        cluster.hosts["CSP-1"].start()
+        seen_on: list[str] = []
+
+        def gone() -> bool:
+            power = cluster.services("CSP-1").get(name)
+            if power is not None:
+                seen_on.append(power)
+            return power is None
+
+        wait_for(gone, timeout=30, what="the stale copy removed from CSP-1")
+        assert "on" not in seen_on
+        assert cluster.all_services() == {name: ["CSP-2"]}
+        assert cluster.services("CSP-2")[name] == "on"
+
+
+def test_a_partitioned_source_never_gets_a_second_copy_until_it_returns(
+    cluster: Cluster,
+) -> None:
+    m, deployed = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+        cluster.hosts["CSP-1"].pause()  # partitioned: VM running, disk locked, API silent
+        edit(m, payload("deploy_csp_2.xml"))
+        step = wait_for(
+            lambda: (s := current_step(m)).get("action") == "WaitForProof" and s,
+            timeout=30,
+            what="opdata showing the move waiting for proof",
+        )
+        assert step["vim_id"] == "CSP-1"
+        detail = step["detail"] or ""
+        assert "CSP-1 does not answer" in detail and "confirm that CSP-1 is down" in detail
+
+        # An operator confirms the host down: recorded, shown, but the disk lock still says
+        # the old copy runs, so no second copy starts.
+        reply = m.dispatch(payloads.confirm_host_down("CSP-1"))
+        assert etree.QName(etree.fromstring(reply.xml.encode())[0]).localname == "ok"
+        confirmed = opdata_vim(m, "CSP-1").find("eo:host_down_confirmation", EO)
+        assert confirmed is not None
+        assert confirmed.findtext("eo:confirmed_by", namespaces=EO) == "admin"
+        for _ in range(8):
+            assert name not in cluster.services("CSP-2")
+            assert name not in cluster.services("CSP-3")
+            time.sleep(1)
+
+        # The host returns: the VM is stopped there first, then moved.
+        cluster.hosts["CSP-1"].resume()
+        moved = events_until(m, "SERVICE_UPDATED", timeout=60)
+        assert [short(e) for e in moved] == ["VM_UPDATED LOCATOR_UPDATED", "SERVICE_UPDATED"]
+        assert cluster.all_services() == {name: ["CSP-2"]}
+        assert cluster.services("CSP-2")[name] == "on"
+        assert nics(moved[0]) == nics(deployed)
+        assert current_step(m) == {}
+
+
+def test_a_partitioned_source_that_dies_unblocks_the_move(cluster: Cluster) -> None:
+    m, _ = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+        cluster.hosts["CSP-1"].pause()
+        edit(m, payload("deploy_csp_2.xml"))
+        wait_for(
+            lambda: current_step(m).get("action") == "WaitForProof",
+            timeout=30,
+            what="the move waiting for proof",
+        )
+        assert name not in cluster.services("CSP-2")
+        cluster.hosts["CSP-1"].kill()  # it dies: its disk lock goes with it
+        moved = events_until(m, "SERVICE_UPDATED", timeout=60)
+        assert [short(e) for e in moved] == ["VM_UPDATED LOCATOR_UPDATED", "SERVICE_UPDATED"]
+        assert cluster.all_services() == {name: ["CSP-2"]}
+
+
+def test_no_proof_in_time_is_a_failure_with_the_remedy_and_an_identical_edit_rearms_it(
+    cluster: Cluster,
+) -> None:
+    m, _ = start(cluster, proof_timeout=10)
+    with m:
+        (name,) = cluster.all_services()
+        cluster.hosts["CSP-1"].pause()
+        started = time.monotonic()
+        edit(m, payload("deploy_csp_2.xml"))
+        failed = events_until(m, "SERVICE_UPDATED", timeout=60)
+        waited = time.monotonic() - started
+        assert [short(e) for e in failed] == [
+            "VM_UPDATED LOCATOR_UPDATED/FAILURE",
+            "SERVICE_UPDATED/FAILURE",
+        ]
+        message = failed[0].status_message or ""
+        assert "was not started elsewhere after" in message
+        assert "power CSP-1 off" in message and "confirm-host-down" in message
+        assert waited < 45  # bounded by proof_timeout (10 s), not 2 min 24 s
+        last = opdata(m).find(".//e:deployments/eo:last_failure", EO)
+        assert last is not None and last.findtext("eo:cause", namespaces=EO) == "proof-timed-out"
+        assert name not in cluster.services("CSP-2")
+
+        # Doing what the message says: power the host off, send the same payload again.
+        cluster.hosts["CSP-1"].kill()
+        edit(m, payload("deploy_csp_2.xml"))  # identical: no diff, but it re-arms the move
+        moved = events_until(m, "SERVICE_UPDATED", timeout=60)
+        assert [short(e) for e in moved] == ["VM_UPDATED LOCATOR_UPDATED", "SERVICE_UPDATED"]
+        assert cluster.all_services() == {name: ["CSP-2"]}
+        assert dep_state(m)["state"] == "SERVICE_ACTIVE_STATE"
+
+
+def opdata_vim(m: Any, vim_id: str) -> etree._Element:
+    reply = m.get(filter=("xpath", "/esc_datamodel/opdata/vim_connectors"))
+    data = etree.fromstring(reply.data_xml.encode())
+    found = data.xpath(f"//e:vim_connector[e:id='{vim_id}']", namespaces=NS)
+    assert found, etree.tostring(data)
+    return found[0]
