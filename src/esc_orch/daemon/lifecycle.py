@@ -41,13 +41,15 @@ from lxml import etree
 
 from esc_orch.daemon.config import LifecycleSettings
 from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
-from esc_orch.daemon.moves import DaemonProofSources
+from esc_orch.daemon.moves import DaemonProofSources, identity_changes
 from esc_orch.model.config import Deployment, Flavor, default_connector
 from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ConfigDiff
+from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
 from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.schema import ESC_PREFIX
 from esc_orch.model.units import UnitId
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.reactor import DeploymentTarget, Reactor
@@ -150,6 +152,7 @@ class LifecycleService:
         )
         self.datastore.add_listener(self.on_commit)
         self.datastore.add_touch_listener(self.on_touch)
+        self.datastore.add_acceptance_check(self.acceptance_errors)
         self.datastore.add_state_provider(self.opdata)
         self._resync = self._loop.create_task(self._resync_forever(), name="lifecycle-resync")
 
@@ -254,6 +257,69 @@ class LifecycleService:
             self.reactor.submit(self.target(key))
         if deployments or connectors:
             self.proof_sources.rearm()
+
+    # ------------------------------------------------------------------ edit-time checks
+
+    def acceptance_errors(self, diff: ConfigDiff) -> list[RpcError]:
+        """Refuse pointing a VIM connector that deployments use at another host (issue 14,
+        defect 1): its VMs would be created again there while the old copies keep running
+        where no connector reaches them. Which deployments use it is said in the error."""
+        errors: list[RpcError] = []
+        after = {(d.tenant, d.name): d.after for d in diff.deployments()}
+        connectors = dict(self.connectors)
+        for change in diff.vim_connectors():
+            if change.after is not None:
+                connectors[change.id] = change.after
+        for change in diff.vim_connectors():
+            if change.before is None or change.after is None:
+                continue
+            what = identity_changes(change.before, change.after)
+            if not what:
+                continue
+            users = sorted(
+                f"{key[0]}/{key[1]}"
+                for key in self.deployments.keys() | after.keys() | set(self.reactor.deployments())
+                if self._placed_on(key, change.id, after, connectors)
+            )
+            if not users:
+                continue
+            errors.append(
+                RpcError(
+                    tag=ErrorTag.INVALID_VALUE,
+                    app_tag="vim-connector-in-use",
+                    message=(
+                        f"VIM connector {change.id} is used by deployment(s) {', '.join(users)}: "
+                        f"changing its {'; '.join(what)} would point it at another host while "
+                        "their VMs run on the old one; move those deployments to another "
+                        "connector (locator) or delete them first"
+                    ),
+                    path=(
+                        f"/{ESC_PREFIX}:esc_system_config/{ESC_PREFIX}:vim_connectors"
+                        f"/{ESC_PREFIX}:vim_connector[{ESC_PREFIX}:id='{change.id}']"
+                        f"/{ESC_PREFIX}:properties"
+                        f"/{ESC_PREFIX}:property[{ESC_PREFIX}:name='url']/{ESC_PREFIX}:value"
+                    ),
+                )
+            )
+        return errors
+
+    def _placed_on(
+        self,
+        key: Key,
+        connector_id: str,
+        after: dict[Key, Deployment | None],
+        connectors: dict[str, ConnectorModel],
+    ) -> bool:
+        deployment = after[key] if key in after else self.deployments.get(key)
+        if deployment is not None and any(
+            (g.locator.vim_id or default_connector(connectors)) == connector_id
+            for g in deployment.vm_group
+        ):
+            return True
+        record = self.reactor.status(*key)
+        return record is not None and any(
+            v.applied is not None and v.applied.connector_id == connector_id for v in record.vms
+        )
 
     # ------------------------------------------------------------------ nothing stuck
 

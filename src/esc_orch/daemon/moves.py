@@ -186,3 +186,15 @@ class MoveControls:
             extra={"connector": vim_id},
         )
         self._lifecycle.rearm(vim_id)
+
+
+def identity_changes(before: VimConnector, after: VimConnector) -> list[str]:
+    """What of a connector names its host: a change is a move of every VM placed on it."""
+    changed = [
+        f"{name} {before.properties.get(name)!r} → {after.properties.get(name)!r}"
+        for name in ("url",)
+        if (before.properties.get(name) or "") != (after.properties.get(name) or "")
+    ]
+    if before.type != after.type:
+        changed.insert(0, f"type {before.type} → {after.type}")
+    return changed

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
+from ncclient.operations.rpc import RPCError
 
 from esc_orch.cli import payloads
 from esc_orch.model.events import EscEvent
@@ -219,3 +220,32 @@ def opdata_vim(m: Any, vim_id: str) -> etree._Element:
     found = data.xpath(f"//e:vim_connector[e:id='{vim_id}']", namespaces=NS)
     assert found, etree.tostring(data)
     return found[0]
+
+
+def test_pointing_a_used_connector_at_another_host_is_refused_with_its_users(
+    cluster: Cluster,
+) -> None:
+    m, _ = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+        other = cluster.hosts["CSP-3"].url
+        change = (
+            f'<config><esc_system_config xmlns="{NS["e"]}"><vim_connectors><vim_connector>'
+            "<id>CSP-1</id><properties><property><name>url</name>"
+            f"<value>{other}</value></property></properties>"
+            "</vim_connector></vim_connectors></esc_system_config></config>"
+        )
+        try:
+            edit(m, change)
+        except RPCError as exc:
+            refused = exc
+        else:
+            raise AssertionError("the url change was accepted")
+        assert refused.tag == "invalid-value"
+        assert "CSP-1 is used by deployment(s) name1/dep" in str(refused.message)
+        assert "url" in str(refused.path)
+        config = m.get_config(source="running", filter=("xpath", "/esc_system_config")).data_xml
+        assert cluster.hosts["CSP-1"].url in config and other not in config.split("CSP-3")[0]
+        edit(m, payload("deploy_csp_1.xml"))  # a later edit or resync creates no second copy
+        time.sleep(2)
+        assert cluster.all_services() == {name: ["CSP-1"]}
