@@ -17,8 +17,9 @@ from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
+    DeleteReason,
+    DeleteVm,
     MigrateVm,
-    MigrationMode,
     Reboot,
     RecreateVm,
     SourceState,
@@ -338,6 +339,16 @@ class Converger(Proving["_Run"]):
         record = self._put(rec.stepping(record, action, step, run.operation))
         await self._journal.record_intent(intent, record=record)
         log.info("step %s", step.action, extra=_where(run.target, action))
+        if isinstance(action, DeleteVm) and action.reason is DeleteReason.STALE_COPY:
+            log.warning(
+                "removing the stale copy of %s from VIM connector %s before it can run%s",
+                name,
+                action.connector_id,
+                " (its shared disk is kept: the VM runs on it elsewhere)"
+                if action.keep_disk
+                else "",
+                extra=_where(run.target, action),
+            )
         run.steps += 1
         try:
             result = await self._executor.run(
@@ -378,16 +389,6 @@ class Converger(Proving["_Run"]):
         )
         await self._report(run, action)
         return None
-
-    def _port_ids(self, run: _Run, action: Action) -> dict[int, str | None]:
-        """The port ids the VM had where it last ran, kept by a move (where the target lets
-        the orchestrator choose them); the record's observation survives a restart."""
-        if not isinstance(action, MigrateVm) or action.mode is MigrationMode.COPY_DISK:
-            return {}
-        entry = self._get(run).vm(action.vm.name)
-        if entry is None or entry.observed is None:
-            return {}
-        return {n.nicid: n.port_id for n in entry.observed.interfaces if n.port_id}
 
     async def _report(self, run: _Run, action: Action) -> None:
         report = action.report

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from esc_orch.fence.types import FenceProof
-from esc_orch.model.actions import Action, FenceHost, MigrateVm
+from esc_orch.model.actions import Action, FenceHost, MigrateVm, MigrationMode
 from esc_orch.model.clock import Clock
 from esc_orch.model.failure import Failure, ProofMissing
 from esc_orch.model.lifecycle import LifecycleOperation
@@ -144,3 +144,13 @@ class Proving(Generic[R]):
         await self._journal.record_outcome(
             Outcome(step_id=intent.step_id, status=status), record=record
         )
+
+    def _port_ids(self, run: R, action: Action) -> dict[int, str | None]:
+        """The port ids the VM had where it last ran, kept by a move (where the target lets
+        the orchestrator choose them); the record's observation survives a restart."""
+        if not isinstance(action, MigrateVm) or action.mode is MigrationMode.COPY_DISK:
+            return {}
+        entry = self._get(run).vm(action.vm.name)
+        if entry is None or entry.observed is None:
+            return {}
+        return {n.nicid: n.port_id for n in entry.observed.interfaces if n.port_id}
