@@ -47,6 +47,7 @@ from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
+from esc_orch.model.failure import FailureCause, cause_of
 from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
 from esc_orch.model.record import DeploymentRecord
 from esc_orch.model.schema import ESC_PREFIX
@@ -389,6 +390,13 @@ class LifecycleService:
         else:
             loop.call_soon_threadsafe(self.rearm, connector_id)
 
+    @staticmethod
+    def _rolled_back(record: DeploymentRecord) -> bool:
+        """A move that failed on its target and was put back: the service runs; it is tried
+        again on the next edit or RPC, not by the resync (each try would stop the VM)."""
+        note = record.last_failure
+        return note is not None and cause_of(note.failure) is FailureCause.ROLLED_BACK
+
     def _forget_retry(self, key: Key) -> None:
         self._retry_at.pop(key, None)
         self._tries.pop(key, None)
@@ -428,6 +436,8 @@ class LifecycleService:
                     self._forget_retry(key)
                     if full:
                         self.reactor.submit(self.target(key, resync=True))
+                elif self._rolled_back(status):
+                    continue  # the VM runs on its source again: retrying would bounce it
                 elif self._errored_due(key, now):
                     log.info(
                         "retrying a deployment not at its desired state (try %d)",

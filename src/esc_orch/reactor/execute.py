@@ -12,6 +12,7 @@ reported).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -41,18 +42,20 @@ from esc_orch.model.failure import (
     DiskUnfenced,
     Failure,
     RetriesExhausted,
+    RolledBack,
     VimRejected,
     VmStillRunning,
     describe,
 )
-from esc_orch.model.vim import Capability, PowerState, Storage, VmState
+from esc_orch.model.vim import Capability, PowerState, Storage, VmSpec, VmState
 from esc_orch.reactor.observe import ConnectorProvider
+from esc_orch.reconcile.proof import PutBack, rollback_decision, target_failure
 from esc_orch.vim.errors import (
     CapabilityNotSupported,
     TemporaryVimError,
     VimAuthError,
     VimCapacityError,
-    VimConflict,
+    VimDiskInUse,
     VimError,
     VimNotFound,
 )
@@ -114,7 +117,7 @@ class Executor:
         async def once() -> T:
             try:
                 return await call(connector)
-            except VimConflict as exc:
+            except VimDiskInUse as exc:
                 if fence is None:
                     raise
                 if not retry_conflict:
@@ -133,7 +136,7 @@ class Executor:
         try:
             return await with_retries(once, policy=self.policy, sleep=sleep)
         except TemporaryVimError as exc:
-            if fence is not None and isinstance(exc.__cause__, VimConflict):
+            if fence is not None and isinstance(exc.__cause__, VimDiskInUse):
                 raise StepFailed(replace(fence, detail=str(exc))) from exc
             raise StepFailed(
                 RetriesExhausted(
@@ -216,17 +219,66 @@ class Executor:
             connector_id=target,
             unreachable_source=source if a.source is SourceState.UNREACHABLE else None,
         )
-        state = await self._call(
-            target,
-            f"creating {name}",
-            lambda c: c.ensure_vm(spec=spec),
-            fence=fence if a.spec.storage is Storage.GLUSTER else None,
-            retry_conflict=not silent,
-        )
+        try:
+            state = await self._call(
+                target,
+                f"creating {name}",
+                lambda c: c.ensure_vm(spec=spec),
+                fence=fence if a.spec.storage is Storage.GLUSTER else None,
+                retry_conflict=not silent,
+            )
+        except StepFailed as exc:
+            if not present:
+                raise
+            await self._roll_back(a, spec, exc.failure)
+            raise
         if a.mode is MigrationMode.REDEPLOY and present:
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)
         return state
+
+    async def _roll_back(self, a: MigrateVm, spec: VmSpec, failure: Failure) -> None:
+        """The target could not take the VM and the source answers: put it back there
+        (:func:`esc_orch.reconcile.proof.rollback_decision`), then raise :class:`StepFailed`
+        with :class:`RolledBack`, naming the target's real failure."""
+        name, source, target = a.vm.name, a.source_connector_id, a.connector_id
+        shared = a.mode is MigrationMode.SHARED_DISK
+        decision = rollback_decision(
+            source=source,
+            target=target,
+            cause=target_failure(failure),
+            source_answers=True,
+            vm_on_source=not shared,
+            target_has_copy=True,
+            disk_shared=shared,
+            was_running=a.source is SourceState.RUNNING,
+        )
+        if not isinstance(decision, PutBack):
+            return
+        log.warning(
+            "moving %s to %s failed (%s): putting it back on %s",
+            name,
+            target,
+            decision.cause,
+            source,
+            extra={"vm": name, "connector": source},
+        )
+        if decision.remove_from_target:
+            with contextlib.suppress(VimNotFound, StepFailed):
+                await self._delete(target, name, keep_disk=decision.keep_target_disk)
+        if decision.recreate_on_source:
+            await self._call(source, f"re-creating {name}", lambda c: c.ensure_vm(spec=spec))
+        if decision.restart:
+            await self._call(source, f"starting {name}", lambda c: c.power_on(name=name))
+        raise StepFailed(
+            RolledBack(
+                vm_name=name,
+                connector_id=source,
+                target_connector_id=target,
+                target_failure=describe(failure),
+                restarted=decision.restart,
+            )
+        ) from None
 
     async def run(
         self,

@@ -249,3 +249,28 @@ def test_pointing_a_used_connector_at_another_host_is_refused_with_its_users(
         edit(m, payload("deploy_csp_1.xml"))  # a later edit or resync creates no second copy
         time.sleep(2)
         assert cluster.all_services() == {name: ["CSP-1"]}
+
+
+def test_a_move_the_target_cannot_take_is_rolled_back_to_the_source(cluster: Cluster) -> None:
+    small = cluster.hosts["CSP-2"]
+    small.kill()
+    small.extra_args = [*small.extra_args, "--ram-mb", "256"]  # too small for the seed flavor
+    small.start()
+    m, deployed = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+        edit(m, payload("deploy_csp_2.xml"))
+        failed = events_until(m, "SERVICE_UPDATED", timeout=60)
+        assert [short(e) for e in failed] == [
+            "VM_UPDATED LOCATOR_UPDATED/FAILURE",
+            "SERVICE_UPDATED/FAILURE",
+        ]
+        message = failed[0].status_message or ""
+        assert "on VIM connector CSP-2 failed: the host has not enough capacity" in message
+        assert "memory" in message and "still in use" not in message
+        assert f"{name} was put back on CSP-1 and runs there again" in message
+        assert cluster.all_services() == {name: ["CSP-1"]}
+        assert cluster.services("CSP-1")[name] == "on"
+        last = opdata(m).find(".//e:deployments/eo:last_failure", EO)
+        assert last is not None and last.findtext("eo:cause", namespaces=EO) == "rolled-back"
+        assert deployed.vm_source is not None

@@ -99,10 +99,29 @@ async def test_a_failed_update_can_be_fixed_by_the_next_one() -> None:
     moved_failed = lab.events.events[3]
     assert moved_failed.status is EventStatus.FAILURE
     assert moved_failed.vm_update_type is VmUpdateType.LOCATOR_UPDATED
-    assert lab.running() == []  # stopped on CSP-1 before the target was tried
+    # rolled back: put back on CSP-1 and running there again (it was left stopped before)
+    assert [h for h, _ in lab.running()] == ["csp-1"]
+    assert "put back on CSP-1 and runs there again" in (moved_failed.status_message or "")
     assert (await reactor.run(target(with_locator(DEP, "CSP-3")))).ok
     assert [h for h, _ in lab.running()] == ["csp-3"]
     assert lab.events.types()[-2:] == ["VM_UPDATED", "SERVICE_UPDATED"]
+
+
+async def test_a_move_refused_for_capacity_is_rolled_back_with_the_real_cause() -> None:
+    lab = Lab()
+    reactor = lab.reactor()
+    assert (await reactor.run(target(DEP))).ok
+    (name,) = lab.vms("csp-1")
+    lab.hosts["csp-2"].fail_next("ensure_vm", VimCapacityError("not enough memory: 512 MB free"))
+    failed = await reactor.run(target(with_locator(DEP, "CSP-2")))
+    assert not failed.ok and failed.failure is not None
+    assert cause_of(failed.failure) is FailureCause.ROLLED_BACK
+    message = failed.reason or ""
+    assert "not enough capacity (not enough memory: 512 MB free)" in message
+    assert "VIM connector CSP-2" in message and "disk" not in message
+    assert f"{name} was put back on CSP-1 and runs there again" in message
+    assert lab.running() == [("csp-1", name)] and lab.vms("csp-2") == {}
+    assert lab.events.types()[3:] == ["VM_UPDATED/FAILURE", "SERVICE_UPDATED/FAILURE"]
 
 
 # -- scenario 2 ------------------------------------------------------------------------
