@@ -9,8 +9,9 @@
   controller must report, default the connector id), any ``fence_agent_<name>`` (the agent's
   property ``<name>``, e.g. ``fence_agent_url``), and ``fence_agent_user``: the id of one of
   the connector's ``users`` whose ``password`` credential (a secret leaf, masked in get and
-  get-config) is the controller's password. List the VIM's own user first: the connector logs
-  in with the first user that has a password.
+  get-config) is the controller's password; the login name is ``fence_agent_login`` (default:
+  that user id — set it when the controller's login equals the VIM's, as user ids are keys).
+  List the VIM's own user first: the connector logs in with the first user with a password.
 * **Confirmations** (``eo:confirm-host-down``) are durable (``store/confirmations.py``) and
   served under ``opdata/vim_connectors`` (``eo:host_down_confirmation``).
 * **Re-arming**: a confirmation, a recheck or an edit wakes every move waiting for proof.
@@ -52,12 +53,13 @@ def fence_config(model: VimConnector) -> tuple[FenceAgentConfig, str] | None:
         return None
     host = props.get(PREFIX + "host", "").strip() or model.id
     user_id = props.get(PREFIX + "user", "").strip()
+    login = props.get(PREFIX + "login", "").strip() or user_id
     credentials = None
     for user in model.users.user:
         password = user.credentials.properties.get("password")
         if user.id == user_id and password is not None:
-            credentials = Credentials(user=user.id, password=password)
-    reserved = {PREFIX + n for n in ("type", "host", "user")}
+            credentials = Credentials(user=login, password=password)
+    reserved = {PREFIX + n for n in ("type", "host", "user", "login")}
     properties = {
         name[len(PREFIX) :]: value
         for name, value in props.items()
