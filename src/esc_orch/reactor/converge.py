@@ -90,6 +90,9 @@ class _Run:
         self.proofs: dict[str, MoveProof] = {}
         #: The last proven start was refused by the disk lock: the same move is tried again.
         self.lock_refused = False
+        #: VMs moved in this run -> their target: the next VM of the group moves only once
+        #: the previous one runs there again (so at least N-1 run throughout).
+        self.moved: dict[str, str] = {}
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -281,6 +284,13 @@ class Converger(Proving["_Run"]):
                 await self._sleep(delay)
                 continue
             action = current.runnable[0]
+            settling = self._settling(run, action, obs)
+            if settling is not None:
+                waits += 1
+                if waits >= self._retry.attempts:
+                    return await self._fail(run, settling, action)
+                await self._sleep(self._retry.delay(attempt=waits))
+                continue
             proven: MayStart | None = None
             if isinstance(action, MigrateVm) and action.source is SourceState.UNREACHABLE:
                 gated = await self._prove(run, action)
@@ -302,6 +312,8 @@ class Converger(Proving["_Run"]):
             failed = await self._step(run, action, proven=proven)
             if failed is not None:
                 return failed
+            if isinstance(action, MigrateVm):
+                run.moved[action.vm.name] = action.connector_id
             last = None if run.lock_refused else action
             run.lock_refused = False
 

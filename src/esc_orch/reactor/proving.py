@@ -17,13 +17,15 @@ from typing import Generic, Protocol, TypeVar
 from esc_orch.fence.types import FenceProof
 from esc_orch.model.actions import Action, FenceHost, MigrateVm, MigrationMode
 from esc_orch.model.clock import Clock
-from esc_orch.model.failure import Failure, ProofMissing
+from esc_orch.model.failure import Failure, NoProgress, ProofMissing
 from esc_orch.model.lifecycle import LifecycleOperation
 from esc_orch.model.ports import Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, StepInFlight
+from esc_orch.model.vim import PowerState
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.identity import UuidFactory
+from esc_orch.reconcile.observed import Observation
 from esc_orch.reconcile.proof import FenceFirst, MayStart, ProofTimedOut, WaitForProof, explain
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class ProvingRun(Protocol):
     target: DeploymentTarget
     operation: LifecycleOperation
     proofs: dict[str, MoveProof]
+    moved: dict[str, str]
 
 
 def _where(target: DeploymentTarget, action: Action) -> dict[str, str]:
@@ -154,3 +157,28 @@ class Proving(Generic[R]):
         if entry is None or entry.observed is None:
             return {}
         return {n.nicid: n.port_id for n in entry.observed.interfaces if n.port_id}
+
+    def _settling(self, run: R, action: Action, obs: Observation) -> NoProgress | None:
+        """A group moves one VM at a time: before moving another VM of the same group, the
+        VM moved last must run on its target as the VIM reports (until KPI monitoring says
+        "alive"). Returns the failure to report if it never does, else None to go on."""
+        if not isinstance(action, MigrateVm) or action.mode is MigrationMode.COPY_DISK:
+            return None
+        for name, connector_id in run.moved.items():
+            vm = self._get(run).vm(name)
+            if name == action.vm.name or vm is None or vm.identity.group != action.vm.group:
+                continue
+            view = obs.view(connector_id)
+            runs = view is not None and any(
+                s.name == name and s.power is PowerState.RUNNING for s in view.vms
+            )
+            if not runs:
+                log.info(
+                    "%s waits: %s does not run on %s yet",
+                    action.vm.name,
+                    name,
+                    connector_id,
+                    extra=_where(run.target, action),
+                )
+                return NoProgress(step="MigrateVm", vm_name=name, connector_id=connector_id)
+        return None

@@ -10,6 +10,7 @@ killed host that restarts has its stale copy removed at once, disk kept.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -274,3 +275,51 @@ def test_a_move_the_target_cannot_take_is_rolled_back_to_the_source(cluster: Clu
         last = opdata(m).find(".//e:deployments/eo:last_failure", EO)
         assert last is not None and last.findtext("eo:cause", namespaces=EO) == "rolled-back"
         assert deployed.vm_source is not None
+
+
+def group_payload(example: str, n: int) -> str:
+    """The seed payload with a group of ``n`` VMs (n addresses in the pool)."""
+    text = payload(example)
+    text = text.replace("<min_active>1</min_active>", f"<min_active>{n}</min_active>")
+    text = text.replace("<max_active>1</max_active>", f"<max_active>{n}</max_active>")
+    ips = "".join(f"<ip_address>192.168.23.{61 + i}</ip_address>" for i in range(n))
+    return text.replace(
+        "<ip_address>192.168.23.61</ip_address>\n              </static_ip_address_pool>",
+        f"{ips}</static_ip_address_pool>",
+    )
+
+
+def test_a_group_moves_vm_by_vm_with_n_minus_1_running_throughout(cluster: Cluster) -> None:
+    n = 4
+    cluster.config.write_text(FAST.format(proof_timeout=60))
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        edit(m, f"<config>{cluster.connectors_xml()}</config>")
+        edit(m, group_payload("deploy_csp_1.xml", n))
+        events_until(m, "SERVICE_ALIVE", timeout=90)
+        assert len(cluster.services("CSP-1")) == n
+        running: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                on = sum(
+                    power == "on"
+                    for host in ("CSP-1", "CSP-2")
+                    for power in cluster.services(host).values()
+                )
+                running.append(on)
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            edit(m, group_payload("deploy_csp_2.xml", n))
+            moved = events_until(m, "SERVICE_UPDATED", timeout=120)
+        finally:
+            stop.set()
+            sampler.join(timeout=10)
+        assert [short(e) for e in moved] == ["VM_UPDATED LOCATOR_UPDATED"] * n + ["SERVICE_UPDATED"]
+        assert len(cluster.services("CSP-2")) == n and cluster.services("CSP-1") == {}
+        assert len(running) > 5 and min(running) >= n - 1, running

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from esc_orch.fence.fake import FakeFenceAgent, FakePowerBoard
 from esc_orch.fence.protocol import FenceAgent
 from esc_orch.fence.types import FenceAgentConfig
 from esc_orch.model.actions import FenceHost
+from esc_orch.model.config import Scaling, StaticIpAddressPool
 from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.ports import StepStatus
 from esc_orch.model.record import StepInFlight
 from esc_orch.vim.fake import FakeClock
 from unit.reactor.harness import Lab, target
-from unit.reconcile.builders import seed_deployment, with_locator, with_storage
+from unit.reconcile.builders import seed_deployment, with_group, with_locator, with_storage
 
 DEP = seed_deployment()
 LOCAL = with_storage(DEP, "local")
@@ -206,3 +208,38 @@ async def test_a_move_keeps_the_port_ids_where_the_target_lets_it_choose_them() 
     assert moved.vm_source is not None and moved.vm_source.interfaces is not None
     reported = {i.nicid: i.port_id for i in moved.vm_source.interfaces.interface}
     assert reported == before  # the event says what the VIM really has
+
+
+async def test_a_group_moves_one_vm_at_a_time_with_n_minus_1_running_throughout() -> None:
+    lab = Lab()
+    pool = StaticIpAddressPool(
+        network="Eth0-2",
+        netmask="255.255.255.0",
+        ip_address=("192.168.23.61", "192.168.23.62", "192.168.23.63", "192.168.23.64"),
+    )
+    four = with_group(
+        DEP, scaling=Scaling(min_active=4, max_active=4, static_ip_address_pool=(pool,))
+    )
+    reactor = lab.reactor()
+    assert (await reactor.run(target(four))).ok
+    assert len(lab.vms("csp-1")) == 4
+    seen: list[int] = []
+    for cid, connector in list(lab.connectors.items()):
+
+        def watch(name: str, call: Any) -> Any:
+            async def wrapped(*args: Any, **kw: Any) -> Any:
+                seen.append(len(lab.running()))
+                try:
+                    return await call(*args, **kw)
+                finally:
+                    seen.append(len(lab.running()))
+
+            return wrapped
+
+        for op in ("power_off", "delete_vm", "ensure_vm", "power_on"):
+            setattr(connector, op, watch(op, getattr(connector, op)))
+        lab.connectors[cid] = connector
+    assert (await reactor.run(target(with_locator(four, "CSP-2")))).ok
+    assert len(lab.vms("csp-2")) == 4 and lab.vms("csp-1") == {}
+    assert min(seen) >= 3 and len(seen) > 8
+    assert lab.events.types()[-5:] == ["VM_UPDATED"] * 4 + ["SERVICE_UPDATED"]
