@@ -54,6 +54,9 @@ class StepInFlight:
     #: A move waiting for proof (or a step in progress): what it waits for and what unblocks
     #: it, or its progress (e.g. disk copy bytes), in the words a person reads.
     detail: str | None = None
+    #: A disk copy in progress (scenario 3, local -> gluster): bytes done of the total.
+    bytes_done: int | None = None
+    bytes_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -364,7 +364,10 @@ class Converger(Proving["_Run"]):
         run.steps += 1
         try:
             result = await self._executor.run(
-                action, proven=proven is not None, port_ids=self._port_ids(run, action)
+                action,
+                proven=proven is not None,
+                port_ids=self._port_ids(run, action),
+                progress=self._copy_progress(run, step.step_id),
             )
         except Replan as exc:
             log.info(

@@ -59,7 +59,7 @@ from esc_orch.vim.errors import (
     VimError,
     VimNotFound,
 )
-from esc_orch.vim.protocol import Connector
+from esc_orch.vim.protocol import Connector, ProgressCallback
 from esc_orch.vim.retry import RetryPolicy, Sleep, with_retries
 
 T = TypeVar("T")
@@ -186,7 +186,12 @@ class Executor:
         )
 
     async def _migrate(
-        self, a: MigrateVm, *, proven: bool, ports: Mapping[int, str | None]
+        self,
+        a: MigrateVm,
+        *,
+        proven: bool,
+        ports: Mapping[int, str | None],
+        progress: ProgressCallback | None = None,
     ) -> VmState:
         name, source, target = a.vm.name, a.source_connector_id, a.connector_id
         spec = a.spec
@@ -199,7 +204,10 @@ class Executor:
                 target,
                 f"copying the disk of {name} from {a.source_storage} to {a.spec.storage}",
                 lambda c: c.copy_disk(
-                    name=name, from_storage=a.source_storage, to_storage=a.spec.storage
+                    name=name,
+                    from_storage=a.source_storage,
+                    to_storage=a.spec.storage,
+                    progress=progress,
                 ),
             )
             if a.source is SourceState.RUNNING:
@@ -286,6 +294,7 @@ class Executor:
         *,
         proven: bool = False,
         port_ids: Mapping[int, str | None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> StepResult:
         """Do ``action``; raises :class:`StepFailed` or :class:`Replan`.
 
@@ -295,12 +304,17 @@ class Executor:
         connector declares :attr:`Capability.PORT_IDS`.
         """
         try:
-            return await self._run(action, proven=proven, ports=port_ids or {})
+            return await self._run(action, proven=proven, ports=port_ids or {}, progress=progress)
         except VimNotFound as exc:
             raise Replan(str(exc)) from exc
 
     async def _run(
-        self, action: Action, *, proven: bool, ports: Mapping[int, str | None]
+        self,
+        action: Action,
+        *,
+        proven: bool,
+        ports: Mapping[int, str | None],
+        progress: ProgressCallback | None,
     ) -> StepResult:
         name = action.vm.name
         match action:
@@ -322,7 +336,8 @@ class Executor:
                 )
                 return StepResult(state=state)
             case MigrateVm():
-                return StepResult(state=await self._migrate(action, proven=proven, ports=ports))
+                state = await self._migrate(action, proven=proven, ports=ports, progress=progress)
+                return StepResult(state=state)
             case PowerOn() | PowerOff() | Reboot():
                 return StepResult(state=await self._power(action))
             case AcceptSpec() | FenceHost():

@@ -21,12 +21,13 @@ from esc_orch.model.failure import Failure, NoProgress, ProofMissing
 from esc_orch.model.lifecycle import LifecycleOperation
 from esc_orch.model.ports import Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, StepInFlight
-from esc_orch.model.vim import PowerState
+from esc_orch.model.vim import DiskCopyProgress, PowerState
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.identity import UuidFactory
 from esc_orch.reconcile.observed import Observation
 from esc_orch.reconcile.proof import FenceFirst, MayStart, ProofTimedOut, WaitForProof, explain
+from esc_orch.vim.protocol import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +183,30 @@ class Proving(Generic[R]):
                 )
                 return NoProgress(step="MigrateVm", vm_name=name, connector_id=connector_id)
         return None
+
+    def _copy_progress(self, run: R, step_id: str) -> ProgressCallback:
+        """A disk copy's progress into the record's step (opdata ``eo:current_step``)."""
+
+        def update(done: DiskCopyProgress) -> None:
+            record = self._get(run)
+            step = record.step
+            if step is None or step.step_id != step_id:
+                return
+            share = done.bytes_done * 100 // done.bytes_total if done.bytes_total else 100
+            detail = (
+                f"copying the disk of {step.vm_name}: {done.bytes_done} of "
+                f"{done.bytes_total} bytes ({share} %)"
+            )
+            self._put(
+                replace(
+                    record,
+                    step=replace(
+                        step,
+                        detail=detail,
+                        bytes_done=done.bytes_done,
+                        bytes_total=done.bytes_total,
+                    ),
+                )
+            )
+
+        return update

@@ -243,3 +243,31 @@ async def test_a_group_moves_one_vm_at_a_time_with_n_minus_1_running_throughout(
     assert len(lab.vms("csp-2")) == 4 and lab.vms("csp-1") == {}
     assert min(seen) >= 3 and len(seen) > 8
     assert lab.events.types()[-5:] == ["VM_UPDATED"] * 4 + ["SERVICE_UPDATED"]
+
+
+async def test_a_disk_copy_shows_its_progress_in_the_step() -> None:
+    lab = Lab()
+    local = with_locator(seed_deployment("deploy_csp_1_local.xml"), "CSP-1-local")
+    reactor = lab.reactor()
+    assert (await reactor.run(target(local))).ok
+    seen: list[StepInFlight] = []
+    connector = lab.connectors["CSP-1-cluster"]
+    copy = connector.copy_disk
+
+    async def watched(**kw: Any) -> Any:
+        given = kw.pop("progress")
+
+        def spy(done: Any) -> None:
+            given(done)
+            record = reactor.status("name1", "dep")
+            if record is not None and record.step is not None:
+                seen.append(record.step)
+
+        return await copy(progress=spy, **kw)
+
+    connector.copy_disk = watched  # type: ignore[method-assign]
+    gluster = with_locator(seed_deployment("deploy_gluster.xml"), "CSP-1-cluster")
+    assert (await reactor.run(target(gluster))).ok
+    assert seen and seen[-1].bytes_done == seen[-1].bytes_total
+    assert all(s.action == "MigrateVm" and s.bytes_total for s in seen)
+    assert "copying the disk of" in (seen[0].detail or "") and "%" in (seen[0].detail or "")
