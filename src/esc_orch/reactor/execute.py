@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from esc_orch import failpoints
 from esc_orch.model.actions import (
     AcceptSpec,
     Action,
@@ -210,6 +211,7 @@ class Executor:
                     progress=progress,
                 ),
             )
+            failpoints.hit("move.disk-copied")
             if a.source is SourceState.RUNNING:
                 state = await self._call(
                     target, f"starting {name}", lambda c: c.power_on(name=name)
@@ -220,8 +222,10 @@ class Executor:
             raise StepFailed(DiskUnfenced(vm_name=name, connector_id=source, storage="local"))
         if present:
             await self._stop(source, name)
+            failpoints.hit("move.source-stopped")
         if a.mode is MigrationMode.SHARED_DISK and present:
             await self._delete(source, name, keep_disk=True)
+            failpoints.hit("move.source-removed")
         fence = DiskHeld(
             vm_name=name,
             connector_id=target,
@@ -240,6 +244,7 @@ class Executor:
                 raise
             await self._roll_back(a, spec, exc.failure)
             raise
+        failpoints.hit("move.target-created")
         if a.mode is MigrationMode.REDEPLOY and present:
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)

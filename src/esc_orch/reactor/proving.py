@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from esc_orch import failpoints
 from esc_orch.fence.types import FenceProof
 from esc_orch.model.actions import Action, FenceHost, MigrateVm, MigrationMode
 from esc_orch.model.clock import Clock
@@ -143,6 +144,7 @@ class Proving(Generic[R]):
         record = self._put(replace(record, step=step))
         await self._journal.record_intent(intent, record=record)
         result = await self._proof.fence(decision, now=now)
+        failpoints.hit("move.fenced")
         status = StepStatus.DONE if isinstance(result, FenceProof) else StepStatus.FAILED
         record = self._put(replace(self._get(run), step=None))
         await self._journal.record_outcome(
