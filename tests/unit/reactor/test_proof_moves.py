@@ -7,6 +7,7 @@ while it waits. Fake cluster, fake clock: no real sleeps.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,3 +272,29 @@ async def test_a_disk_copy_shows_its_progress_in_the_step() -> None:
     assert seen and seen[-1].bytes_done == seen[-1].bytes_total
     assert all(s.action == "MigrateVm" and s.bytes_total for s in seen)
     assert "copying the disk of" in (seen[0].detail or "") and "%" in (seen[0].detail or "")
+
+
+async def test_a_silent_host_with_none_of_its_vms_slows_no_deployment() -> None:
+    """Issue 14, defect 7: a run asks only the connectors it needs."""
+    lab = Lab()
+    lab.hosts["csp-3"].latency = 120.0  # partitioned: every call hangs for two minutes
+    reactor = lab.reactor()
+    assert (await reactor.run(target(DEP))).ok
+    assert lab.clock.now < 1.0  # CSP-3 never asked
+    assert lab.hosts["csp-3"].calls == []
+
+
+async def test_an_observation_is_bounded_by_the_observe_timeout() -> None:
+    lab = Lab()
+    reactor = lab.reactor(observe_timeout=0.05)
+    assert (await reactor.run(target(DEP))).ok
+    (name,) = lab.vms("csp-1")
+    lab.connectors["CSP-1"].crash_host()  # dead (its lock released)...
+
+    async def hang() -> None:
+        await asyncio.Event().wait()  # ...and its API never answers
+
+    lab.connectors["CSP-1"].describe = hang  # type: ignore[method-assign,assignment]
+    outcome = await asyncio.wait_for(reactor.run(target(with_locator(DEP, "CSP-2"))), 10)
+    assert outcome.ok, outcome.reason
+    assert lab.running() == [("csp-2", name)]
