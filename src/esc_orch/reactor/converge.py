@@ -20,6 +20,7 @@ from esc_orch.model.actions import (
     DeleteReason,
     DeleteVm,
     MigrateVm,
+    PowerOn,
     Reboot,
     RecreateVm,
     SourceState,
@@ -93,6 +94,8 @@ class _Run:
         #: VMs moved in this run -> their target: the next VM of the group moves only once
         #: the previous one runs there again (so at least N-1 run throughout).
         self.moved: dict[str, str] = {}
+        #: VMs whose move a crash cut and this run finishes (a start is part of the move).
+        self.finishing: set[str] = set()
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -332,6 +335,14 @@ class Converger(Proving["_Run"]):
             if owed is not None and isinstance(action, AcceptSpec) and action.report is None:
                 # The crashed step was done on the VIM; its event was never sent.
                 action = replace(action, report=owed.report)
+            if isinstance(owed, MigrateVm):
+                run.finishing.add(name)
+        elif isinstance(action, PowerOn) and (
+            name in run.finishing or isinstance(self._owed.get(name, (None, None))[1], MigrateVm)
+        ):
+            # A move cut after its disk copy: starting the VM finishes it; the move's own
+            # VM_UPDATED (owed) reports it, not a VM_STARTED.
+            action = replace(action, report=None)
         record = self._get(run)
         intent = Intent(
             step_id=self._new_uuid(),

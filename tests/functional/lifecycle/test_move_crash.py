@@ -28,6 +28,7 @@ from functional.lifecycle.support import (
     payload,
     short,
 )
+from payloads import EXAMPLES
 
 __all__ = ["cluster"]
 
@@ -93,4 +94,47 @@ def test_kill_minus_nine_at_a_move_step_leaves_one_copy_and_every_event_once(
         else:
             assert any(p.name.startswith(name) for p in host2.local_dir.iterdir())
             assert not any(p.name.startswith(name) for p in host1.local_dir.iterdir())
+    cluster.daemon.stop()
+
+
+def cluster_connector_xml(cluster: Cluster) -> str:
+    text = (EXAMPLES / "vim_connector_cluster.xml").read_text().split("-->", 1)[1]
+    text = text.replace("http://127.0.0.1:8441", cluster.hosts["CSP-1"].url)
+    return "<config>" + text.replace("change-me", cluster.hosts["CSP-1"].password) + "</config>"
+
+
+def test_kill_minus_nine_after_the_disk_copy_of_scenario_3(cluster: Cluster) -> None:
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        edit(m, f"<config>{cluster.connectors_xml()}</config>")
+        edit(m, cluster_connector_xml(cluster))
+        edit(m, payload("deploy_csp_1_local.xml"))
+        events_until(m, "SERVICE_ALIVE")
+    (name,) = cluster.all_services()
+    assert cluster.daemon is not None
+    cluster.daemon.stop()
+
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    cluster.start_daemon(env={failpoints.ENV: "move.disk-copied=kill@1"})
+    with contextlib.suppress(Exception), connect(cluster) as m:
+        edit(m, payload("deploy_gluster.xml"))
+    assert cluster.wait_daemon_death() == -9, "the failpoint did not fire"
+
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent", start_time=format_event_time(since))
+        events = events_until(m, "SERVICE_UPDATED", timeout=60)
+        kinds = [short(e) for e in events]
+        if "SERVICE_ALIVE" in kinds:
+            events = events[kinds.index("SERVICE_ALIVE") + 1 :]
+        assert Counter(short(e) for e in events) == {
+            "VM_UPDATED LOCATOR_UPDATED": 1,
+            "SERVICE_UPDATED": 1,
+        }, events
+        assert cluster.all_services() == {name: ["CSP-1"]}
+        assert cluster.services("CSP-1")[name] == "on"
+        host = cluster.hosts["CSP-1"]
+        assert any(p.name.startswith(name) for p in host.gluster_dir.iterdir())
+        assert not any(p.name.startswith(name) for p in host.local_dir.iterdir())
     cluster.daemon.stop()
