@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from esc_orch import failpoints
+from esc_orch.model.events import format_event_time
 from esc_orch.testing.emulator import EmulatorCluster
 from functional.lifecycle.support import (
     PASSWORD,
@@ -138,3 +143,56 @@ def test_a_move_away_from_a_partitioned_host_fences_it_first(
         assert emulator.hosts["CSP-1"].power_password not in log
     finally:
         daemon.stop()
+
+
+def test_kill_minus_nine_right_after_the_fence_finishes_the_move_once(
+    emulator: EmulatorCluster, tmp_path: Path
+) -> None:
+    config = tmp_path / "esc-orchd.toml"
+    config.write_text(TOML)
+
+    def daemon(env: dict[str, str] | None = None) -> OrchdProcess:
+        return OrchdProcess(
+            data_dir=tmp_path / "orchd",
+            user=USER,
+            password=PASSWORD,
+            extra_args=("--config", str(config)),
+            env=env,
+        ).start()
+
+    first = daemon()
+    try:
+        with nc_connect(first.port, user=USER, password=PASSWORD) as m:
+            m.create_subscription(stream_name="escEvent")
+            edit(m, connectors_xml(emulator, fenced="CSP-1"))
+            edit(m, payload("deploy_csp_1.xml"))
+            events_until(m, "SERVICE_ALIVE", timeout=60)
+    finally:
+        first.stop()
+    (name,) = services(emulator, "CSP-1")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    dying = daemon(env={failpoints.ENV: "move.fenced=kill@1"})
+    try:
+        with (
+            contextlib.suppress(Exception),
+            nc_connect(dying.port, user=USER, password=PASSWORD) as m,
+        ):
+            time.sleep(1)  # its start-up resync is done
+            emulator.pause("CSP-1")
+            edit(m, payload("deploy_csp_2.xml"))
+        assert dying.proc is not None and dying.proc.wait(timeout=60) == -9
+    finally:
+        dying.stop()
+    assert emulator.pid("CSP-1") is None  # the fence was done before the kill
+    again = daemon()
+    try:
+        with nc_connect(again.port, user=USER, password=PASSWORD) as m:
+            m.create_subscription(stream_name="escEvent", start_time=format_event_time(since))
+            events = events_until(m, "SERVICE_UPDATED", timeout=90)
+            kinds = [short(e) for e in events]
+            if "SERVICE_ALIVE" in kinds:
+                events = events[kinds.index("SERVICE_ALIVE") + 1 :]
+            assert [short(e) for e in events] == ["VM_UPDATED LOCATOR_UPDATED", "SERVICE_UPDATED"]
+            assert services(emulator, "CSP-2") == {name: "on"}
+    finally:
+        again.stop()
