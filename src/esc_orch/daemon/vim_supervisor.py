@@ -70,12 +70,14 @@ class VimSupervisor:
         factory: ConnectorFactory = create_connector,
         timeout: float = 10.0,
         interval: float = 60.0,
+        failed_interval: float = 5.0,
     ) -> None:
         self._emit = emit
         self._clock = clock
         self.pool = pool if pool is not None else ConnectorPool(factory=factory)
         self._timeout = timeout
         self._interval = interval
+        self._failed_interval = min(failed_interval, interval)
         self._models: dict[str, VimConnector] = {}  # for the default connector
         self._states: dict[str, ConnectorState] = {}
         self._pending: set[str] = set()
@@ -173,17 +175,31 @@ class VimSupervisor:
         return state
 
     async def run(self) -> None:
-        """Check pending connectors at once and every connector each ``interval`` seconds."""
-        self._loop = asyncio.get_running_loop()
+        """Check pending connectors at once, every connector each ``interval`` seconds, and a
+        connector whose last check failed each ``failed_interval`` seconds: a host that comes
+        back is seen (and its work reconciled, a stale copy removed) within seconds."""
+        self._loop = loop = asyncio.get_running_loop()
+        last_full = loop.time()
         while True:
-            due = set(self._pending) or set(self.pool.ids())
+            if self._pending:
+                due = set(self._pending)
+            elif loop.time() - last_full >= self._interval:
+                due, last_full = set(self.pool.ids()), loop.time()
+            else:
+                due = self._failed()
             self._pending.clear()
             self._wake.clear()
             await asyncio.gather(*(self.check(cid) for cid in sorted(due)))
             if self._pending:
                 continue
+            timeout = max(self._interval - (loop.time() - last_full), 0.0)
+            if self._failed():
+                timeout = min(timeout, self._failed_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _failed(self) -> set[str]:
+        return {c for c, s in self._states.items() if s.status is ConnectionStatus.FAILED}
 
     # ---------------------------------------------------------------- reading
 

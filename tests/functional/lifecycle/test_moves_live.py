@@ -323,3 +323,42 @@ def test_a_group_moves_vm_by_vm_with_n_minus_1_running_throughout(cluster: Clust
         assert [short(e) for e in moved] == ["VM_UPDATED LOCATOR_UPDATED"] * n + ["SERVICE_UPDATED"]
         assert len(cluster.services("CSP-2")) == n and cluster.services("CSP-1") == {}
         assert len(running) > 5 and min(running) >= n - 1, running
+
+
+def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_seconds(
+    cluster: Cluster,
+) -> None:
+    """The moved VM is stopped on CSP-2 (its disk lock free): CSP-1 comes back and starts its
+    persisted copy (as a host with autostart does). Seen at the next check of the failed
+    connector (every 5 s, though check_interval is 30 s) and removed at once; the VM stays off
+    on CSP-2 as the operator wanted."""
+    from functional.lifecycle.test_lifecycle_actions import vm_action  # noqa: PLC0415
+
+    cluster.config.write_text(
+        FAST.format(proof_timeout=60).replace("check_interval = 2", "check_interval = 30")
+    )
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        edit(m, f"<config>{cluster.connectors_xml()}</config>")
+        edit(m, payload("deploy_csp_1.xml"))
+        events_until(m, "SERVICE_ALIVE")
+        (name,) = cluster.all_services()
+        cluster.hosts["CSP-1"].kill()
+        edit(m, payload("deploy_csp_2.xml"))
+        events_until(m, "SERVICE_UPDATED", timeout=60)
+        vm_action(m, "STOP", name)
+        events_until(m, "VM_STOPPED")
+        assert cluster.services("CSP-2")[name] == "off"
+        cluster.hosts["CSP-1"].start()
+        started = time.monotonic()
+        wait_for(
+            lambda: name not in cluster.services("CSP-1"),
+            timeout=30,
+            what="the stale copy removed from CSP-1",
+        )
+        assert time.monotonic() - started < 15
+        assert cluster.all_services() == {name: ["CSP-2"]}
+        assert cluster.services("CSP-2")[name] == "off"  # still as the operator wanted
+    assert cluster.daemon is not None
+    assert "removing the stale copy of" in cluster.daemon.log()
