@@ -30,7 +30,9 @@ async def test_steps_retries_and_waits_are_logged_with_their_context(
     assert (await lab.reactor().run(target(DEP))).ok
     (name,) = lab.vms("csp-1")
     steps = [r for r in caplog.records if r.getMessage() == "step CreateVm"]
-    assert [(r.levelno, *_fields(r)) for r in steps] == [(logging.INFO, "name1/dep", name, "CSP-1")]
+    assert [(r.levelno, *_fields(r)) for r in steps] == [
+        (logging.INFO, "name1/dep", name, "CSP-1")
+    ]
     retries = [r for r in caplog.records if r.getMessage().startswith("retrying creating")]
     assert len(retries) == 1 and retries[0].levelno == logging.INFO
     assert getattr(retries[0], "connector", None) == "CSP-1"
