@@ -10,19 +10,23 @@ killed host that restarts has its stale copy removed at once, disk kept.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from esc_orch.cli import payloads
 from esc_orch.model.events import EscEvent
 from esc_orch.model.schema import EO_NS
 from functional.lifecycle.support import (
     NS,
+    PASSWORD,
+    USER,
     Cluster,
     cluster,
     connect,
@@ -81,6 +85,22 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
             return got
         time.sleep(0.3)
     raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def esc_nc_cli(cluster: Cluster, *args: str) -> str:
+    """Run the real esc_nc_cli against the daemon; its stdout."""
+    assert cluster.daemon is not None
+    script = Path(sys.executable).with_name("esc_nc_cli")
+    result = subprocess.run(
+        [str(script), "--port", str(cluster.daemon.port), *args],
+        env={"ESC_NC_USER": USER, "ESC_NC_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout.strip()
 
 
 def current_step(m: Any) -> dict[str, str | None]:
@@ -145,8 +165,8 @@ def test_a_partitioned_source_never_gets_a_second_copy_until_it_returns(
 
         # An operator confirms the host down: recorded, shown, but the disk lock still says
         # the old copy runs, so no second copy starts.
-        reply = m.dispatch(payloads.confirm_host_down("CSP-1"))
-        assert etree.QName(etree.fromstring(reply.xml.encode())[0]).localname == "ok"
+        assert esc_nc_cli(cluster, "confirm-host-down", "CSP-1") == "<ok/>"
+        assert esc_nc_cli(cluster, "recheck-vim", "CSP-1") == "<ok/>"
         confirmed = opdata_vim(m, "CSP-1").find("eo:host_down_confirmation", EO)
         assert confirmed is not None
         assert confirmed.findtext("eo:confirmed_by", namespaces=EO) == "admin"
