@@ -14,6 +14,13 @@ Points (``POINTS``; an unknown name is refused):
 ``lifecycle.after-event``
     the N-th event the lifecycle logged is durable (with the record it came with).
 
+``move.source-stopped``, ``move.source-removed``, ``move.disk-copied``, ``move.target-created``,
+``move.fenced``
+    the N-th move has just done that step on the VIM (``reactor/execute.py``,
+    ``reactor/proving.py``): the source powered off; the source's definition removed (shared
+    disk kept); the disk copied to the new storage, VM not started; the VM created on the
+    target, the source not yet removed (redeploy); the source host fenced, outcome not durable.
+
 Enable them in-process with :func:`enable`, or for a daemon started by a test with the
 environment variable ``ESC_ORCH_FAILPOINTS=name=kill@N[,name=kill@N...]`` (read once by
 ``esc-orchd serve``). The only action is ``kill``: SIGKILL the process on the N-th hit.
@@ -30,7 +37,18 @@ from enum import StrEnum
 log = logging.getLogger(__name__)
 
 ENV = "ESC_ORCH_FAILPOINTS"
-POINTS = frozenset({"lifecycle.after-intent", "lifecycle.before-outcome", "lifecycle.after-event"})
+POINTS = frozenset(
+    {
+        "lifecycle.after-intent",
+        "lifecycle.before-outcome",
+        "lifecycle.after-event",
+        "move.source-stopped",
+        "move.source-removed",
+        "move.disk-copied",
+        "move.target-created",
+        "move.fenced",
+    }
+)
 
 
 class FailAction(StrEnum):

@@ -149,6 +149,14 @@ def cmd_recovery_vm_action(m: Any, args: argparse.Namespace) -> None:
     _dispatch(m, payloads.recovery_vm_action(args.action, args.vm))
 
 
+def cmd_confirm_host_down(m: Any, args: argparse.Namespace) -> None:
+    _dispatch(m, payloads.confirm_host_down(args.vim_id))
+
+
+def cmd_recheck_vim(m: Any, args: argparse.Namespace) -> None:
+    _dispatch(m, payloads.recheck_vim_connector(args.vim_id))
+
+
 Command = Callable[[Any, argparse.Namespace], None]
 
 
@@ -198,6 +206,18 @@ def _add_commands(sub: Any) -> None:
         help="one of " + ", ".join(RECOVERY_ACTIONS) + " (the only recovery action ESC defines)",
     )
     p.add_argument("vm", metavar="VM", help="the VM name")
+    p = add(
+        "confirm-host-down",
+        cmd_confirm_host_down,
+        "confirm that the host of VIM connector VIM_ID is down (lets a waiting move go on)",
+    )
+    p.add_argument("vim_id", metavar="VIM_ID")
+    p = add(
+        "recheck-vim",
+        cmd_recheck_vim,
+        "check VIM connector VIM_ID now and re-arm the work waiting on it",
+    )
+    p.add_argument("vim_id", metavar="VIM_ID")
     add_notif_command(sub)
 
 

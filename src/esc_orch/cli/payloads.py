@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from esc_orch.model.errors import NC_BASE_NS
-from esc_orch.model.schema import ESC_NS
+from esc_orch.model.schema import EO_NS, ESC_NS
 from esc_orch.model.xmlsafe import parse_xml
 
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z_][\w.\-]*)(?P<preds>(\[[^\]]*\])*)$")
@@ -143,6 +143,22 @@ def vm_action(action: str, vm_name: str, *, force: bool = False) -> etree._Eleme
 
 def recovery_vm_action(action: str, vm_name: str) -> etree._Element:
     return _rpc("recoveryVmAction", actionType=action, vmName=vm_name)
+
+
+def eo_rpc(name: str, **leaves: str) -> etree._Element:
+    """An RPC of our own module (``esc-orch``, namespace ``EO_NS``)."""
+    el = etree.Element(f"{{{EO_NS}}}{name}", nsmap={None: EO_NS})  # type: ignore[dict-item]
+    for leaf, value in leaves.items():
+        etree.SubElement(el, f"{{{EO_NS}}}{leaf}").text = value
+    return el
+
+
+def confirm_host_down(vim_id: str) -> etree._Element:
+    return eo_rpc("confirm-host-down", vim_id=vim_id)
+
+
+def recheck_vim_connector(vim_id: str) -> etree._Element:
+    return eo_rpc("recheck-vim-connector", vim_id=vim_id)
 
 
 def pretty(element: etree._Element) -> str:

@@ -37,6 +37,7 @@ from esc_orch.daemon.wiring import Parts, WiringError, build_backend, esc_revisi
 from esc_orch.northbound.app import build_core
 from esc_orch.northbound.auth import Authenticator, LoginThrottle
 from esc_orch.northbound.backend import ConfigBackend
+from esc_orch.northbound.eo_rpcs import EoActionSink
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.northbound.notifications import NotificationService
 from esc_orch.northbound.ssh import NetconfSshServer
@@ -107,13 +108,15 @@ async def run_server(
     authenticator: Authenticator | None = None,
     events: PrunableEventSource | None = None,
     esc_sink: EscActionSink | None = None,
+    eo_sink: EoActionSink | None = None,
 ) -> AsyncIterator[NetconfSshServer]:
     """Start the NETCONF server of ``config`` over ``backend``; stop it on exit.
 
     ``authenticator`` defaults to the user store of the data directory. With ``events`` (the
     durable event log) the server offers notifications and prunes the log in the background.
     ``esc_sink`` carries out serviceAction/vmAction (the lifecycle); without it they are
-    answered operation-not-supported.
+    answered operation-not-supported; ``eo_sink`` the same for our RPCs (confirm-host-down,
+    recheck-vim-connector).
     """
     if config.data_dir is None:
         raise ConfigError("a data directory is required (--data-dir or data_dir in the file)")
@@ -132,6 +135,7 @@ async def run_server(
         limits=config.limits,
         notifications=notifications,
         esc_sink=esc_sink,
+        eo_sink=eo_sink,
     )
     server = NetconfSshServer(
         core=core,
@@ -215,6 +219,7 @@ async def serve(
         backend=served,
         events=store.events if store is not None else None,
         esc_sink=parts.lifecycle.actions if parts is not None else None,
+        eo_sink=parts.moves if parts is not None else None,
     ) as server:
         sd_notify(f"READY=1\nSTATUS=listening on {config.bind}:{server.port}")
         await stop.wait()

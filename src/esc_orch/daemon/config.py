@@ -55,6 +55,13 @@ class LifecycleSettings:
     retry_attempts: int = 5  # tries per VIM call, and re-observations of a blocked plan
     retry_base_delay: float = 1.0  # seconds before the first retry, doubling
     retry_max_delay: float = 30.0  # cap of the retry delay
+    #: Seconds a move away from a silent host waits for proof that the old copy cannot run
+    #: (fenced, confirmed down, disk lock free) before FAILURE (docs/fencing.md).
+    proof_timeout: float = 60.0
+    #: Seconds one observation of a connector may take (a silent host must not stall a run).
+    observe_timeout: float = 10.0
+    #: First delay before an errored deployment is tried again, doubling up to resync_interval.
+    error_retry_delay: float = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,6 +172,9 @@ _LIFECYCLE_KEYS: dict[str, type] = {
     "retry_attempts": int,
     "retry_base_delay": float,
     "retry_max_delay": float,
+    "proof_timeout": float,
+    "observe_timeout": float,
+    "error_retry_delay": float,
 }
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 
@@ -230,10 +240,16 @@ def load_config(path: Path | None) -> DaemonConfig:
     if vim.get("check_interval") == 0 or vim.get("check_timeout") == 0:
         raise ConfigError(f"{path}: vim.check_interval and check_timeout must be > 0")
     lifecycle = _numbers(path, raw, "lifecycle", _LIFECYCLE_KEYS)
-    if any(lifecycle.get(k) == 0 for k in ("resync_interval", "max_parallel", "retry_attempts")):
-        raise ConfigError(
-            f"{path}: lifecycle.resync_interval, max_parallel and retry_attempts must be > 0"
-        )
+    positive_lifecycle = (
+        "resync_interval",
+        "max_parallel",
+        "retry_attempts",
+        "proof_timeout",
+        "observe_timeout",
+        "error_retry_delay",
+    )
+    if any(lifecycle.get(k) == 0 for k in positive_lifecycle):
+        raise ConfigError(f"{path}: lifecycle.{', '.join(positive_lifecycle)} must be > 0")
     config = DaemonConfig(
         metrics=_metrics(path, raw),
         monitor=_monitor(path, raw),

@@ -11,7 +11,12 @@
 * the durable :class:`~esc_orch.store.journal.LifecycleStore` (journal, memory, event log);
 * start-up: ``reactor.resume`` with a target for every configured deployment, plus undeploy
   targets for deployments the store remembers but the configuration no longer has;
-* a periodic resync of the healthy deployments (``[lifecycle] resync_interval``);
+* a periodic resync of the healthy deployments (``[lifecycle] resync_interval``), and of every
+  deployment not at its desired state, errored ones included, with bounded backoff
+  (``error_retry_delay`` doubling up to ``resync_interval``); an edit naming a deployment (even
+  an identical one), ``eo:confirm-host-down``, ``eo:recheck-vim-connector`` and a connector
+  found healthy again re-arm the work at once (:meth:`LifecycleService.rearm`);
+* proof for moves away from silent hosts (:mod:`esc_orch.daemon.moves`);
 * ``opdata/tenants`` (see :mod:`esc_orch.daemon.opdata`) and the ESC actions
   (:mod:`esc_orch.daemon.actions`).
 
@@ -29,20 +34,28 @@ import logging
 import threading
 import uuid
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from lxml import etree
 
 from esc_orch.daemon.config import LifecycleSettings
 from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
-from esc_orch.model.config import Deployment, Flavor
+from esc_orch.daemon.moves import DaemonProofSources, identity_changes
+from esc_orch.model.config import Deployment, Flavor, default_connector
 from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ConfigDiff
+from esc_orch.model.errors import ErrorTag, RpcError
+from esc_orch.model.failure import FailureCause, cause_of
 from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
 from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.schema import ESC_PREFIX
+from esc_orch.model.units import UnitId
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.reactor import DeploymentTarget, Reactor
+from esc_orch.reconcile.proof import ProofPolicy
+from esc_orch.store.confirmations import ConfirmationStore
 from esc_orch.store.datastore import SqlDatastore
 from esc_orch.store.journal import LifecycleStore
 from esc_orch.vim.metered import create_metered_connector as create_connector
@@ -83,6 +96,8 @@ class LifecycleService:
         self.datastore = datastore
         self.settings = settings
         self.store = LifecycleStore(engine=datastore.engine, events=datastore.events)
+        #: Fence agents, operator confirmations, the re-arm signal (daemon/moves.py).
+        self.proof_sources = DaemonProofSources(store=ConfirmationStore(engine=datastore.engine))
         #: Shared with the VIM supervisor (one connector per id, one health truth).
         self.pool = pool if pool is not None else ConnectorPool(factory=factory)
         self.reactor = Reactor(
@@ -97,6 +112,9 @@ class LifecycleService:
                 base_delay=settings.retry_base_delay,
                 max_delay=settings.retry_max_delay,
             ),
+            proof_sources=self.proof_sources,
+            proof_policy=ProofPolicy(timeout=timedelta(seconds=settings.proof_timeout)),
+            observe_timeout=settings.observe_timeout,
         )
         self.deployments: dict[Key, Deployment] = {}
         self.flavors: dict[str, Flavor] = {}
@@ -105,6 +123,9 @@ class LifecycleService:
         self._loop_thread = 0
         self._resync: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Errored deployments: when each is tried again, and how many tries so far.
+        self._retry_at: dict[Key, float] = {}
+        self._tries: dict[Key, int] = {}
         #: The ESC action sink (daemon/actions.py), set by the wiring.
         self.actions: EscActionSink | None = None
 
@@ -118,6 +139,8 @@ class LifecycleService:
         self.flavors, self.connectors, self.deployments = running
         for cid, model in self.connectors.items():
             self.pool.configure(cid, model)
+            self.proof_sources.configure(cid, model)
+        await self.proof_sources.load()
         records = {r.key: r for r in await self.store.records()}
         targets = [
             self._resume_target(key, records.get(key))
@@ -129,6 +152,8 @@ class LifecycleService:
             extra={"deployments": len(targets), "abandoned_steps": len(closed)},
         )
         self.datastore.add_listener(self.on_commit)
+        self.datastore.add_touch_listener(self.on_touch)
+        self.datastore.add_acceptance_check(self.acceptance_errors)
         self.datastore.add_state_provider(self.opdata)
         self._resync = self._loop.create_task(self._resync_forever(), name="lifecycle-resync")
 
@@ -169,6 +194,7 @@ class LifecycleService:
         for task in list(self._tasks):
             task.cancel()
         await self.pool.close()
+        await self.proof_sources.close()
         await self.store.flush()
         self.store.close()
 
@@ -225,22 +251,203 @@ class LifecycleService:
         for cid, model in connectors:
             _put(self.connectors, cid, model)
             self.pool.configure(cid, model)
+            self.proof_sources.configure(cid, model)
         for key, deployment in deployments:
             _put(self.deployments, key, deployment)
+            self._forget_retry(key)
             self.reactor.submit(self.target(key))
+        if deployments or connectors:
+            self.proof_sources.rearm()
+
+    # ------------------------------------------------------------------ edit-time checks
+
+    def acceptance_errors(self, diff: ConfigDiff) -> list[RpcError]:
+        """Refuse pointing a VIM connector that deployments use at another host (issue 14,
+        defect 1): its VMs would be created again there while the old copies keep running
+        where no connector reaches them. Which deployments use it is said in the error."""
+        errors: list[RpcError] = []
+        after = {(d.tenant, d.name): d.after for d in diff.deployments()}
+        connectors = dict(self.connectors)
+        for change in diff.vim_connectors():
+            if change.after is not None:
+                connectors[change.id] = change.after
+        for change in diff.vim_connectors():
+            if change.before is None or change.after is None:
+                continue
+            what = identity_changes(change.before, change.after)
+            if not what:
+                continue
+            users = sorted(
+                f"{key[0]}/{key[1]}"
+                for key in self.deployments.keys() | after.keys() | set(self.reactor.deployments())
+                if self._placed_on(key, change.id, after, connectors)
+            )
+            if not users:
+                continue
+            errors.append(
+                RpcError(
+                    tag=ErrorTag.INVALID_VALUE,
+                    app_tag="vim-connector-in-use",
+                    message=(
+                        f"VIM connector {change.id} is used by deployment(s) {', '.join(users)}: "
+                        f"changing its {'; '.join(what)} would point it at another host while "
+                        "their VMs run on the old one; move those deployments to another "
+                        "connector (locator) or delete them first"
+                    ),
+                    path=(
+                        f"/{ESC_PREFIX}:esc_system_config/{ESC_PREFIX}:vim_connectors"
+                        f"/{ESC_PREFIX}:vim_connector[{ESC_PREFIX}:id='{change.id}']"
+                        f"/{ESC_PREFIX}:properties"
+                        f"/{ESC_PREFIX}:property[{ESC_PREFIX}:name='url']/{ESC_PREFIX}:value"
+                    ),
+                )
+            )
+        return errors
+
+    def _placed_on(
+        self,
+        key: Key,
+        connector_id: str,
+        after: dict[Key, Deployment | None],
+        connectors: dict[str, ConnectorModel],
+    ) -> bool:
+        deployment = after[key] if key in after else self.deployments.get(key)
+        if deployment is not None and any(
+            (g.locator.vim_id or default_connector(connectors)) == connector_id
+            for g in deployment.vm_group
+        ):
+            return True
+        record = self.reactor.status(*key)
+        return record is not None and any(
+            v.applied is not None and v.applied.connector_id == connector_id for v in record.vms
+        )
+
+    # ------------------------------------------------------------------ nothing stuck
+
+    def on_touch(self, units: frozenset[UnitId]) -> None:
+        """Datastore touch listener (committing thread): an edit named these units, changed or
+        not. A named deployment that is not at its desired state is re-armed at once."""
+        keys = [(u.key[0], u.key[1]) for u in units if u.kind == "deployment" and len(u.key) == 2]
+        loop = self._loop
+        if not keys or loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._rearm_keys, keys)
+
+    def _rearm_keys(self, keys: list[Key]) -> None:
+        self.proof_sources.rearm()
+        for key in keys:
+            if key not in self.deployments or self.reactor.busy(*key):
+                continue  # changed: already submitted by the commit listener
+            if not self._at_desired(key):
+                log.info("re-armed by an edit", extra={"deployment": f"{key[0]}/{key[1]}"})
+                self._forget_retry(key)
+                self.reactor.submit(self.target(key))
+
+    def _at_desired(self, key: Key) -> bool:
+        status = self.reactor.status(*key)
+        healthy = (DeploymentState.ACTIVE, DeploymentState.STOPPED)
+        return status is not None and status.state in healthy and status.last_failure is None
+
+    def uses(self, key: Key, connector_id: str) -> bool:
+        """Does deployment ``key`` place VMs on ``connector_id``, or may a copy be left there?"""
+        deployment = self.deployments.get(key)
+        if deployment is not None and any(
+            (g.locator.vim_id or default_connector(self.connectors)) == connector_id
+            for g in deployment.vm_group
+        ):
+            return True
+        record = self.reactor.status(*key)
+        return record is not None and any(
+            connector_id in v.left_on
+            or connector_id in (v.seen_on, v.applied.connector_id if v.applied else None)
+            for v in record.vms
+        )
+
+    def rearm(self, connector_id: str) -> None:
+        """Work waiting on ``connector_id`` goes on now: waiting moves decide again, and every
+        deployment using it is converged (errored ones reported, healthy ones as a resync,
+        which removes a stale copy a returning host holds)."""
+        self.proof_sources.rearm()
+        for key in sorted(self.deployments.keys() | set(self.reactor.deployments())):
+            if self.reactor.busy(*key) or not self.uses(key, connector_id):
+                continue
+            self._forget_retry(key)
+            healthy = self._at_desired(key)
+            log.info(
+                "re-armed: VIM connector %s",
+                connector_id,
+                extra={"deployment": f"{key[0]}/{key[1]}", "connector": connector_id},
+            )
+            self.reactor.submit(self.target(key, resync=healthy))
+
+    def connector_up(self, connector_id: str) -> None:
+        """The VIM supervisor found ``connector_id`` healthy again: reconcile at once."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            self.rearm(connector_id)
+        else:
+            loop.call_soon_threadsafe(self.rearm, connector_id)
+
+    @staticmethod
+    def _rolled_back(record: DeploymentRecord) -> bool:
+        """A move that failed on its target and was put back: the service runs; it is tried
+        again on the next edit or RPC, not by the resync (each try would stop the VM)."""
+        note = record.last_failure
+        return note is not None and cause_of(note.failure) is FailureCause.ROLLED_BACK
+
+    def _forget_retry(self, key: Key) -> None:
+        self._retry_at.pop(key, None)
+        self._tries.pop(key, None)
+
+    def _errored_due(self, key: Key, now: float) -> bool:
+        """An errored deployment is retried with bounded backoff: error_retry_delay, doubling
+        up to resync_interval."""
+        due = self._retry_at.get(key)
+        if due is None:
+            tries = self._tries.get(key, 0)
+            delay = min(self.settings.error_retry_delay * 2**tries, self.settings.resync_interval)
+            self._retry_at[key] = now + delay
+            return False
+        if now < due:
+            return False
+        self._tries[key] = self._tries.get(key, 0) + 1
+        del self._retry_at[key]
+        return True
 
     async def _resync_forever(self) -> None:
-        """Re-converge healthy deployments now and then: drift on the hosts is repaired."""
-        healthy = (DeploymentState.ACTIVE, DeploymentState.STOPPED)
+        """Re-converge every deployment now and then: healthy ones each ``resync_interval``
+        (drift on the hosts is repaired), the others — errored ones included — with backoff."""
+        loop = asyncio.get_running_loop()
+        tick = min(self.settings.resync_interval, self.settings.error_retry_delay)
+        last_full = loop.time()
         while True:
-            await asyncio.sleep(self.settings.resync_interval)
+            await asyncio.sleep(tick)
+            now = loop.time()
+            full = now - last_full >= self.settings.resync_interval
+            if full:
+                last_full = now
             for key in sorted(self.deployments):
                 status = self.reactor.status(*key)
-                if status is None or status.state not in healthy or self.reactor.busy(*key):
+                if status is None or self.reactor.busy(*key):
                     continue
-                self.reactor.submit(self.target(key, resync=True))
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.store.prune_journal)
+                if self._at_desired(key):
+                    self._forget_retry(key)
+                    if full:
+                        self.reactor.submit(self.target(key, resync=True))
+                elif self._rolled_back(status):
+                    continue  # the VM runs on its source again: retrying would bounce it
+                elif self._errored_due(key, now):
+                    log.info(
+                        "retrying a deployment not at its desired state (try %d)",
+                        self._tries.get(key, 0),
+                        extra={"deployment": f"{key[0]}/{key[1]}"},
+                    )
+                    self.reactor.submit(self.target(key))
+            if full:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.prune_journal)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, kept until done (action follow-ups)."""

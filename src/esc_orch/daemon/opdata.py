@@ -39,6 +39,11 @@ def _progress(parent: etree._Element, step: StepInFlight | None, note: FailureNo
         _sub(entry, "vm_name", step.vm_name, ns=EO_NS)
         _sub(entry, "vim_id", step.connector_id, ns=EO_NS)
         _sub(entry, "started", format_event_time(step.started), ns=EO_NS)
+        if step.detail:
+            _sub(entry, "detail", step.detail, ns=EO_NS)
+        if step.bytes_total is not None:
+            _sub(entry, "bytes_done", str(step.bytes_done or 0), ns=EO_NS)
+            _sub(entry, "bytes_total", str(step.bytes_total), ns=EO_NS)
     if note is not None:
         entry = _sub(parent, "last_failure", ns=EO_NS)
         _sub(entry, "cause", note.cause.value, ns=EO_NS)

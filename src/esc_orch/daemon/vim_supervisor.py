@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -29,11 +29,12 @@ from esc_orch import metrics
 from esc_orch.daemon.connectors import ConnectorFactory, ConnectorPool
 from esc_orch.model.clock import Clock
 from esc_orch.model.config import VimConnector, default_connector
+from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType, format_event_time
-from esc_orch.model.schema import ESC_NS, ESC_PREFIX
+from esc_orch.model.schema import EO_NS, ESC_NS, ESC_PREFIX
 from esc_orch.vim.errors import VimAuthError, VimError
 from esc_orch.vim.metered import create_metered_connector as create_connector
 
@@ -70,17 +71,24 @@ class VimSupervisor:
         factory: ConnectorFactory = create_connector,
         timeout: float = 10.0,
         interval: float = 60.0,
+        failed_interval: float = 5.0,
     ) -> None:
         self._emit = emit
         self._clock = clock
         self.pool = pool if pool is not None else ConnectorPool(factory=factory)
         self._timeout = timeout
         self._interval = interval
+        self._failed_interval = min(failed_interval, interval)
         self._models: dict[str, VimConnector] = {}  # for the default connector
         self._states: dict[str, ConnectorState] = {}
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called (on the loop) when a connector that had failed is found healthy again: the
+        #: lifecycle reconciles the work on it at once (set by the wiring).
+        self.on_up: Callable[[str], None] | None = None
+        #: The operators' host-down confirmations, for opdata (set by the wiring).
+        self.confirmations: Callable[[], Mapping[str, HostDownConfirmation]] | None = None
 
     # ---------------------------------------------------------------- configuration
 
@@ -166,20 +174,37 @@ class VimSupervisor:
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
             self._emit([_event(state)])
+        back = before is not None and before.status is ConnectionStatus.FAILED
+        if back and status is ConnectionStatus.SUCCESSFUL and self.on_up is not None:
+            self.on_up(connector_id)
         return state
 
     async def run(self) -> None:
-        """Check pending connectors at once and every connector each ``interval`` seconds."""
-        self._loop = asyncio.get_running_loop()
+        """Check pending connectors at once, every connector each ``interval`` seconds, and a
+        connector whose last check failed each ``failed_interval`` seconds: a host that comes
+        back is seen (and its work reconciled, a stale copy removed) within seconds."""
+        self._loop = loop = asyncio.get_running_loop()
+        last_full = loop.time()
         while True:
-            due = set(self._pending) or set(self.pool.ids())
+            if self._pending:
+                due = set(self._pending)
+            elif loop.time() - last_full >= self._interval:
+                due, last_full = set(self.pool.ids()), loop.time()
+            else:
+                due = self._failed()
             self._pending.clear()
             self._wake.clear()
             await asyncio.gather(*(self.check(cid) for cid in sorted(due)))
             if self._pending:
                 continue
+            timeout = max(self._interval - (loop.time() - last_full), 0.0)
+            if self._failed():
+                timeout = min(timeout, self._failed_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _failed(self) -> set[str]:
+        return {c for c, s in self._states.items() if s.status is ConnectionStatus.FAILED}
 
     # ---------------------------------------------------------------- reading
 
@@ -189,6 +214,7 @@ class VimSupervisor:
     def opdata(self) -> etree._Element:
         """``<vim_connectors>`` for ``esc_datamodel/opdata``."""
         root = etree.Element(f"{{{ESC_NS}}}vim_connectors", nsmap={None: ESC_NS})  # type: ignore[dict-item]
+        confirmations = self.confirmations() if self.confirmations is not None else {}
         for state in self.states():
             entry = etree.SubElement(root, f"{{{ESC_NS}}}vim_connector")
             etree.SubElement(entry, f"{{{ESC_NS}}}id").text = state.id
@@ -198,6 +224,13 @@ class VimSupervisor:
             if state.last_checked:
                 etree.SubElement(entry, f"{{{ESC_NS}}}last_checked").text = format_event_time(
                     state.last_checked
+                )
+            confirmed = confirmations.get(state.id)
+            if confirmed is not None:
+                box = etree.SubElement(entry, f"{{{EO_NS}}}host_down_confirmation")
+                etree.SubElement(box, f"{{{EO_NS}}}confirmed_by").text = confirmed.by
+                etree.SubElement(box, f"{{{EO_NS}}}confirmed_at").text = format_event_time(
+                    confirmed.at
                 )
         return root
 

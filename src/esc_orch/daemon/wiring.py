@@ -18,6 +18,7 @@ from esc_orch.daemon.actions import LifecycleActions
 from esc_orch.daemon.config import DaemonConfig, LifecycleSettings, VimSettings
 from esc_orch.daemon.connectors import ConnectorPool
 from esc_orch.daemon.lifecycle import LifecycleService
+from esc_orch.daemon.moves import MoveControls
 from esc_orch.daemon.vim_supervisor import VimSupervisor, connectors_of
 from esc_orch.model.clock import utc_now
 from esc_orch.model.events import EscEvent
@@ -111,6 +112,8 @@ class Parts:
     supervisor: VimSupervisor
     supervisor_task: asyncio.Task[None]
     lifecycle: LifecycleService
+    #: Our RPCs (eo:confirm-host-down, eo:recheck-vim-connector).
+    moves: MoveControls
 
     async def stop(self) -> None:
         self.supervisor_task.cancel()
@@ -121,4 +124,9 @@ async def start_parts(store: SqlDatastore, config: DaemonConfig) -> Parts:
     pool = ConnectorPool()
     supervisor, task = start_vim_supervisor(store, config.vim, pool=pool)
     lifecycle = await start_lifecycle(store, config.lifecycle, pool=pool)
-    return Parts(pool=pool, supervisor=supervisor, supervisor_task=task, lifecycle=lifecycle)
+    supervisor.on_up = lifecycle.connector_up
+    supervisor.confirmations = lifecycle.proof_sources.confirmations
+    moves = MoveControls(lifecycle=lifecycle, supervisor=supervisor)
+    return Parts(
+        pool=pool, supervisor=supervisor, supervisor_task=task, lifecycle=lifecycle, moves=moves
+    )

@@ -137,6 +137,22 @@ class AcceptSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FenceHost:
+    """Power off the silent source host of a move through its fence agent, and prove it.
+
+    Never planned: the reactor takes it when :func:`esc_orch.reconcile.proof
+    .second_copy_decision` says ``FenceFirst``, and journals it as a step of its own (so a crash
+    mid-fence is visible and the fence is asked again: fencing is idempotent).
+    """
+
+    vm: VmIdentity
+    connector_id: str  # the source connector whose host is fenced
+    agent_id: str
+    host: str
+    report: Report | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Blocked:
     """Cannot proceed now; ``failure`` says why. Re-observed, then the run fails with it."""
 
@@ -160,6 +176,7 @@ Action = (
     | RecreateVm
     | MigrateVm
     | AcceptSpec
+    | FenceHost
     | Blocked
 )
 

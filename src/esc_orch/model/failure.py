@@ -33,6 +33,8 @@ class FailureCause(StrEnum):
     NO_PROGRESS = "no-progress"
     STEP_LIMIT = "step-limit"
     INTERNAL = "internal-error"
+    PROOF_TIMED_OUT = "proof-timed-out"
+    ROLLED_BACK = "rolled-back"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +174,37 @@ class Waited:
     blocked: tuple[BlockedCause, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProofMissing:
+    """A move away from a silent host waited for proof that the old copy cannot run, in vain.
+
+    ``explanation`` is what :func:`esc_orch.reconcile.proof.explain` said of the wait (what it
+    waited for and the remedies); nothing was started on the target.
+    """
+
+    cause: ClassVar[FailureCause] = FailureCause.PROOF_TIMED_OUT
+    vm_name: str
+    connector_id: str  # the silent source
+    waited_s: int
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RolledBack:
+    """A move failed on its target and the VM was put back on its source.
+
+    ``target_failure`` is the target's own failure (the real cause); ``restarted`` says the VM
+    runs on the source again.
+    """
+
+    cause: ClassVar[FailureCause] = FailureCause.ROLLED_BACK
+    vm_name: str
+    connector_id: str  # the source, where the VM is again
+    target_connector_id: str
+    target_failure: str
+    restarted: bool
+
+
 BlockedCause = HostUnreachable | DiskUnfenced
 """What the planner may block a step on (re-observed, then the run fails with it)."""
 
@@ -191,6 +224,8 @@ Failure = (
     | StepLimit
     | Internal
     | Waited
+    | ProofMissing
+    | RolledBack
 )
 """The closed set of failures (``describe`` handles every one; mypy checks it)."""
 
@@ -210,6 +245,8 @@ FAILURE_TYPES: tuple[type[Failure], ...] = (
     StepLimit,
     Internal,
     Waited,
+    ProofMissing,
+    RolledBack,
 )
 
 
@@ -305,12 +342,29 @@ def describe(failure: Failure) -> str:
             return f"internal error: {failure.detail}"
         case Waited():
             return "; ".join(describe(b) for b in failure.blocked)
+        case ProofMissing():
+            return failure.explanation
+        case RolledBack():
+            again = "runs there again" if failure.restarted else "is back there (stopped)"
+            return (
+                f"moving {failure.vm_name} to VIM connector {failure.target_connector_id} "
+                f"failed: {failure.target_failure}; {failure.vm_name} was put back on "
+                f"{failure.connector_id} and {again}"
+            )
 
 
 def vm_of(failure: Failure) -> str | None:
     """The VM a failure is about, when it is about one."""
     match failure:
-        case HostUnreachable() | DiskHeld() | DiskUnfenced() | VmStillRunning() | NoProgress():
+        case (
+            HostUnreachable()
+            | DiskHeld()
+            | DiskUnfenced()
+            | VmStillRunning()
+            | NoProgress()
+            | ProofMissing()
+            | RolledBack()
+        ):
             return failure.vm_name
         case Waited(blocked=(first, *_)):
             return first.vm_name
@@ -333,6 +387,8 @@ def connector_of(failure: Failure) -> str | None:
             | RetriesExhausted()
             | VmStillRunning()
             | NoProgress()
+            | ProofMissing()
+            | RolledBack()
         ):
             return failure.connector_id
         case Waited(blocked=(first, *_)):

@@ -51,6 +51,12 @@ class StepInFlight:
     vm_name: str
     connector_id: str
     started: datetime
+    #: A move waiting for proof (or a step in progress): what it waits for and what unblocks
+    #: it, or its progress (e.g. disk copy bytes), in the words a person reads.
+    detail: str | None = None
+    #: A disk copy in progress (scenario 3, local -> gluster): bytes done of the total.
+    bytes_done: int | None = None
+    bytes_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +75,9 @@ class VmRecord:
     #: Monitoring disabled (vmAction DISABLE_MONITOR).
     unmonitored: bool = False
     last_failure: FailureNote | None = None
+    #: Connectors that did not answer when the VM moved away from them: a stale copy may
+    #: remain there, so they are observed until they answer without it (then it is removed).
+    left_on: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

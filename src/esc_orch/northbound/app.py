@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from esc_orch.model.validate import require_valid_rpc
 from esc_orch.northbound.backend import ConfigBackend
 from esc_orch.northbound.core import Limits, NetconfCore
+from esc_orch.northbound.eo_rpcs import EoActionSink, register_eo_rpcs
 from esc_orch.northbound.esc_rpcs import EscActionSink, RpcValidator, register_esc_rpcs
 from esc_orch.northbound.filters import KeyResolver
 from esc_orch.northbound.monitoring import NetconfMonitoring, schema_catalog
@@ -28,12 +29,15 @@ def build_core(
     limits: Limits | None = None,
     extra_capabilities: Iterable[str] = (),
     esc_sink: EscActionSink | None = None,
+    eo_sink: EoActionSink | None = None,
     esc_validator: RpcValidator | None = None,
     key_leaves: KeyResolver | None = None,
     notifications: NotificationService | None = None,
     monitoring: NetconfMonitoring | None = None,
 ) -> NetconfCore:
-    """A :class:`NetconfCore` with the base operations and the ESC RPCs registered.
+    """A :class:`NetconfCore` with the base operations, the ESC RPCs and ours registered.
+
+    ``eo_sink`` carries out ``eo:confirm-host-down`` and ``eo:recheck-vim-connector``.
 
     ESC RPC input is validated against yang/esc.yang by libyang unless ``esc_validator``
     replaces it. With ``notifications`` (started by the caller), create-subscription, the
@@ -47,6 +51,7 @@ def build_core(
     registry = RpcRegistry()
     register_base_operations(registry, key_leaves=key_leaves)
     register_esc_rpcs(registry, sink=esc_sink, validator=esc_validator or require_valid_rpc)
+    register_eo_rpcs(registry, sink=eo_sink, validator=esc_validator or require_valid_rpc)
     core = NetconfCore(
         backend=backend,
         registry=registry,

@@ -18,14 +18,19 @@ from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
+    DeleteReason,
+    DeleteVm,
     MigrateVm,
+    PowerOn,
     Reboot,
     RecreateVm,
+    SourceState,
 )
 from esc_orch.model.clock import Clock
 from esc_orch.model.events import EscEvent
 from esc_orch.model.failure import (
     ConfigUnsatisfiable,
+    DiskHeld,
     Failure,
     Internal,
     NoProgress,
@@ -50,7 +55,9 @@ from esc_orch.model.record import (
 from esc_orch.model.vim import PowerState
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
-from esc_orch.reactor.observe import ConnectorProvider, observe
+from esc_orch.reactor.observe import ConnectorProvider, needed_connectors, observe
+from esc_orch.reactor.proofgate import MoveProof, ProofGate
+from esc_orch.reactor.proving import Proving
 from esc_orch.reactor.report import Reporter
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
@@ -58,6 +65,9 @@ from esc_orch.reconcile.errors import UnsatisfiableDeployment
 from esc_orch.reconcile.identity import UuidFactory, adopt_identities
 from esc_orch.reconcile.observed import Observation
 from esc_orch.reconcile.planner import plan
+from esc_orch.reconcile.proof import (
+    MayStart,
+)
 from esc_orch.vim.retry import RetryPolicy, Sleep
 
 log = logging.getLogger(__name__)
@@ -78,6 +88,15 @@ class _Run:
         self.published = False
         self.notes: list[str] = []
         self.rebooted: set[str] = set()
+        #: Moves away from a silent source waiting for proof, by VM name.
+        self.proofs: dict[str, MoveProof] = {}
+        #: The last proven start was refused by the disk lock: the same move is tried again.
+        self.lock_refused = False
+        #: VMs moved in this run -> their target: the next VM of the group moves only once
+        #: the previous one runs there again (so at least N-1 run throughout).
+        self.moved: dict[str, str] = {}
+        #: VMs whose move a crash cut and this run finishes (a start is part of the move).
+        self.finishing: set[str] = set()
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -88,7 +107,7 @@ def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, 
     return fields
 
 
-class Converger:
+class Converger(Proving["_Run"]):
     """Runs one deployment's convergence loop at a time; see the module docstring."""
 
     def __init__(
@@ -105,6 +124,8 @@ class Converger:
         records: dict[Key, DeploymentRecord],
         pending: dict[Key, DeploymentTarget],
         owed: dict[str, tuple[Key, Action]],
+        proof: ProofGate,
+        observe_timeout: float | None = None,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -115,6 +136,8 @@ class Converger:
         self._retry = retry
         self._max_steps = max_steps
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
+        self._proof = proof
+        self._observe_timeout = observe_timeout
         #: Shared with the Reactor: the records, the queued targets, the owed events.
         self._records = records
         self._pending = pending
@@ -177,13 +200,24 @@ class Converger:
         target, record = run.target, self._get(run)
         applied = {v.name: v.applied for v in record.vms if v.applied is not None}
         others = [r for key, r in self._records.items() if key != target.key]
+        needed = needed_connectors(
+            deployment=target.deployment,
+            connectors=target.connectors,
+            record=record,
+        )
+        needed |= {c for v in record.vms for c in v.left_on if c in target.connectors}
         obs = await observe(
             connectors=self._connectors,
-            connector_ids=target.connectors.keys(),
+            connector_ids=needed,
+            timeout=self._observe_timeout,
             deployment=target.name,
             applied=applied,
             foreign=target.foreign.union(*(r.names() for r in others)),
         )
+        now = self._clock()
+        for view in obs.views:
+            if view.reachable:
+                self._proof.saw(view.connector_id, now)
         namesakes = self._records.keys() | self._pending.keys()
         if any(key[1] == target.name and key != target.key for key in namesakes):
             # Another tenant's deployment has this name, so its VMs look like ours: touch
@@ -254,6 +288,21 @@ class Converger:
                 await self._sleep(delay)
                 continue
             action = current.runnable[0]
+            settling = self._settling(run, action, obs)
+            if settling is not None:
+                waits += 1
+                if waits >= self._retry.attempts:
+                    return await self._fail(run, settling, action)
+                await self._sleep(self._retry.delay(attempt=waits))
+                continue
+            proven: MayStart | None = None
+            if isinstance(action, MigrateVm) and action.source is SourceState.UNREACHABLE:
+                gated = await self._prove(run, action)
+                if isinstance(gated, RunOutcome):
+                    return gated
+                if gated is None:
+                    continue  # waited or fenced: observe again (the source may answer now)
+                proven, last = gated, None
             if action == last:
                 failure = NoProgress(
                     step=type(action).__name__,
@@ -264,13 +313,22 @@ class Converger:
             if run.steps >= self._max_steps:
                 return await self._fail(run, StepLimit(steps=run.steps), action)
             waits = 0
-            failed = await self._step(run, action)
+            failed = await self._step(run, action, proven=proven)
             if failed is not None:
                 return failed
-            last = action
+            if isinstance(action, MigrateVm):
+                run.moved[action.vm.name] = action.connector_id
+            last = None if run.lock_refused else action
+            run.lock_refused = False
 
-    async def _step(self, run: _Run, action: Action) -> RunOutcome | None:
-        """Journal, act, remember, report; the failed outcome, or None to go on."""
+    async def _step(
+        self, run: _Run, action: Action, *, proven: MayStart | None = None
+    ) -> RunOutcome | None:
+        """Journal, act, remember, report; the failed outcome, or None to go on.
+
+        ``proven``: the proof gate let a move away from a silent source start; a refusal by
+        the disk lock then means "not yet" (remembered, the move waits), not a failure.
+        """
         name = action.vm.name
         if isinstance(action, AcceptSpec | CreateVm | MigrateVm | RecreateVm):
             owed_entry = self._owed.pop(name, None)
@@ -278,6 +336,14 @@ class Converger:
             if owed is not None and isinstance(action, AcceptSpec) and action.report is None:
                 # The crashed step was done on the VIM; its event was never sent.
                 action = replace(action, report=owed.report)
+            if isinstance(owed, MigrateVm):
+                run.finishing.add(name)
+        elif isinstance(action, PowerOn) and (
+            name in run.finishing or isinstance(self._owed.get(name, (None, None))[1], MigrateVm)
+        ):
+            # A move cut after its disk copy: starting the VM finishes it; the move's own
+            # VM_UPDATED (owed) reports it, not a VM_STARTED.
+            action = replace(action, report=None)
         record = self._get(run)
         intent = Intent(
             step_id=self._new_uuid(),
@@ -297,10 +363,25 @@ class Converger:
         record = self._put(rec.stepping(record, action, step, run.operation))
         await self._journal.record_intent(intent, record=record)
         log.info("step %s", step.action, extra=_where(run.target, action))
+        if isinstance(action, DeleteVm) and action.reason is DeleteReason.STALE_COPY:
+            log.warning(
+                "removing the stale copy of %s from VIM connector %s before it can run%s",
+                name,
+                action.connector_id,
+                " (its shared disk is kept: the VM runs on it elsewhere)"
+                if action.keep_disk
+                else "",
+                extra=_where(run.target, action),
+            )
         run.steps += 1
         timer = metrics.StepTimer(action=step.action)
         try:
-            result = await self._executor.run(action)
+            result = await self._executor.run(
+                action,
+                proven=proven is not None,
+                port_ids=self._port_ids(run, action),
+                progress=self._copy_progress(run, step.step_id),
+            )
         except Replan as exc:
             timer.end(outcome="replan")
             log.info(
@@ -313,10 +394,24 @@ class Converger:
             return None
         except StepFailed as exc:
             timer.end(outcome="failed")
+            lock = proven is not None and isinstance(exc.failure, DiskHeld)
+            cleared = self._put(replace(self._get(run), step=None)) if lock else None
             await self._journal.record_outcome(
                 Outcome(step_id=intent.step_id, status=StepStatus.FAILED, failure=exc.failure),
-                record=None,
+                record=cleared,
             )
+            if lock:
+                proof = run.proofs.get(name)
+                if proof is not None:
+                    proof.lock_held_at = self._clock()
+                run.lock_refused = True
+                log.info(
+                    "%s: the disk lock refused the start (%s still holds it)",
+                    name,
+                    getattr(action, "source_connector_id", "?"),
+                    extra=_where(run.target, action),
+                )
+                return None
             return await self._fail(run, exc.failure, action)
         timer.end(outcome="done")
         record = self._put(rec.stepped(self._get(run), action, result.state))

@@ -30,11 +30,14 @@ from esc_orch.model.record import DeploymentRecord
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.converge import Converger, Key
 from esc_orch.reactor.observe import ConnectorProvider
+from esc_orch.reactor.proofgate import NoProofSources, ProofGate, ProofSources
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.identity import UuidFactory
+from esc_orch.reconcile.proof import ProofPolicy
 from esc_orch.vim.retry import RetryPolicy, Sleep
 
 DEFAULT_RETRY = RetryPolicy(attempts=5, base_delay=1.0, max_delay=30.0)
+DEFAULT_PROOF = ProofPolicy()
 
 
 class Reactor:
@@ -52,6 +55,9 @@ class Reactor:
         max_parallel: int = 4,
         retry: RetryPolicy = DEFAULT_RETRY,
         max_steps: int = 500,
+        proof_sources: ProofSources | None = None,
+        proof_policy: ProofPolicy = DEFAULT_PROOF,
+        observe_timeout: float | None = None,
     ) -> None:
         self._journal = journal
         self._limit = asyncio.Semaphore(max_parallel)
@@ -73,6 +79,11 @@ class Reactor:
             records=self._records,
             pending=self._pending,
             owed=self._owed,
+            proof=ProofGate(
+                sources=proof_sources if proof_sources is not None else NoProofSources(sleep),
+                policy=proof_policy,
+            ),
+            observe_timeout=observe_timeout,
         )
 
     # -- submitting work -------------------------------------------------------------------

@@ -12,17 +12,20 @@ reported).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from esc_orch import failpoints
 from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     Blocked,
     CreateVm,
     DeleteVm,
+    FenceHost,
     MigrateVm,
     MigrationMode,
     PowerOff,
@@ -40,22 +43,24 @@ from esc_orch.model.failure import (
     DiskUnfenced,
     Failure,
     RetriesExhausted,
+    RolledBack,
     VimRejected,
     VmStillRunning,
     describe,
 )
-from esc_orch.model.vim import Capability, PowerState, Storage, VmState
+from esc_orch.model.vim import Capability, PowerState, Storage, VmSpec, VmState
 from esc_orch.reactor.observe import ConnectorProvider
+from esc_orch.reconcile.proof import PutBack, rollback_decision, target_failure
 from esc_orch.vim.errors import (
     CapabilityNotSupported,
     TemporaryVimError,
     VimAuthError,
     VimCapacityError,
-    VimConflict,
+    VimDiskInUse,
     VimError,
     VimNotFound,
 )
-from esc_orch.vim.protocol import Connector
+from esc_orch.vim.protocol import Connector, ProgressCallback
 from esc_orch.vim.retry import RetryPolicy, Sleep, with_retries
 
 T = TypeVar("T")
@@ -104,16 +109,20 @@ class Executor:
         call: Callable[[Connector], Awaitable[T]],
         *,
         fence: DiskHeld | None = None,
+        retry_conflict: bool = True,
     ) -> T:
-        """Run ``call`` with retries; ``fence``: a disk-lock conflict is waited on, then this."""
+        """Run ``call`` with retries; ``fence``: a disk-lock conflict is waited on, then this
+        (at once when not ``retry_conflict``: the proof gate decides when to try again)."""
         connector = self._connector(connector_id)
 
         async def once() -> T:
             try:
                 return await call(connector)
-            except VimConflict as exc:
+            except VimDiskInUse as exc:
                 if fence is None:
                     raise
+                if not retry_conflict:
+                    raise StepFailed(replace(fence, detail=str(exc))) from exc
                 raise TemporaryVimError(str(exc), retry_after=self.policy.base_delay) from exc
 
         async def sleep(delay: float) -> None:
@@ -128,7 +137,7 @@ class Executor:
         try:
             return await with_retries(once, policy=self.policy, sleep=sleep)
         except TemporaryVimError as exc:
-            if fence is not None and isinstance(exc.__cause__, VimConflict):
+            if fence is not None and isinstance(exc.__cause__, VimDiskInUse):
                 raise StepFailed(replace(fence, detail=str(exc))) from exc
             raise StepFailed(
                 RetriesExhausted(
@@ -177,8 +186,18 @@ class Executor:
             lambda c: c.delete_vm(name=name, keep_disk=keep_disk),
         )
 
-    async def _migrate(self, a: MigrateVm) -> VmState:
+    async def _migrate(
+        self,
+        a: MigrateVm,
+        *,
+        proven: bool,
+        ports: Mapping[int, str | None],
+        progress: ProgressCallback | None = None,
+    ) -> VmState:
         name, source, target = a.vm.name, a.source_connector_id, a.connector_id
+        spec = a.spec
+        if ports and Capability.PORT_IDS in self._connector(target).capabilities:
+            spec = spec.with_port_ids(ports)
         present = a.source in (SourceState.RUNNING, SourceState.STOPPED)
         if a.mode is MigrationMode.COPY_DISK:
             await self._stop(target, name)
@@ -186,44 +205,122 @@ class Executor:
                 target,
                 f"copying the disk of {name} from {a.source_storage} to {a.spec.storage}",
                 lambda c: c.copy_disk(
-                    name=name, from_storage=a.source_storage, to_storage=a.spec.storage
+                    name=name,
+                    from_storage=a.source_storage,
+                    to_storage=a.spec.storage,
+                    progress=progress,
                 ),
             )
+            failpoints.hit("move.disk-copied")
             if a.source is SourceState.RUNNING:
                 state = await self._call(
                     target, f"starting {name}", lambda c: c.power_on(name=name)
                 )
             return state
-        if a.mode is MigrationMode.REDEPLOY and a.source is SourceState.UNREACHABLE:
+        silent = a.source is SourceState.UNREACHABLE
+        if a.mode is MigrationMode.REDEPLOY and silent and not proven:
             raise StepFailed(DiskUnfenced(vm_name=name, connector_id=source, storage="local"))
         if present:
             await self._stop(source, name)
+            failpoints.hit("move.source-stopped")
         if a.mode is MigrationMode.SHARED_DISK and present:
             await self._delete(source, name, keep_disk=True)
+            failpoints.hit("move.source-removed")
         fence = DiskHeld(
             vm_name=name,
             connector_id=target,
             unreachable_source=source if a.source is SourceState.UNREACHABLE else None,
         )
-        state = await self._call(
-            target,
-            f"creating {name}",
-            lambda c: c.ensure_vm(spec=a.spec),
-            fence=fence if a.spec.storage is Storage.GLUSTER else None,
-        )
+        try:
+            state = await self._call(
+                target,
+                f"creating {name}",
+                lambda c: c.ensure_vm(spec=spec),
+                fence=fence if a.spec.storage is Storage.GLUSTER else None,
+                retry_conflict=not silent,
+            )
+        except StepFailed as exc:
+            if not present:
+                raise
+            await self._roll_back(a, spec, exc.failure)
+            raise
+        failpoints.hit("move.target-created")
         if a.mode is MigrationMode.REDEPLOY and present:
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)
         return state
 
-    async def run(self, action: Action) -> StepResult:
-        """Do ``action``; raises :class:`StepFailed` or :class:`Replan`."""
+    async def _roll_back(self, a: MigrateVm, spec: VmSpec, failure: Failure) -> None:
+        """The target could not take the VM and the source answers: put it back there
+        (:func:`esc_orch.reconcile.proof.rollback_decision`), then raise :class:`StepFailed`
+        with :class:`RolledBack`, naming the target's real failure."""
+        name, source, target = a.vm.name, a.source_connector_id, a.connector_id
+        shared = a.mode is MigrationMode.SHARED_DISK
+        decision = rollback_decision(
+            source=source,
+            target=target,
+            cause=target_failure(failure),
+            source_answers=True,
+            vm_on_source=not shared,
+            target_has_copy=True,
+            disk_shared=shared,
+            was_running=a.source is SourceState.RUNNING,
+        )
+        if not isinstance(decision, PutBack):
+            return
+        log.warning(
+            "moving %s to %s failed (%s): putting it back on %s",
+            name,
+            target,
+            decision.cause,
+            source,
+            extra={"vm": name, "connector": source},
+        )
+        if decision.remove_from_target:
+            with contextlib.suppress(VimNotFound, StepFailed):
+                await self._delete(target, name, keep_disk=decision.keep_target_disk)
+        if decision.recreate_on_source:
+            await self._call(source, f"re-creating {name}", lambda c: c.ensure_vm(spec=spec))
+        if decision.restart:
+            await self._call(source, f"starting {name}", lambda c: c.power_on(name=name))
+        raise StepFailed(
+            RolledBack(
+                vm_name=name,
+                connector_id=source,
+                target_connector_id=target,
+                target_failure=describe(failure),
+                restarted=decision.restart,
+            )
+        ) from None
+
+    async def run(
+        self,
+        action: Action,
+        *,
+        proven: bool = False,
+        port_ids: Mapping[int, str | None] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> StepResult:
+        """Do ``action``; raises :class:`StepFailed` or :class:`Replan`.
+
+        ``proven``: a move away from a silent source has its proof (the proof gate's
+        ``MayStart``); without it such a move of a local disk is refused. ``port_ids``: the
+        interfaces' port ids where the VM ran, asked for on the target of a move when its
+        connector declares :attr:`Capability.PORT_IDS`.
+        """
         try:
-            return await self._run(action)
+            return await self._run(action, proven=proven, ports=port_ids or {}, progress=progress)
         except VimNotFound as exc:
             raise Replan(str(exc)) from exc
 
-    async def _run(self, action: Action) -> StepResult:
+    async def _run(
+        self,
+        action: Action,
+        *,
+        proven: bool,
+        ports: Mapping[int, str | None],
+        progress: ProgressCallback | None,
+    ) -> StepResult:
         name = action.vm.name
         match action:
             case CreateVm():
@@ -244,10 +341,11 @@ class Executor:
                 )
                 return StepResult(state=state)
             case MigrateVm():
-                return StepResult(state=await self._migrate(action))
+                state = await self._migrate(action, proven=proven, ports=ports, progress=progress)
+                return StepResult(state=state)
             case PowerOn() | PowerOff() | Reboot():
                 return StepResult(state=await self._power(action))
-            case AcceptSpec():
+            case AcceptSpec() | FenceHost():
                 return StepResult()
             case Blocked():
                 raise StepFailed(action.failure)

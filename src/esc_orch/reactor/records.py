@@ -20,6 +20,7 @@ from esc_orch.model.actions import (
     MigrateVm,
     PowerOff,
     RecreateVm,
+    SourceState,
 )
 from esc_orch.model.lifecycle import (
     AppliedVm,
@@ -58,6 +59,12 @@ def observed(
                 continue
             if entry.applied is None or entry.applied.connector_id == view.connector_id:
                 record = record.with_vm(state.name, seen_on=view.connector_id, observed=state)
+        if view.reachable:
+            shown = {vm.name for vm in view.vms}
+            for entry in record.vms:
+                if view.connector_id in entry.left_on and entry.name not in shown:
+                    left = tuple(c for c in entry.left_on if c != view.connector_id)
+                    record = record.with_vm(entry.name, left_on=left)
     return record
 
 
@@ -102,6 +109,10 @@ def stepped(record: DeploymentRecord, action: Action, state: VmState | None) -> 
         )
     if isinstance(action, PowerOff):
         record = record.with_vm(name, state=VmLifecycleState.STOPPED)
+    if isinstance(action, MigrateVm) and action.source is SourceState.UNREACHABLE:
+        entry = record.vm(name)
+        left = set(entry.left_on) if entry is not None else set()
+        record = record.with_vm(name, left_on=tuple(sorted(left | {action.source_connector_id})))
     if isinstance(action, DeleteVm) and action.report is not None:  # retired, not a copy
         record = record.with_vm(
             name, applied=None, seen_on=None, observed=None, state=VmLifecycleState.UNDEF

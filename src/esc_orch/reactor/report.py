@@ -13,6 +13,7 @@ from esc_orch.model.actions import (
     Action,
     CreateVm,
     DeleteVm,
+    FenceHost,
     MigrateVm,
     PowerOff,
     Reboot,
@@ -48,7 +49,7 @@ def vm_state_during(action: Action) -> VmLifecycleState:
     match action:
         case CreateVm():
             return VmLifecycleState.DEPLOYING
-        case MigrateVm():
+        case MigrateVm() | FenceHost():
             return VmLifecycleState.MIGRATING
         case RecreateVm() | AcceptSpec():
             return VmLifecycleState.UPDATING

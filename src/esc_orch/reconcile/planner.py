@@ -8,8 +8,9 @@ Rules (docs/lifecycle.md explains them):
 
 * A VM is the same VM wherever its name appears; two connectors on one host see one VM.
 * Never two running copies: a VM is created or started on its target only once every other
-  copy is gone or stopped, or, when the source host does not answer, only on shared storage,
-  where the cluster's disk lock refuses the start while the source still runs it.
+  copy is gone or stopped; when the source host does not answer, the move is planned with
+  source ``UNREACHABLE`` and the reactor's proof gate (:mod:`esc_orch.reconcile.proof`)
+  decides when it may start (fenced, confirmed down, or the shared disk's lock taken).
 * A stale copy on a host the VM left is deleted with ``keep_disk`` when its disk is on the
   cluster volume, so the disk the VM now runs on is never touched.
 * What the VIM cannot change in place (image, flavor, interfaces, VIM extensions) re-creates
@@ -38,7 +39,7 @@ from esc_orch.model.actions import (
     source_power,
 )
 from esc_orch.model.events import EventType, VmUpdateType
-from esc_orch.model.failure import DiskUnfenced, HostUnreachable
+from esc_orch.model.failure import HostUnreachable
 from esc_orch.model.vim import PowerState, Storage, VmSpec, VmState
 from esc_orch.reconcile.desired import DesiredState, DesiredVm
 from esc_orch.reconcile.identity import VmIdentity, parse_vm_name
@@ -259,27 +260,19 @@ def _plan_desired(d: DesiredVm, obs: Observation, notes: list[str]) -> list[Acti
                 shared=gluster and was is Storage.GLUSTER,
             )
         ]
-    if gluster and was is Storage.GLUSTER:
-        notes.append(
-            f"{applied.connector_id} is unreachable: a stale copy of {d.name} may remain there; "
-            "it is removed (disk kept) once the host answers again"
-        )
-        return [
-            _migrate(
-                d,
-                source=applied.connector_id,
-                state=SourceState.UNREACHABLE,
-                storage=was,
-                shared=True,
-            )
-        ]
+    shared = gluster and was is Storage.GLUSTER
+    notes.append(
+        f"{applied.connector_id} is unreachable: a stale copy of {d.name} may remain there; "
+        "it is removed" + (" (disk kept)" if shared else "") + " once the host answers again"
+    )
+    # The move waits for proof that the old copy cannot run (reconcile.proof, in the reactor).
     return [
-        Blocked(
-            vm=d.identity,
-            connector_id=d.connector_id,
-            failure=DiskUnfenced(
-                vm_name=d.name, connector_id=applied.connector_id, storage=was.value
-            ),
+        _migrate(
+            d,
+            source=applied.connector_id,
+            state=SourceState.UNREACHABLE,
+            storage=was,
+            shared=shared,
         )
     ]
 

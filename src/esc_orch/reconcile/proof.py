@@ -20,20 +20,12 @@ from enum import StrEnum
 
 from esc_orch.fence.errors import FenceFailure
 from esc_orch.fence.types import FenceProof
+from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.failure import Failure, FailureCause, cause_of
 from esc_orch.model.vim import PowerState, Storage
 
 # ---------------------------------------------------------------------------------------------
 # Facts
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HostDownConfirmation:
-    """An operator's statement that ``host`` is down (the esc-orch RPC), who and when."""
-
-    host: str
-    by: str
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,6 +30,7 @@ from esc_orch.model.actions import (
     Blocked,
     CreateVm,
     DeleteVm,
+    FenceHost,
     MigrateVm,
     PowerOff,
     PowerOn,
@@ -50,6 +51,7 @@ ACTION_TYPES: Mapping[str, type[Any]] = {
         RecreateVm,
         MigrateVm,
         AcceptSpec,
+        FenceHost,
         Blocked,
     )
 }

@@ -100,6 +100,8 @@ class _Group:
     #: running as the group's edits so far left it (read by later edits of the group only).
     pending: dict[UnitId, bytes | None] = field(default_factory=dict)
     diffs: list[ConfigDiff] = field(default_factory=list)
+    #: the units each accepted edit named, for the touch listeners after the commit.
+    touched: list[frozenset[UnitId]] = field(default_factory=list)
 
 
 class _OwnTransaction:
@@ -129,6 +131,8 @@ class SqlDatastore:
         self._engine = engine
         self._lock = threading.RLock()
         self._listeners: list[DiffListener] = []
+        #: Called with the units an edit of running named, changed or not (see add_touch_listener).
+        self._touch_listeners: list[Callable[[frozenset[UnitId]], None]] = []
         self._state_providers: list[StateProvider] = []
         self._acceptance_checks: list[AcceptanceCheck] = []
         self._vocabulary = Vocabulary()
@@ -175,6 +179,8 @@ class SqlDatastore:
                     self._group = None
             for diff in group.diffs:
                 self._notify(diff)
+            for units in group.touched:
+                self._touched(units)
         return results
 
     def _published(self, diff: ConfigDiff) -> None:
@@ -183,6 +189,13 @@ class SqlDatastore:
             group.diffs.append(diff)  # after the group's commit
         else:
             self._notify(diff)
+
+    def _touch_published(self, units: frozenset[UnitId]) -> None:
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            group.touched.append(units)  # after the group's commit, as its diffs
+        else:
+            self._touched(units)
 
     def _load_image(self) -> RunningImage:
         """running as committed in the database (this daemon is its only writer)."""
@@ -243,6 +256,20 @@ class SqlDatastore:
     def add_listener(self, listener: DiffListener) -> None:
         """Call ``listener`` with every non-empty diff of running, after it is durable."""
         self._listeners.append(listener)
+
+    def add_touch_listener(self, listener: Callable[[frozenset[UnitId]], None]) -> None:
+        """Call ``listener`` with the units each accepted edit of running named, even when it
+        changed nothing: an identical edit of a deployment that is not at its desired state
+        re-arms it (issue 11, "nothing stuck")."""
+        self._touch_listeners.append(listener)
+
+    def _touched(self, ids: Iterable[UnitId]) -> None:
+        units = frozenset(ids)
+        for listener in list(self._touch_listeners):
+            try:
+                listener(units)
+            except Exception:
+                log.exception("touch listener failed")
 
     # ---------------------------------------------------------------- reading
 
@@ -466,6 +493,8 @@ class SqlDatastore:
             diff = self._write(session, view, before, after)
         if diff is not None and not diff.empty:
             self._published(diff)
+        if target is Datastore.RUNNING:
+            self._touch_published(frozenset(before))
         if errors:
             raise RpcErrors(errors)
         return diff
@@ -680,6 +709,7 @@ class SqlDatastore:
         assert diff is not None
         if not diff.empty:
             self._notify(diff)
+        self._touched(overlay)
         return diff
 
     def discard_changes(self) -> None:

@@ -8,7 +8,8 @@ deployments that use it without scanning them. ``event_log`` is the durable escE
 its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 ``lifecycle_journal`` holds the reactor's steps (intent before the VIM call, outcome after) and
 ``lifecycle_state`` each deployment's record, as the reactor produced it (see
-``store/journal.py``).
+``store/journal.py``); ``host_down_confirmation`` the operators' confirmations that a host is
+down (``store/confirmations.py``).
 
 ``config_unit.xml`` is a :class:`SealedXml`: the secret leaves inside it are encrypted with the
 engine's :class:`~esc_orch.store.secrets.SecretBox` (``store/secrets.py``) on the way in and
@@ -142,6 +143,20 @@ class LifecycleStateRow(Base):
     state: Mapped[str] = mapped_column(String(32), nullable=False)
     #: The DeploymentRecord as JSON (store/codec.py).
     record: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class HostDownRow(Base):
+    """An operator's confirmation that a VIM connector's host is down (``eo:confirm-host-down``).
+
+    One row per connector, the latest confirmation: who (the NETCONF user) and when.
+    """
+
+    __tablename__ = "host_down_confirmation"
+
+    vim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    confirmed_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: ISO 8601, UTC.
+    confirmed_at: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 def sqlite_url(data_dir: Path) -> str:

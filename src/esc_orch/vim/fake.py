@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from esc_orch.vim.errors import (
     PermanentVimError,
@@ -51,6 +52,9 @@ ALL_CAPABILITIES = frozenset(
 )
 
 
+FAKE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 class FakeClock:
     """A clock whose ``sleep`` advances time at once; ``sleeps`` records every request."""
 
@@ -60,6 +64,10 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
+
+    def utc(self) -> datetime:
+        """The same time as a UTC datetime (a reactor's clock in tests): 2026-01-01 + now."""
+        return FAKE_EPOCH + timedelta(seconds=self.now)
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

@@ -140,11 +140,12 @@ def test_the_step_in_flight_and_the_last_failure_are_valid_eo_data() -> None:
     ns = {"e": ESC_NS, "eo": EO_NS}
     assert _validate_state(failed) == []
     (note,) = failed.xpath("//e:deployments/eo:last_failure", namespaces=ns)
-    assert note.findtext("eo:cause", namespaces=ns) == "vim-rejected"
+    # the move failed on CSP-2 and was rolled back: the VM is on CSP-1 again
+    assert note.findtext("eo:cause", namespaces=ns) == "rolled-back"
     assert "no such image" in (note.findtext("eo:message", namespaces=ns) or "")
     assert note.findtext("eo:time", namespaces=ns)
     assert failed.xpath("//e:vm_instance/eo:last_failure/eo:vim_id/text()", namespaces=ns) == [
-        "CSP-2"
+        "CSP-1"
     ]
     assert _validate_state(busy) == []
     (step,) = busy.xpath("//e:deployments/eo:current_step", namespaces=ns)

@@ -77,6 +77,7 @@ class Lab:
             journal=self.journal,
             events=self.events,
             sleep=self.clock.sleep,
+            clock=kw.pop("clock", self.clock.utc),
             new_uuid=uuid_factory(uuid_start),
             retry=kw.pop("retry", RetryPolicy(attempts=4, base_delay=1.0, max_delay=8.0)),
             **kw,

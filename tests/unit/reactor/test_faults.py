@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from esc_orch.model.failure import FailureCause
+from esc_orch.model.failure import FailureCause, cause_of
 from esc_orch.reconcile import DeploymentState, EventStatus, VmLifecycleState, VmUpdateType
 from esc_orch.vim import (
     CapabilityNotSupported,
@@ -99,10 +99,29 @@ async def test_a_failed_update_can_be_fixed_by_the_next_one() -> None:
     moved_failed = lab.events.events[3]
     assert moved_failed.status is EventStatus.FAILURE
     assert moved_failed.vm_update_type is VmUpdateType.LOCATOR_UPDATED
-    assert lab.running() == []  # stopped on CSP-1 before the target was tried
+    # rolled back: put back on CSP-1 and running there again (it was left stopped before)
+    assert [h for h, _ in lab.running()] == ["csp-1"]
+    assert "put back on CSP-1 and runs there again" in (moved_failed.status_message or "")
     assert (await reactor.run(target(with_locator(DEP, "CSP-3")))).ok
     assert [h for h, _ in lab.running()] == ["csp-3"]
     assert lab.events.types()[-2:] == ["VM_UPDATED", "SERVICE_UPDATED"]
+
+
+async def test_a_move_refused_for_capacity_is_rolled_back_with_the_real_cause() -> None:
+    lab = Lab()
+    reactor = lab.reactor()
+    assert (await reactor.run(target(DEP))).ok
+    (name,) = lab.vms("csp-1")
+    lab.hosts["csp-2"].fail_next("ensure_vm", VimCapacityError("not enough memory: 512 MB free"))
+    failed = await reactor.run(target(with_locator(DEP, "CSP-2")))
+    assert not failed.ok and failed.failure is not None
+    assert cause_of(failed.failure) is FailureCause.ROLLED_BACK
+    message = failed.reason or ""
+    assert "not enough capacity (not enough memory: 512 MB free)" in message
+    assert "VIM connector CSP-2" in message and "disk" not in message
+    assert f"{name} was put back on CSP-1 and runs there again" in message
+    assert lab.running() == [("csp-1", name)] and lab.vms("csp-2") == {}
+    assert lab.events.types()[3:] == ["VM_UPDATED/FAILURE", "SERVICE_UPDATED/FAILURE"]
 
 
 # -- scenario 2 ------------------------------------------------------------------------
@@ -138,22 +157,26 @@ async def test_scenario2_partitioned_host_still_holding_the_disk_is_never_double
     lab.hosts["csp-1"].down = True  # silent, but the VM still runs and holds its disk
     outcome = await reactor.run(target(with_locator(DEP, "CSP-2")))
     assert not outcome.ok
+    assert outcome.failure is not None and cause_of(outcome.failure) is FailureCause.PROOF_TIMED_OUT
     reason = outcome.reason or ""
-    assert "still in use on another host" in reason and "CSP-1 is unreachable" in reason
+    assert "was not started elsewhere after 60 s" in reason and "disk is still locked" in reason
+    assert "confirm that CSP-1 is down (esc_nc_cli confirm-host-down)" in reason
     assert lab.running() == [("csp-1", name)]  # one copy only
     assert lab.vms("csp-2") == {}
     assert lab.events.types()[3:] == ["VM_UPDATED/FAILURE", "SERVICE_UPDATED/FAILURE"]
-    assert len(lab.clock.sleeps) == 3  # waited for the lock, bounded
+    assert 60 <= lab.clock.now < 80  # bounded by the proof timeout, not by retries
 
 
-async def test_scenario2_local_disk_on_a_dead_host_is_refused_with_a_reason() -> None:
+async def test_scenario2_local_disk_on_a_dead_host_waits_for_proof_then_says_how() -> None:
     lab = Lab()
     reactor = lab.reactor()
     local = with_storage(DEP, "local")
     assert (await reactor.run(target(local))).ok
     lab.connectors["CSP-1"].crash_host()
     outcome = await reactor.run(target(with_locator(local, "CSP-2")))
-    assert not outcome.ok and "nothing fences a second copy" in (outcome.reason or "")
+    reason = outcome.reason or ""
+    assert not outcome.ok and "was not started elsewhere" in reason
+    assert "power CSP-1 off" not in reason  # a local disk has no lock to release
     assert lab.vms("csp-2") == {}
 
 

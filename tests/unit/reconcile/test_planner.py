@@ -285,13 +285,16 @@ def test_scenario2_source_down_on_gluster_moves_fenced_by_the_disk_lock() -> Non
     assert p.notes and "stale copy" in p.notes[0]
 
 
-def test_scenario2_source_down_with_a_local_disk_is_blocked() -> None:
+def test_scenario2_source_down_with_a_local_disk_is_a_redeploy_waiting_for_proof() -> None:
     local = with_storage(DEP, "local")
     desired = again(with_locator(local, "CSP-2"))
     obs = observe(view("CSP-1", reachable=False), spec=desired.vms[0].spec)
-    (blocked,) = plan(desired=desired, observed=obs).actions
-    assert isinstance(blocked, Blocked)
-    assert "CSP-1" in blocked.reason and "gluster" in blocked.reason
+    p = plan(desired=desired, observed=obs)
+    (move,) = p.actions
+    # The reactor's proof gate decides when it may start (fence, confirmation): not the plan.
+    assert isinstance(move, MigrateVm) and move.source is SourceState.UNREACHABLE
+    assert move.mode is MigrationMode.REDEPLOY and move.source_storage is Storage.LOCAL
+    assert p.notes and "stale copy" in p.notes[0] and "disk kept" not in p.notes[0]
 
 
 def test_scenario2_source_back_later_its_stale_copy_goes_disk_kept() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from esc_orch.fence.errors import FenceFailure, FenceFailureKind
 from esc_orch.fence.types import FenceMethod, FenceProof
+from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.failure import (
     Capacity,
     DiskHeld,
@@ -22,7 +23,6 @@ from esc_orch.reconcile.proof import (
     AwaitProofInstead,
     CannotRollBack,
     FenceFirst,
-    HostDownConfirmation,
     KeepOnlyCopy,
     MayStart,
     NotStale,

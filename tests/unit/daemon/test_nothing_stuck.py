@@ -1,0 +1,110 @@
+"""Nothing stuck: errored deployments retried with bounded backoff, edits and RPCs re-arm.
+
+LifecycleService on a real SQLite store and fake VIMs (as in test_lifecycle_service.py): an
+identical edit of a failed deployment runs it again at once; the backoff of the periodic retry
+is computed on given times (no sleeps); eo:confirm-host-down is durable and shown; an unknown
+vim_id is refused with its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esc_orch.daemon.moves import MoveControls, fence_config
+from esc_orch.daemon.vim_supervisor import VimSupervisor
+from esc_orch.model.config import VimConnector
+from esc_orch.model.convert import unit_model
+from esc_orch.model.errors import RpcError
+from esc_orch.model.lifecycle import DeploymentState
+from esc_orch.model.xmlsafe import parse_xml
+from esc_orch.vim.errors import PermanentVimError
+from unit.daemon.test_lifecycle_service import EXAMPLES, KEY, Lab, _config
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    made = Lab(tmp_path)
+    yield made
+    made.store.close()
+
+
+async def test_an_identical_edit_of_a_failed_deployment_runs_it_again(lab: Lab) -> None:
+    service = await lab.service()
+    await lab.edit(service, _config(EXAMPLES / "vim_connectors.xml"))
+    lab.hosts["CSP-1"].fail_next("ensure_vm", PermanentVimError("image not found on host"))
+    await lab.edit(service, _config(EXAMPLES / "deploy_csp_1.xml", fake=False))
+    record = service.reactor.status(*KEY)
+    assert record is not None and record.state is DeploymentState.ERROR
+    await lab.edit(service, _config(EXAMPLES / "deploy_csp_1.xml", fake=False))  # identical
+    record = service.reactor.status(*KEY)
+    assert record is not None and record.state is DeploymentState.ACTIVE
+    assert len(lab.hosts["CSP-1"].vms) == 1
+    # A healthy deployment edited identically is left alone (no run, no event).
+    before = lab.logged()
+    await lab.edit(service, _config(EXAMPLES / "deploy_csp_1.xml", fake=False))
+    assert lab.logged() == before
+    await service.stop()
+
+
+async def test_errored_deployments_are_retried_with_bounded_backoff(lab: Lab) -> None:
+    service = await lab.service()
+    base, cap = service.settings.error_retry_delay, service.settings.resync_interval
+    due: list[float] = []
+    now = 0.0
+    for _ in range(12):
+        assert not service._errored_due(KEY, now)  # arms the next try
+        now = service._retry_at[KEY]
+        due.append(now)
+        assert service._errored_due(KEY, now)  # due: retried
+    gaps = [b - a for a, b in zip([0.0, *due], due, strict=False)]
+    assert gaps[:3] == [base, 2 * base, 4 * base]
+    assert max(gaps) == cap and gaps[-1] == cap  # bounded by resync_interval
+    await service.stop()
+
+
+async def test_confirm_host_down_is_durable_and_an_unknown_vim_is_refused(lab: Lab) -> None:
+    service = await lab.service()
+    await lab.edit(service, _config(EXAMPLES / "vim_connectors.xml"))
+    supervisor = VimSupervisor(emit=lambda _events: None, clock=service.proof_sources._clock)
+    controls = MoveControls(lifecycle=service, supervisor=supervisor)
+    await controls.confirm_host_down("CSP-1", user="alice")
+    confirmed = service.proof_sources.confirmation("CSP-1")
+    assert confirmed is not None and confirmed.by == "alice"
+    with pytest.raises(RpcError, match="no VIM connector 'CSP-9'") as refused:
+        await controls.confirm_host_down("CSP-9", user="alice")
+    assert refused.value.path == "/eo:confirm-host-down/eo:vim_id"
+    await service.stop()
+    again = await lab.service()  # a restart keeps it
+    kept = again.proof_sources.confirmation("CSP-1")
+    assert kept is not None and (kept.by, kept.at) == ("alice", confirmed.at)
+    await again.stop()
+
+
+def test_a_fence_agent_is_read_from_the_connectors_properties_and_users() -> None:
+    xml = (
+        '<vim_connector xmlns="http://www.cisco.com/esc/esc"><id>CSP-1</id><type>CSP</type>'
+        "<properties>"
+        "<property><name>url</name><value>http://127.0.0.1:1</value></property>"
+        "<property><name>fence_agent_type</name><value>CSP_SIM_POWER</value></property>"
+        "<property><name>fence_agent_url</name><value>http://127.0.0.1:2</value></property>"
+        "<property><name>fence_agent_user</name><value>power</value></property>"
+        "<property><name>fence_agent_login</name><value>admin</value></property>"
+        "</properties><users>"
+        "<user><id>admin</id><credentials><properties><property><name>password</name>"
+        "<value>vim-pw</value></property></properties></credentials></user>"
+        "<user><id>power</id><credentials><properties><property><name>password</name>"
+        "<value>bmc-pw</value></property></properties></credentials></user>"
+        "</users></vim_connector>"
+    )
+    model = unit_model("vim_connector", parse_xml(xml.encode()))
+    assert isinstance(model, VimConnector)
+    found = fence_config(model)
+    assert found is not None
+    config, host = found
+    assert (config.type, host) == ("CSP_SIM_POWER", "CSP-1")
+    assert config.properties["url"] == "http://127.0.0.1:2"
+    assert config.credentials is not None
+    assert (config.credentials.user, config.credentials.password) == ("admin", "bmc-pw")
+    assert "vim-pw" not in repr(config.properties)
