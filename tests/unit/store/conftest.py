@@ -15,8 +15,6 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from esc_orch.store.datastore import SqlDatastore
-from esc_orch.store.migrate import VERSION_TABLE
-from esc_orch.store.tables import Base
 
 PG_URL_ENV = "ESC_ORCH_TEST_PG_URL"
 
@@ -32,9 +30,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             pytest.fail(f"{PG_URL_ENV} is not set: scripts/test.sh starts PostgreSQL in CI")
         pytest.skip(f"no PostgreSQL ({PG_URL_ENV} unset; see scripts/postgres.sh)")
     engine = create_engine(url)
-    Base.metadata.drop_all(engine)  # every test starts from an empty database
+    # Every test starts from an empty database: every table of the test database goes, not
+    # only today's models' (a table an older or newer schema left would make the store refuse
+    # the database as not esc-orch's).
     with engine.begin() as connection:
-        connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        tables = connection.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars()
+        for table in list(tables):
+            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
     engine.dispose()
     yield url
 
