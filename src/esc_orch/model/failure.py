@@ -33,6 +33,7 @@ class FailureCause(StrEnum):
     NO_PROGRESS = "no-progress"
     STEP_LIMIT = "step-limit"
     INTERNAL = "internal-error"
+    RECOVERY_FAILED = "recovery-failed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +173,19 @@ class Waited:
     blocked: tuple[BlockedCause, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryFailed:
+    """Automatic recovery of a VM gave up (VM_RECOVERY_COMPLETE FAILURE); ``problems`` say why.
+
+    The VM stays in error until the northbound acts: a locator change, or ``recoveryVmAction DO``.
+    """
+
+    cause: ClassVar[FailureCause] = FailureCause.RECOVERY_FAILED
+    vm_name: str
+    connector_id: str
+    problems: tuple[str, ...] = ()
+
+
 BlockedCause = HostUnreachable | DiskUnfenced
 """What the planner may block a step on (re-observed, then the run fails with it)."""
 
@@ -191,6 +205,7 @@ Failure = (
     | StepLimit
     | Internal
     | Waited
+    | RecoveryFailed
 )
 """The closed set of failures (``describe`` handles every one; mypy checks it)."""
 
@@ -210,6 +225,7 @@ FAILURE_TYPES: tuple[type[Failure], ...] = (
     StepLimit,
     Internal,
     Waited,
+    RecoveryFailed,
 )
 
 
@@ -305,12 +321,26 @@ def describe(failure: Failure) -> str:
             return f"internal error: {failure.detail}"
         case Waited():
             return "; ".join(describe(b) for b in failure.blocked)
+        case RecoveryFailed():
+            why = "; ".join(failure.problems) or "the VM did not come alive again"
+            return (
+                f"recovery of {failure.vm_name} on VIM connector {failure.connector_id} "
+                f"failed ({why}): move the VM to another connector, or send recoveryVmAction "
+                "DO once the host is back"
+            )
 
 
 def vm_of(failure: Failure) -> str | None:
     """The VM a failure is about, when it is about one."""
     match failure:
-        case HostUnreachable() | DiskHeld() | DiskUnfenced() | VmStillRunning() | NoProgress():
+        case (
+            HostUnreachable()
+            | DiskHeld()
+            | DiskUnfenced()
+            | VmStillRunning()
+            | NoProgress()
+            | RecoveryFailed()
+        ):
             return failure.vm_name
         case Waited(blocked=(first, *_)):
             return first.vm_name
@@ -333,6 +363,7 @@ def connector_of(failure: Failure) -> str | None:
             | RetriesExhausted()
             | VmStillRunning()
             | NoProgress()
+            | RecoveryFailed()
         ):
             return failure.connector_id
         case Waited(blocked=(first, *_)):
