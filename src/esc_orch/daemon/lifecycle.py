@@ -28,7 +28,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from lxml import etree
@@ -40,7 +40,7 @@ from esc_orch.model.config import VimConnector as ConnectorModel
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ConfigDiff
 from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
-from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.record import DeploymentRecord, VmRecord
 from esc_orch.northbound.esc_rpcs import EscActionSink
 from esc_orch.reactor import DeploymentTarget, Reactor
 from esc_orch.store.datastore import SqlDatastore
@@ -107,6 +107,17 @@ class LifecycleService:
         self._tasks: set[asyncio.Task[None]] = set()
         #: The ESC action sink (daemon/actions.py), set by the wiring.
         self.actions: EscActionSink | None = None
+        # Monitoring hooks (daemon/monitoring.py installs them; none without monitoring):
+        #: vm_groups of a deployment whose VM_ALIVE a KPI sends (DeploymentTarget).
+        self.alive_by_monitor: Callable[[Deployment | None], frozenset[str]] = lambda _d: (
+            frozenset()
+        )
+        #: Called on the loop for each committed deployment change: (key, before, after).
+        self.change_hooks: list[Callable[[Key, Deployment | None, Deployment | None], None]] = []
+        #: A recovery holds the deployment: the periodic resync leaves it alone.
+        self.holds: Callable[[Key], bool] = lambda _k: False
+        #: The eo:monitoring element of a VM in opdata.
+        self.vm_opdata: Callable[[VmRecord], Any] | None = None
 
     # ------------------------------------------------------------------ start / stop
 
@@ -200,6 +211,7 @@ class LifecycleService:
             resync=resync,
             quiet=quiet,
             reboot=reboot,
+            alive_by_monitor=self.alive_by_monitor(None if undeploy else self.deployments.get(key)),
         )
 
     def on_commit(self, diff: ConfigDiff) -> None:
@@ -226,7 +238,13 @@ class LifecycleService:
             _put(self.connectors, cid, model)
             self.pool.configure(cid, model)
         for key, deployment in deployments:
+            before = self.deployments.get(key)
             _put(self.deployments, key, deployment)
+            for hook in self.change_hooks:
+                try:
+                    hook(key, before, deployment)
+                except Exception:  # a hook must not keep the change from running
+                    log.exception("deployment change hook")
             self.reactor.submit(self.target(key))
 
     async def _resync_forever(self) -> None:
@@ -237,6 +255,8 @@ class LifecycleService:
             for key in sorted(self.deployments):
                 status = self.reactor.status(*key)
                 if status is None or status.state not in healthy or self.reactor.busy(*key):
+                    continue
+                if self.holds(key):  # a recovery is at work on it (or gave up): leave it
                     continue
                 self.reactor.submit(self.target(key, resync=True))
             with contextlib.suppress(Exception):
@@ -261,7 +281,7 @@ class LifecycleService:
 
         def build() -> etree._Element:
             records = [self.reactor.status(*key) for key in self.reactor.deployments()]
-            return tenants_element([r for r in records if r is not None])
+            return tenants_element([r for r in records if r is not None], vm_extra=self.vm_opdata)
 
         async def snapshot() -> etree._Element:
             return build()

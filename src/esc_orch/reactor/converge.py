@@ -94,9 +94,8 @@ def _alive_pending(
     """Is a running VM of a monitor-watched group not reported alive yet?"""
     for vm in desired.vms:
         entry = record.vm(vm.name)
-        if vm.power_on and vm.identity.group in by_monitor and entry is not None:
-            if not entry.alive:
-                return True
+        if vm.power_on and vm.identity.group in by_monitor and entry and not entry.alive:
+            return True
     return False
 
 
@@ -331,9 +330,7 @@ class Converger:
             )
             return await self._fail(run, exc.failure, action)
         timer.end(outcome="done")
-        record = self._put(
-            rec.stepped(self._get(run), action, result.state, at=self._clock())
-        )
+        record = self._put(rec.stepped(self._get(run), action, result.state, at=self._clock()))
         await self._journal.record_outcome(
             Outcome(step_id=intent.step_id, status=StepStatus.DONE), record=record
         )
