@@ -57,7 +57,7 @@ async def test_an_unmonitored_group_keeps_the_first_seen_running_stand_in() -> N
 
 async def test_a_reboot_is_journaled_and_sets_the_boot_time() -> None:
     lab, wall = Lab(), Wall()
-    reactor, name = await _deployed(lab, wall)
+    reactor, _name = await _deployed(lab, wall)
     record = reactor.status("name1", "dep")  # type: ignore[attr-defined]
     vm = record.vms[0]
     booted = vm.booted_at
@@ -76,7 +76,7 @@ async def test_a_reboot_is_journaled_and_sets_the_boot_time() -> None:
 
 async def test_a_reboot_on_a_dead_host_fails_with_its_typed_failure() -> None:
     lab = Lab()
-    reactor, name = await _deployed(lab)
+    reactor, _name = await _deployed(lab)
     vm = reactor.status("name1", "dep").vms[0]  # type: ignore[attr-defined]
     lab.hosts["csp-1"].down = True
     result = await reactor.recovery.execute(  # type: ignore[attr-defined]
