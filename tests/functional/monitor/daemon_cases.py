@@ -10,7 +10,9 @@ scaled down (polls 1 s, 2 occurrences, recovery_wait_time 1 s, bootup_time 6 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from esc_orch import failpoints
 from esc_orch.csp_sim.guestnet import isolation_problems
 from esc_orch.testing.emulator import EmulatorHost
 from esc_orch.testing.netns import inside
@@ -240,6 +243,45 @@ def test_reboot_then_redeploy_gives_a_new_vmid(cluster: Cluster) -> None:
         assert done[0].vm_target.vmid == deployed_again.vm_target.vmid
         instance = vm_opdata(m)
         assert instance.findtext(f"{{{NS['e']}}}vm_id") == deployed_again.vm_target.vmid
+
+
+def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The daemon dies right after journaling the recovery's reboot (intent 2; 1 is the create).
+
+    The book with VM_RECOVERY_INIT was written before the step was handed over; after the
+    restart the step is not run again (its intent is abandoned): the VM gets bootup_time to be
+    alive, then VM_RECOVERY_COMPLETE FAILURE is reported, once.
+    """
+    cluster.start_daemon(env={failpoints.ENV: "lifecycle.after-intent=kill@2"})
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        edit(m, f"<config>{cluster.connectors_xml()}</config>")
+        edit(m, fast("deploy_csp_1.xml"))
+        events_until(m, "SERVICE_ALIVE", timeout=30)
+        cluster.hosts["CSP-1"].kill()
+        with contextlib.suppress(Exception):
+            events_until(m, "VM_RECOVERY_INIT", timeout=20)
+    assert cluster.wait_daemon_death() == -9, "the failpoint did not fire"
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        after = events_until(m, "VM_RECOVERY_COMPLETE", timeout=30)
+    recovery = [short(e) for e in after if str(e.event.type).startswith("VM_RECOVERY")]
+    assert recovery == ["VM_RECOVERY_COMPLETE/FAILURE"], [short(e) for e in after]
+    db = sqlite3.connect(tmp_path / "orchd" / "esc-orch.sqlite")
+    try:
+        rows = db.execute(
+            "SELECT status FROM lifecycle_journal WHERE action LIKE '%\"Reboot\"%'"
+        ).fetchall()
+        logged = [r[0] for r in db.execute(
+            "SELECT event_type FROM event_log WHERE event_type LIKE 'VM_RECOVERY%' ORDER BY id"
+        )]  # fmt: skip
+    finally:
+        db.close()
+    assert rows == [("abandoned",)]  # journaled once, never replayed
+    assert logged == ["VM_RECOVERY_INIT", "VM_RECOVERY_COMPLETE"]
 
 
 def test_env_marker() -> None:

@@ -31,4 +31,4 @@ def test_monitoring_and_recovery_through_the_daemon_in_a_private_namespace() -> 
     )  # fmt: skip
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-8000:]
-    assert "3 passed" in out and "skipped" not in out, out[-3000:]
+    assert "4 passed" in out and "skipped" not in out, out[-3000:]
