@@ -17,12 +17,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
 
 from esc_orch import failpoints
 from esc_orch.csp_sim.guestnet import isolation_problems
+from esc_orch.model.events import EscEvent, parse_esc_event
+from esc_orch.model.schema import ESC_NS
 from esc_orch.testing.emulator import EmulatorHost
 from esc_orch.testing.netns import inside
 from functional.lifecycle.support import (
@@ -110,12 +113,35 @@ def fast(name: str, *, address: str = "192.168.23.61", action: str = "REBOOT_ONL
     return f"<config>{text}</config>"
 
 
-def vm_opdata(m: object, dep: str = "dep") -> etree._Element:
+def vm_opdata(m: Any, dep: str = "dep") -> etree._Element:
     found = opdata(m).xpath(
         f"//e:deployments[e:deployment_name='{dep}']/e:vm_group/e:vm_instance", namespaces=NS
     )
     assert found, f"no vm_instance of {dep}"
     return found[0]
+
+
+def rpc(m: Any, name: str, **leaves: str) -> None:
+    op = etree.Element(f"{{{ESC_NS}}}{name}", nsmap={None: ESC_NS})  # type: ignore[dict-item]
+    for leaf, value in leaves.items():
+        etree.SubElement(op, f"{{{ESC_NS}}}{leaf}").text = value
+    m.dispatch(op)
+
+
+def drain(m: Any, *, seconds: float) -> list[EscEvent]:
+    """The deployment events that arrive within ``seconds``."""
+    out: list[EscEvent] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        notification = m.take_notification(block=True, timeout=0.5)
+        if notification is None:
+            continue
+        found = etree.fromstring(notification.notification_xml.encode()).find(
+            f"{{{ESC_NS}}}escEvent"
+        )
+        if found is not None and (event := parse_esc_event(found)).depname is not None:
+            out.append(event)
+    return out
 
 
 def power_off(cluster: Cluster, host: str, vm: str) -> None:
@@ -204,45 +230,80 @@ def test_seed_scenario_2_host_killed_then_a_vm_stopped_behind_our_back(
         assert cluster.services("CSP-2")[vm2.vmname] == "on"
         assert dep_state(m, dep="dep2")["vms"] == {vm2.vmname: "VM_ALIVE_STATE"}
 
+        # recoveryVmAction DO: a recovery now, by the group's policy (a reboot)
+        rpc(m, "recoveryVmAction", actionType="DO", vmName=vm2.vmname)
+        manual = events_until(m, "VM_RECOVERY_COMPLETE", dep="dep2", timeout=30)
+        assert [short(e) for e in manual] == [
+            "VM_RECOVERY_INIT",
+            "VM_RECOVERY_REBOOT",
+            "VM_RECOVERY_COMPLETE",
+        ]
 
-def test_reboot_then_redeploy_gives_a_new_vmid(cluster: Cluster) -> None:
-    """The reboot does not bring the VM back (its host keeps it off): undeploy + redeploy."""
+        # DISABLE_MONITOR really stops watching: a VM stopped now is left alone ...
+        rpc(m, "vmAction", actionType="DISABLE_MONITOR", vmName=vm2.vmname, force="false")
+        assert [short(e) for e in events_until(m, "VM_MONITOR_UNSET", dep="dep2")] == [
+            "VM_MONITOR_UNSET"
+        ]
+        mon = vm_opdata(m, "dep2").find(f"{{{EO}}}monitoring")
+        assert mon is not None and mon.findtext(f"{{{EO}}}enabled") == "false"
+        power_off(cluster, "CSP-2", vm2.vmname)
+        quiet = drain(m, seconds=4)
+        assert [short(e) for e in quiet] == [], "recovery while monitoring was off"
+        # ... and ENABLE_MONITOR starts it again: the stopped VM is recovered
+        rpc(m, "vmAction", actionType="ENABLE_MONITOR", vmName=vm2.vmname, force="false")
+        again = events_until(m, "VM_RECOVERY_COMPLETE", dep="dep2", timeout=30)
+        assert [short(e) for e in again] == [
+            "VM_MONITOR_SET",
+            "VM_RECOVERY_INIT",
+            "VM_RECOVERY_REBOOT",
+            "VM_RECOVERY_COMPLETE",
+        ]
+        assert cluster.services("CSP-2")[vm2.vmname] == "on"
+
+
+def test_bootup_expiry_then_reboot_then_redeploy_with_a_new_vmid(cluster: Cluster) -> None:
+    """Pings to the VM are dropped from the start: it never turns alive within bootup_time.
+
+    A blackhole rule before the local table drops them (the VIM still says running), so the
+    recovery (cause bootup-expired) reboots first, which does not help, then undeploys and
+    redeploys with a new vmid; the rule removed, the VM turns alive: VM_ALIVE, SERVICE_ALIVE
+    (owed by the deploy run), VM_RECOVERY_COMPLETE.
+    """
+    block = ("pref", "10", "to", "192.168.23.61/32", "blackhole")
+    for rule in (
+        ("add", "pref", "100", "lookup", "local"),
+        ("del", "pref", "0", "lookup", "local"),
+        ("add", *block),
+    ):
+        subprocess.run(["ip", "rule", *rule], check=True, timeout=10)
     cluster.start_daemon()
     with connect(cluster) as m:
         m.create_subscription(stream_name="escEvent")
         edit(m, f"<config>{cluster.connectors_xml()}</config>")
         edit(m, fast("deploy_csp_2.xml", action="REBOOT_THEN_REDEPLOY"))
-        deployed = events_until(m, "SERVICE_ALIVE", timeout=30)
-        vm = deployed[0].vm_source
-        assert vm is not None and vm.vmname is not None
-        # pings to the VM are dropped (a blackhole rule before the local table): the VIM
-        # still says running, so the reboot comes first, and does not help
-        block = ("pref", "10", "to", "192.168.23.61/32", "blackhole")
-        for rule in (
-            ("add", "pref", "100", "lookup", "local"),
-            ("del", "pref", "0", "lookup", "local"),
-            ("add", *block),
-        ):
-            subprocess.run(["ip", "rule", *rule], check=True, timeout=10)
         events = events_until(m, "VM_RECOVERY_DEPLOYED", timeout=60)
         subprocess.run(["ip", "rule", "del", *block], check=True, timeout=10)
         kinds = [short(e) for e in events]
         assert kinds == [
+            "VM_DEPLOYED",
             "VM_RECOVERY_INIT",
             "VM_RECOVERY_REBOOT",
             "VM_RECOVERY_UNDEPLOYED",
             "VM_RECOVERY_DEPLOYED",
         ], kinds
+        vm = events[0].vm_source
+        assert vm is not None and vm.vmname is not None
         deployed_again = events[-1]
         assert deployed_again.vm_target is not None
         assert deployed_again.vm_target.vmid != vm.vmid
         assert deployed_again.status_message == f"VM [{vm.vmname}] redeployed."
         done = events_until(m, "VM_RECOVERY_COMPLETE", timeout=30)
-        assert [short(e) for e in done] == ["VM_RECOVERY_COMPLETE"]
-        assert done[0].vm_target is not None
-        assert done[0].vm_target.vmid == deployed_again.vm_target.vmid
+        assert [short(e) for e in done] == ["VM_ALIVE", "SERVICE_ALIVE", "VM_RECOVERY_COMPLETE"]
+        assert done[-1].vm_target is not None
+        assert done[-1].vm_target.vmid == deployed_again.vm_target.vmid
         instance = vm_opdata(m)
         assert instance.findtext(f"{{{NS['e']}}}vm_id") == deployed_again.vm_target.vmid
+        assert dep_state(m)["vms"] == {vm.vmname: "VM_ALIVE_STATE"}
 
 
 def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
