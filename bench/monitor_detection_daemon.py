@@ -32,7 +32,7 @@ from esc_orch.testing.emulator import EmulatorHost
 from esc_orch.testing.netns import netns_unavailable
 
 INSIDE = "ESC_ORCH_BENCH_NETNS"
-WINDOW = 1 * 2 + 2.0  # poll_frequency × occurrences_false + recovery_wait_time
+WINDOW = 1 * 2 + 2.0  # poll_frequency x occurrences_false + recovery_wait_time
 
 
 def _wait(m: object, kind: str, timeout: float = 30) -> float:
