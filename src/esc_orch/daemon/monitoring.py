@@ -473,6 +473,7 @@ class DaemonMonitoring:
     def vm_opdata(self, vm: VmRecord) -> Any:
         from esc_orch.daemon.monitor_opdata import monitoring_element  # noqa: PLC0415
 
+        self._refresh()  # on the loop (LifecycleService.opdata): the record's flags now
         watch = next((w for w in self._watches if w.vm_name == vm.name), None)
         status = self.service.status(watch) if self.service and watch else None
         return monitoring_element(

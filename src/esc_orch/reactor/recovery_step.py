@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from esc_orch import metrics
-from esc_orch.model.actions import Action, CreateVm, DeleteVm
+from esc_orch.model.actions import Action, CreateVm, DeleteVm, PowerOn, Reboot
 from esc_orch.model.clock import Clock
 from esc_orch.model.failure import ConnectorUnusable, Failure
 from esc_orch.model.lifecycle import LifecycleOperation, VmLifecycleState
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, FailureNote, StepInFlight
+from esc_orch.model.vim import PowerState
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
 from esc_orch.reactor.report import Reporter
@@ -92,7 +93,25 @@ class RecoverySteps:
                         connector_id=action.connector_id, detail=f"{name} was undeployed"
                     ),
                 )
-            return await self._run(record, action)
+            return await self._run(record, await self._fitting(action))
+
+    async def _fitting(self, action: Action) -> Action:
+        """A reboot of a VM the VIM shows stopped is a start (a stopped VM cannot reboot).
+
+        The policy chooses PowerOn when the trigger said "stopped"; a VM stopped while its
+        monitoring was off is noticed by its pings first, so the VIM is asked here.
+        """
+        if not isinstance(action, Reboot):
+            return action
+        try:
+            connector = self._executor.connectors(action.connector_id)
+            state = await asyncio.wait_for(connector.get_vm(name=action.vm.name), 10)
+        except Exception:  # unreachable, unknown: the reboot itself will say why
+            return action
+        if state.power is PowerState.STOPPED:
+            log.info("recovery: %s is stopped: starting it instead of a reboot", action.vm.name)
+            return PowerOn(vm=action.vm, connector_id=action.connector_id, report=None)
+        return action
 
     async def _run(self, record: DeploymentRecord, action: Action) -> RecoveryStepResult:
         name = action.vm.name

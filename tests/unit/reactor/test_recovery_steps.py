@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from esc_orch.model.actions import CreateVm, DeleteReason, DeleteVm, Reboot
+from esc_orch.model.actions import CreateVm, DeleteReason, DeleteVm, PowerOn, Reboot
 from esc_orch.model.failure import FailureCause, RecoveryFailed
 from esc_orch.model.lifecycle import VmLifecycleState
 from esc_orch.model.ports import StepStatus
@@ -128,3 +128,17 @@ async def test_recovery_states_are_shown_over_the_lifecycle_state() -> None:
     steps.set_vm(name, recovery=VmLifecycleState.ALIVE)
     vm = reactor.status("name1", "dep").vms[0]  # type: ignore[attr-defined]
     assert vm.shown_state is VmLifecycleState.ALIVE and vm.last_failure is None
+
+
+async def test_a_reboot_of_a_vm_the_vim_shows_stopped_is_a_start() -> None:
+    lab = Lab()
+    reactor, name = await _deployed(lab)
+    vm = reactor.status("name1", "dep").vms[0]  # type: ignore[attr-defined]
+    await lab.connectors[vm.connector_id].power_off(name=name)
+    result = await reactor.recovery.execute(  # type: ignore[attr-defined]
+        Reboot(vm=vm.identity, connector_id=vm.connector_id, report=None)
+    )
+    assert result.ok
+    intent, outcome = lab.journal.entries[-1]
+    assert isinstance(intent.action, PowerOn) and outcome.status is StepStatus.DONE
+    assert lab.running() == [("csp-1", name)]
