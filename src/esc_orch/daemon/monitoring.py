@@ -28,12 +28,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from esc_orch import metrics
 from esc_orch.daemon.config import MonitorSettings
 from esc_orch.daemon.lifecycle import Key, LifecycleService
+from esc_orch.daemon.monitor_support import (
+    MeteredCollector,
+    alive_by_monitor,
+    count_notice,
+    enum_or,
+)
 from esc_orch.model.config import Deployment, VmGroup
 from esc_orch.model.events import EscEvent, EventType
 from esc_orch.model.failure import RecoveryFailed, describe
@@ -54,8 +59,8 @@ from esc_orch.monitor.snapshot import (
     snapshot_from_json,
     snapshot_to_json,
 )
-from esc_orch.monitor.types import MetricKind, Sample, Target, VmWatch
-from esc_orch.monitor.watch import kpi_enabled, watch_for
+from esc_orch.monitor.types import VmWatch
+from esc_orch.monitor.watch import watch_for
 from esc_orch.reactor import vm_details
 from esc_orch.reconcile.recovery import (
     Cancel,
@@ -79,49 +84,6 @@ SNAPSHOT = "monitor_snapshot"
 BOOK = "recovery_book"
 SNAPSHOT_INTERVAL = 10.0
 TICK = 0.5
-
-
-def watched(group: VmGroup) -> bool:
-    """Does a KPI send this group's VM_ALIVE? (else the reactor's first-seen-running does)."""
-    return bool(group.kpi_data.kpi) and kpi_enabled(group) and group.bootup_time >= 0
-
-
-def alive_by_monitor(deployment: Deployment | None) -> frozenset[str]:
-    if deployment is None:
-        return frozenset()
-    return frozenset(g.name for g in deployment.vm_group if watched(g))
-
-
-class MeteredCollector:
-    """A collector whose batches and samples are counted (``esc_orch_monitor_*`` metrics)."""
-
-    def __init__(self, inner: Collector, connector_of: Callable[[str], str]) -> None:
-        self._inner = inner
-        self._connector_of = connector_of
-
-    @property
-    def type_name(self) -> str:
-        return self._inner.type_name
-
-    @property
-    def kind(self) -> MetricKind:
-        return self._inner.kind
-
-    async def collect(self, targets: Sequence[Target]) -> Mapping[str, Sample]:
-        started = time.monotonic()
-        samples = await self._inner.collect(targets)
-        results = []
-        for target in targets:
-            sample = samples.get(target.key)
-            ok = sample is not None and sample.error is None and sample.value is not None
-            results.append((self._connector_of(target.vm_name), ok))
-        metrics.monitor_poll(
-            collector=self.type_name, seconds=time.monotonic() - started, results=results
-        )
-        return samples
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 class DaemonMonitoring:
@@ -297,9 +259,9 @@ class DaemonMonitoring:
             subjects[vm.name] = RecoverySubject(
                 vm=vm.identity, connector_id=vm.applied.connector_id,
                 vim_project=vm.applied.vim_project, spec=vm.applied.spec,
-                action=_enum(RecoveryAction, policy.action_on_recovery,
+                action=enum_or(RecoveryAction, policy.action_on_recovery,
                              RecoveryAction.REBOOT_THEN_REDEPLOY),
-                recovery_type=_enum(RecoveryType, policy.recovery_type, RecoveryType.AUTO),
+                recovery_type=enum_or(RecoveryType, policy.recovery_type, RecoveryType.AUTO),
                 max_retries=policy.max_retries,
                 bootup_time=float(group.bootup_time if group.bootup_time > 0 else 600),
             )  # fmt: skip
@@ -367,7 +329,7 @@ class DaemonMonitoring:
             "%s %s: %s", notice.event, "SUCCESS" if notice.ok else "FAILURE", notice.message,
             extra={"vm": notice.vm_name, "cause": notice.failure or ""},
         )  # fmt: skip
-        _count(notice)
+        count_notice(notice)
 
     async def vm_state(self, vm_name: str, state: VmLifecycleState) -> None:
         steps = self.lifecycle.reactor.recovery
@@ -480,23 +442,3 @@ class DaemonMonitoring:
             watch=watch, status=status, run=self.run_of(vm.name),
             rule_problem=self.rule_problems.get(vm.name),
         )  # fmt: skip
-
-
-def _enum(kind: Any, value: str, default: Any) -> Any:
-    try:
-        return kind(value.upper())
-    except ValueError:
-        return default
-
-
-def _count(notice: RecoveryNotice) -> None:
-    actions = {
-        EventType.VM_RECOVERY_REBOOT: "reboot",
-        EventType.VM_RECOVERY_UNDEPLOYED: "undeploy",
-        EventType.VM_RECOVERY_DEPLOYED: "redeploy",
-        EventType.VM_RECOVERY_COMPLETE: "complete",
-        EventType.VM_RECOVERY_CANCELLED: "cancel",
-    }
-    action = actions.get(notice.event)
-    if action is not None:
-        metrics.recovery(action=action, outcome="success" if notice.ok else "failure")
