@@ -187,8 +187,8 @@ SECOND_REVISION = '''"""test only: meta gets a note column"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -210,25 +210,28 @@ def test_a_database_behind_the_head_is_refused_then_upgraded_with_its_data(
     """What the next release's revision will do: shown with a second revision (test only)."""
     migrations = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, migrations)
-    (migrations / "versions" / "0002_test_note.py").write_text(SECOND_REVISION)
+    head = migrate.head_revision()  # the next release's revision comes after today's head
+    (migrations / "versions" / "9999_test_note.py").write_text(
+        SECOND_REVISION.replace("{head}", head)
+    )
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
     migrate.script_directory.cache_clear()
     try:
         engine = create_engine(store_url)
         with engine.begin() as connection:
-            command.upgrade(migrate.alembic_config(connection), migrate.BASELINE)
+            command.upgrade(migrate.alembic_config(connection), head)
             connection.execute(text("INSERT INTO meta (name, value) VALUES ('event_id', 41)"))
         behind = migrate.status(engine)
         assert (behind.state, behind.current, behind.pending) == (
             SchemaState.BEHIND,
-            "0001",
-            ("0002",),
+            head,
+            ("9999",),
         )
         with pytest.raises(SchemaError, match=r"out of date .* esc-orchd db upgrade"):
             migrate.ensure_current(engine)
         before, after = migrate.upgrade(engine)
         assert before.state is SchemaState.BEHIND
-        assert (after.state, after.current) == (SchemaState.CURRENT, "0002")
+        assert (after.state, after.current) == (SchemaState.CURRENT, "9999")
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT name, value, note FROM meta")).all()
         assert [tuple(r) for r in rows] == [("event_id", 41, "kept")]
