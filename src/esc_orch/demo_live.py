@@ -3,6 +3,14 @@
 Kept apart from :mod:`esc_orch.demo` (the configuration-only walk-through) because it starts
 processes: three emulated CSP hosts, the daemon, and a NETCONF client printing escEvents as
 they arrive. Every wait is bounded and every process is stopped in ``finally``.
+
+Scenario 2 pings the seed's VM address (192.168.23.61), which may happen only inside a private
+network namespace: the demo re-executes itself under ``unshare --net`` (as root) or
+``unshare --net --map-root-user``, where the hosts' guest network puts running VMs' addresses
+on ``lo`` and ``[monitor] allowed_networks`` lets the daemon probe them. Where no namespace
+can be made, scenario 2 is skipped (said why) and the daemon monitors nothing. The payloads'
+monitoring timings are the seed's scaled down (polls 1 s instead of 15, 2 occurrences instead
+of 3, recovery_wait_time 2 s, bootup_time 5 s) so the demo runs in well under a minute more.
 """
 
 from __future__ import annotations
@@ -33,6 +41,19 @@ USER, PASSWORD = "admin", "demo-password"
 ORCHD = [sys.executable, "-m", "esc_orch.daemon.cli"]
 # metrics on a free port of 127.0.0.1 (the daemon logs which): shown at the end of the demo
 DAEMON_TOML = "[lifecycle]\nretry_attempts = 3\nretry_base_delay = 0.5\n[metrics]\nport = 0\n"
+MONITOR_TOML = (
+    '[monitor]\nallowed_networks = ["192.168.23.0/24"]\nvim_interval = 1\n'
+    'scripts_dir = "{scripts}"\n'
+)
+QUIET_TOML = "[monitor]\nenabled = false\n"
+INSIDE = "ESC_ORCH_DEMO_NETNS"
+SCALED = (
+    ("<poll_frequency>15</poll_frequency>", "<poll_frequency>1</poll_frequency>"),
+    ("<metric_occurrences_true>3<", "<metric_occurrences_true>2<"),
+    ("<metric_occurrences_false>3<", "<metric_occurrences_false>2<"),
+    ("<recovery_wait_time>60<", "<recovery_wait_time>2<"),
+    ("<bootup_time>600<", "<bootup_time>5<"),
+)
 SHOWN_METRICS = re.compile(
     r"^esc_orch_(lifecycle_runs_total|lifecycle_steps_total|events_emitted_total"
     r"|config_commits_total|vim_connector_status\{.*CONNECTION_SUCCESSFUL"
@@ -67,7 +88,15 @@ def _start_daemon(root: Path) -> tuple[subprocess.Popen[bytes], int]:
         timeout=30,
     )
     config = root / "esc-orchd.toml"
-    config.write_text(DAEMON_TOML)
+    if os.environ.get(INSIDE) == "1":
+        scripts = root / "scripts"
+        scripts.mkdir(exist_ok=True)
+        script = scripts / "servicebooted.sh"  # the seed's rule "TRUE servicebooted.sh"
+        script.write_text('#!/bin/sh\necho "servicebooted.sh: $ESC_VM_NAME is up"\n')
+        script.chmod(0o755)
+        config.write_text(DAEMON_TOML + MONITOR_TOML.format(scripts=scripts))
+    else:
+        config.write_text(DAEMON_TOML + QUIET_TOML)
     sock_dir = tempfile.mkdtemp(prefix="demo-")
     path = os.path.join(sock_dir, "notify")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -111,6 +140,8 @@ def _payload(name: str, hosts: dict[str, EmulatorHost]) -> str:
     text = (EXAMPLES / name).read_text().split("-->", 1)[1]
     for host_name, host in hosts.items():
         text = text.replace(f"http://127.0.0.1:{8440 + int(host_name[-1])}", host.url)
+    for old, new in SCALED:
+        text = text.replace(old, new)
     return "<config>" + text.replace("change-me", hosts["CSP-1"].password) + "</config>"
 
 
@@ -156,9 +187,60 @@ def _where(hosts: dict[str, EmulatorHost]) -> str:
     return ", ".join(parts)
 
 
+def _namespace_command(root: Path) -> list[str] | None:
+    """How to re-run this demo in a private network namespace (``None``: not possible)."""
+    base = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--net", "--map-root-user"]
+    probe = subprocess.run([*base, "true"], capture_output=True, timeout=10, check=False)
+    if probe.returncode != 0:
+        print(f"no private network namespace ({probe.stderr.decode().strip()}): "
+              "scenario 2 (it pings 192.168.23.61) is skipped")  # fmt: skip
+        return None
+    return [*base, sys.executable, "-m", "esc_orch.demo_live", str(root)]
+
+
 def run_live(root: Path) -> int:
+    """The demo; re-executed inside a private network namespace when one can be made."""
+    if os.environ.get(INSIDE) != "1":
+        command = _namespace_command(root)
+        if command is not None:
+            return subprocess.run(command, env=dict(os.environ, **{INSIDE: "1"}), check=False,
+                                  timeout=600).returncode  # fmt: skip
+        return _run(root, monitored=False)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+    return _run(root, monitored=True)
+
+
+def _scenario_2(m: Any, hosts: dict[str, EmulatorHost]) -> None:
+    """Seed scenario 2: CSP-1 dies under the VM; recovery fails visibly; the VM moves."""
+    _step(
+        m,
+        "Scenario 2, start: the seed payload on CSP-1, monitored by ICMPPing (VM_ALIVE: its KPI)",
+        _payload("deploy_csp_1.xml", hosts),
+        "SERVICE_ALIVE",
+    )
+    print("\n===== Scenario 2: CSP-1 is killed (SIGKILL) under the VM\n", flush=True)
+    hosts["CSP-1"].kill()
+    _until(m, "VM_RECOVERY_COMPLETE")
+    _step(
+        m,
+        "Scenario 2: the locator moves Group1 to CSP-2 (the dead host's disk lock is gone)",
+        _payload("deploy_csp_2.xml", hosts),
+        "SERVICE_UPDATED",
+    )
+    print(f"  hosts: {_where(hosts)}")
+    hosts["CSP-1"].start()  # back with the stale copy it had when it died
+    print(f"  CSP-1 restarted; hosts: {_where(hosts)}")
+    _step(m, "Undeploy (also the stale copy on CSP-1)", _delete("dep"), "SERVICE_UNDEPLOYED")
+    print(f"  hosts: {_where(hosts)}")
+
+
+def _run(root: Path, *, monitored: bool) -> int:
     wakeup.install()
-    hosts = {n: EmulatorHost(name=n, root=root / "cluster") for n in ("CSP-1", "CSP-2", "CSP-3")}
+    extra = ["--guest-net", "netns"] if monitored else []
+    hosts = {
+        n: EmulatorHost(name=n, root=root / "cluster", extra_args=extra)
+        for n in ("CSP-1", "CSP-2", "CSP-3")
+    }
     proc: subprocess.Popen[bytes] | None = None
     started = time.monotonic()
     try:
@@ -191,6 +273,8 @@ def run_live(root: Path) -> int:
             )
             print(f"  hosts: {_where(hosts)}")
             _step(m, "Undeploy", _delete("dep"), "SERVICE_UNDEPLOYED")
+            if monitored:
+                _scenario_2(m, hosts)
             _step(
                 m,
                 "Scenario 3, start: the VM on CSP-1 with its disk on local storage",
@@ -220,3 +304,7 @@ def run_live(root: Path) -> int:
             _stop(proc)
         for host in hosts.values():
             host.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_live(Path(sys.argv[1])))

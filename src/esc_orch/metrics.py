@@ -119,7 +119,42 @@ VIM_CONNECTOR_STATUS = Gauge(
 CONNECTOR_STATUSES = ("CONNECTION_SUCCESSFUL", "CONNECTION_FAILED", "CONNECTION_UNKNOWN")
 
 
+# ------------------------------------------------------------------------ monitoring
+MONITOR_POLLS = Counter(
+    "esc_orch_monitor_polls",
+    "KPI samples collected, by the VM's VIM connector and result (ok: a value was measured; "
+    "error: nothing could be, e.g. a refused target or a broken script)",
+    ["connector", "result"],
+    registry=REGISTRY,
+)
+MONITOR_POLL_DURATION = Histogram(
+    "esc_orch_monitor_poll_duration_seconds",
+    "Time of one collector batch (every due target of one collector type at once), by collector",
+    ["collector"],
+    buckets=_SLOW,
+    registry=REGISTRY,
+)
+RECOVERIES = Counter(
+    "esc_orch_recoveries",
+    "VM recovery notices, by action (reboot, undeploy, redeploy, complete, cancel) and "
+    "outcome (success or failure)",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+
+
 # ------------------------------------------------------------------------ recording
+def monitor_poll(*, collector: str, seconds: float, results: Iterable[tuple[str, bool]]) -> None:
+    """One collector batch: its duration, and (connector, measured) per sample."""
+    MONITOR_POLL_DURATION.labels(collector=collector).observe(seconds)
+    for connector, ok in results:
+        MONITOR_POLLS.labels(connector=connector, result="ok" if ok else "error").inc()
+
+
+def recovery(*, action: str, outcome: str) -> None:
+    RECOVERIES.labels(action=action, outcome=outcome).inc()
+
+
 def rpc_handled(*, operation: str, ok: bool, seconds: float) -> None:
     RPC_DURATION.labels(operation=operation, result="ok" if ok else "error").observe(seconds)
 

@@ -39,6 +39,13 @@ class OrchdProcess:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_args = tuple(extra_args)
+        if "--config" not in self.extra_args:
+            # The payloads name the seed's 192.168.23.x addresses, which may be pinged only in
+            # a private network namespace: daemons of tests outside one monitor nothing.
+            quiet = data_dir.parent / f"{data_dir.name}-orchd.toml"
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            quiet.write_text("[monitor]\nenabled = false\n")
+            self.extra_args += ("--config", str(quiet))
         self.env = dict(env or {})
         self.data_dir = data_dir
         self.user = user

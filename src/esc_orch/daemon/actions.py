@@ -10,10 +10,13 @@ makes no sense in the VM's state (``invalid-value``). The outcome comes as escEv
   ``serviceAction`` ``SERVICE_STARTED``/``SERVICE_STOPPED`` after them.
 * REBOOT — a run that reboots the VMs once converged: ``VM_REBOOTED`` (+ ``SERVICE_REBOOTED``).
 * ENABLE_MONITOR / DISABLE_MONITOR — the flag is recorded with its event
-  (``VM_MONITOR_SET``/``VM_MONITOR_UNSET``) in one transaction; KPI monitoring itself is a
-  later issue, opdata shows ``VM_MONITOR_DISABLED_STATE`` meanwhile.
+  (``VM_MONITOR_SET``/``VM_MONITOR_UNSET``) in one transaction; the monitor starts or stops
+  watching the VM from the record (daemon/monitoring.py); opdata shows
+  ``VM_MONITOR_DISABLED_STATE`` for an alive VM with monitoring off.
 
-``recoveryVmAction`` is refused with ``operation-not-supported``: recovery is a later issue.
+``recoveryVmAction DO`` starts a recovery of the VM now (``VM_RECOVERY_INIT`` ...), also of
+a VM left in error by a recovery that gave up, and is folded into a recovery in progress.
+Without monitoring (a daemon built without it) it is ``operation-not-supported``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from esc_orch.daemon.lifecycle import Key, LifecycleService
+from esc_orch.daemon.monitoring import DaemonMonitoring
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType
 from esc_orch.model.record import DeploymentRecord, VmRecord
@@ -56,12 +60,15 @@ _VM_MESSAGE = {
 class LifecycleActions:
     """:class:`~esc_orch.northbound.esc_rpcs.EscActionSink` over the daemon's lifecycle."""
 
-    def __init__(self, *, service: LifecycleService) -> None:
+    def __init__(
+        self, *, service: LifecycleService, monitoring: DaemonMonitoring | None = None
+    ) -> None:
         self._service = service
+        self._monitoring = monitoring
 
     # ------------------------------------------------------------------ finding targets
 
-    def _find_vm(self, name: str) -> tuple[DeploymentRecord, VmRecord]:
+    def _find_vm(self, name: str, *, rpc: str = "vmAction") -> tuple[DeploymentRecord, VmRecord]:
         reactor = self._service.reactor
         for key in reactor.deployments():
             status = reactor.status(*key)
@@ -71,7 +78,7 @@ class LifecycleActions:
         raise RpcError(
             tag=ErrorTag.DATA_MISSING,
             message=f"no VM named {name!r} is deployed (vmName is the generated VM name)",
-            path="/esc:vmAction/esc:vmName",
+            path=f"/esc:{rpc}/esc:vmName",
             info={"bad-element": "vmName"},
         )
 
@@ -113,10 +120,29 @@ class LifecycleActions:
     async def recovery_vm_action(
         self, request: RecoveryVmActionRequest, *, session_id: int
     ) -> None:
-        raise RpcError(
-            tag=ErrorTag.OPERATION_NOT_SUPPORTED,
-            message="recoveryVmAction is not available yet: VM recovery comes with monitoring",
-        )
+        monitoring = self._monitoring
+        if monitoring is None:
+            raise RpcError(
+                tag=ErrorTag.OPERATION_NOT_SUPPORTED,
+                message="recoveryVmAction needs the daemon's monitoring, which is not running",
+            )
+        status, vm = self._find_vm(request.vm_name, rpc="recoveryVmAction")
+        if vm.applied is None:
+            raise RpcError(
+                tag=ErrorTag.INVALID_VALUE,
+                message=f"VM {request.vm_name} is not placed on a VIM yet: nothing to recover",
+            )
+        if vm.name not in monitoring.subjects():
+            raise RpcError(
+                tag=ErrorTag.INVALID_VALUE,
+                message=(
+                    f"VM {request.vm_name} has no KPI monitoring (kpi_data): recovery follows "
+                    "its vm_group's recovery_policy, which needs one"
+                ),
+            )
+        if self._service.reactor.busy(status.tenant, status.name):
+            self._check_free(status, f"recoveryVmAction DO {request.vm_name}")
+        await monitoring.manual(vm.name)
 
     # ------------------------------------------------------------------ doing it
 

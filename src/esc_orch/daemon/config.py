@@ -81,6 +81,9 @@ class LogFormat(StrEnum):
 class MonitorSettings:
     """``[monitor]``: where probes may go, operator scripts and metrics (docs/monitoring.md)."""
 
+    #: false: no KPI is polled, no recovery runs, VM_ALIVE when a VM is first seen running,
+    #: and probe targets are not checked at edit time (nothing will be probed).
+    enabled: bool = True
     allowed_networks: tuple[str, ...] = DEFAULT_ALLOWED_NETWORKS  # CIDR prefixes probes may target
     scripts_dir: Path | None = None  # rule action scripts ("TRUE servicebooted.sh")
     metrics_dir: Path | None = None  # custom metric definitions (*.toml)
@@ -104,6 +107,10 @@ def _monitor(path: Path, raw: dict[str, Any]) -> MonitorSettings:
     if unknown:
         raise ConfigError(f"{path}: unknown settings {sorted(f'monitor.{k}' for k in unknown)}")
     out: dict[str, Any] = {}
+    if "enabled" in values:
+        if not isinstance(values["enabled"], bool):
+            raise ConfigError(f"{path}: monitor.enabled must be true or false")
+        out["enabled"] = values["enabled"]
     if "allowed_networks" in values:
         nets = values["allowed_networks"]
         if not isinstance(nets, list) or not all(isinstance(n, str) for n in nets):

@@ -33,7 +33,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ from esc_orch.model.diff import ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.failure import FailureCause, cause_of
 from esc_orch.model.lifecycle import DeploymentState, LifecycleOperation
-from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.record import DeploymentRecord, VmRecord
 from esc_orch.model.schema import ESC_PREFIX
 from esc_orch.model.units import UnitId
 from esc_orch.northbound.esc_rpcs import EscActionSink
@@ -128,6 +128,17 @@ class LifecycleService:
         self._tries: dict[Key, int] = {}
         #: The ESC action sink (daemon/actions.py), set by the wiring.
         self.actions: EscActionSink | None = None
+        # Monitoring hooks (daemon/monitoring.py installs them; none without monitoring):
+        #: vm_groups of a deployment whose VM_ALIVE a KPI sends (DeploymentTarget).
+        self.alive_by_monitor: Callable[[Deployment | None], frozenset[str]] = lambda _d: (
+            frozenset()
+        )
+        #: Called on the loop for each committed deployment change: (key, before, after).
+        self.change_hooks: list[Callable[[Key, Deployment | None, Deployment | None], None]] = []
+        #: A recovery holds the deployment: the periodic resync leaves it alone.
+        self.holds: Callable[[Key], bool] = lambda _k: False
+        #: The eo:monitoring element of a VM in opdata.
+        self.vm_opdata: Callable[[VmRecord], Any] | None = None
 
     # ------------------------------------------------------------------ start / stop
 
@@ -226,6 +237,7 @@ class LifecycleService:
             resync=resync,
             quiet=quiet,
             reboot=reboot,
+            alive_by_monitor=self.alive_by_monitor(None if undeploy else self.deployments.get(key)),
         )
 
     def on_commit(self, diff: ConfigDiff) -> None:
@@ -253,8 +265,14 @@ class LifecycleService:
             self.pool.configure(cid, model)
             self.proof_sources.configure(cid, model)
         for key, deployment in deployments:
+            before = self.deployments.get(key)
             _put(self.deployments, key, deployment)
             self._forget_retry(key)
+            for hook in self.change_hooks:
+                try:
+                    hook(key, before, deployment)
+                except Exception:  # a hook must not keep the change from running
+                    log.exception("deployment change hook")
             self.reactor.submit(self.target(key))
         if deployments or connectors:
             self.proof_sources.rearm()
@@ -432,6 +450,8 @@ class LifecycleService:
                 status = self.reactor.status(*key)
                 if status is None or self.reactor.busy(*key):
                     continue
+                if self.holds(key):  # a recovery is at work on it (or gave up): leave it
+                    continue
                 if self._at_desired(key):
                     self._forget_retry(key)
                     if full:
@@ -468,7 +488,7 @@ class LifecycleService:
 
         def build() -> etree._Element:
             records = [self.reactor.status(*key) for key in self.reactor.deployments()]
-            return tenants_element([r for r in records if r is not None])
+            return tenants_element([r for r in records if r is not None], vm_extra=self.vm_opdata)
 
         async def snapshot() -> etree._Element:
             return build()

@@ -12,7 +12,7 @@ yang/esc-orch.yang). A test validates the output against both modules with libya
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from lxml import etree
 
@@ -55,7 +55,13 @@ def _progress(parent: etree._Element, step: StepInFlight | None, note: FailureNo
             _sub(entry, "vim_id", cid, ns=EO_NS)
 
 
-def _vm_instance(parent: etree._Element, vm: VmRecord, step: StepInFlight | None) -> None:
+#: The extra ``eo:`` element of a VM (its monitoring, daemon/monitor_opdata.py), or None.
+VmExtra = Callable[[VmRecord], etree._Element | None] | None
+
+
+def _vm_instance(
+    parent: etree._Element, vm: VmRecord, step: StepInFlight | None, extra: VmExtra = None
+) -> None:
     entry = _sub(parent, "vm_instance")
     _sub(entry, "vm_id", vm.identity.vmid)
     _sub(entry, "name", vm.identity.name)
@@ -83,9 +89,14 @@ def _vm_instance(parent: etree._Element, vm: VmRecord, step: StepInFlight | None
                 _sub(interface, "netmask", nic.netmask)
     mine = step if step is not None and step.vm_name == vm.identity.name else None
     _progress(entry, mine, vm.last_failure)
+    more = extra(vm) if extra is not None else None
+    if more is not None:
+        entry.append(more)
 
 
-def deployment_element(parent: etree._Element, record: DeploymentRecord) -> None:
+def deployment_element(
+    parent: etree._Element, record: DeploymentRecord, vm_extra: VmExtra = None
+) -> None:
     dep = _sub(parent, "deployments")
     _sub(dep, "deployment_name", record.name)
     _sub(dep, "deployment_id", record.depid)
@@ -104,11 +115,13 @@ def deployment_element(parent: etree._Element, record: DeploymentRecord) -> None
         entry = _sub(dep, "vm_group")
         _sub(entry, "name", group)
         for vm in sorted(vms, key=lambda v: v.identity.index):
-            _vm_instance(entry, vm, record.step)
+            _vm_instance(entry, vm, record.step, vm_extra)
     _progress(dep, record.step, record.last_failure)
 
 
-def tenants_element(records: Iterable[DeploymentRecord]) -> etree._Element:
+def tenants_element(
+    records: Iterable[DeploymentRecord], *, vm_extra: VmExtra = None
+) -> etree._Element:
     """``<tenants>`` with one ``tenant`` per tenant that has deployment state."""
     root = etree.Element(f"{{{ESC_NS}}}tenants", nsmap={None: ESC_NS, "eo": EO_NS})  # type: ignore[dict-item]
     by_tenant: dict[str, list[DeploymentRecord]] = {}
@@ -119,5 +132,5 @@ def tenants_element(records: Iterable[DeploymentRecord]) -> etree._Element:
         _sub(entry, "name", tenant)
         _sub(entry, "tenant_id", tenant)
         for record in sorted(deployments, key=lambda r: r.name):
-            deployment_element(entry, record)
+            deployment_element(entry, record, vm_extra)
     return root

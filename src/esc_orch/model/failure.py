@@ -35,6 +35,7 @@ class FailureCause(StrEnum):
     INTERNAL = "internal-error"
     PROOF_TIMED_OUT = "proof-timed-out"
     ROLLED_BACK = "rolled-back"
+    RECOVERY_FAILED = "recovery-failed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +206,19 @@ class RolledBack:
     restarted: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryFailed:
+    """Automatic recovery of a VM gave up (VM_RECOVERY_COMPLETE FAILURE); ``problems`` say why.
+
+    The VM stays in error until the northbound acts: a locator change, or ``recoveryVmAction DO``.
+    """
+
+    cause: ClassVar[FailureCause] = FailureCause.RECOVERY_FAILED
+    vm_name: str
+    connector_id: str
+    problems: tuple[str, ...] = ()
+
+
 BlockedCause = HostUnreachable | DiskUnfenced
 """What the planner may block a step on (re-observed, then the run fails with it)."""
 
@@ -226,6 +240,7 @@ Failure = (
     | Waited
     | ProofMissing
     | RolledBack
+    | RecoveryFailed
 )
 """The closed set of failures (``describe`` handles every one; mypy checks it)."""
 
@@ -247,6 +262,7 @@ FAILURE_TYPES: tuple[type[Failure], ...] = (
     Waited,
     ProofMissing,
     RolledBack,
+    RecoveryFailed,
 )
 
 
@@ -351,6 +367,13 @@ def describe(failure: Failure) -> str:
                 f"failed: {failure.target_failure}; {failure.vm_name} was put back on "
                 f"{failure.connector_id} and {again}"
             )
+        case RecoveryFailed():
+            why = "; ".join(failure.problems) or "the VM did not come alive again"
+            return (
+                f"recovery of {failure.vm_name} on VIM connector {failure.connector_id} "
+                f"failed ({why}): move the VM to another connector, or send recoveryVmAction "
+                "DO once the host is back"
+            )
 
 
 def vm_of(failure: Failure) -> str | None:
@@ -364,6 +387,7 @@ def vm_of(failure: Failure) -> str | None:
             | NoProgress()
             | ProofMissing()
             | RolledBack()
+            | RecoveryFailed()
         ):
             return failure.vm_name
         case Waited(blocked=(first, *_)):
@@ -389,6 +413,7 @@ def connector_of(failure: Failure) -> str | None:
             | NoProgress()
             | ProofMissing()
             | RolledBack()
+            | RecoveryFailed()
         ):
             return failure.connector_id
         case Waited(blocked=(first, *_)):

@@ -78,6 +78,11 @@ class VmRecord:
     #: Connectors that did not answer when the VM moved away from them: a stale copy may
     #: remain there, so they are observed until they answer without it (then it is removed).
     left_on: tuple[str, ...] = ()
+    #: The state the recovery policy puts the VM in (RECOVERING while it runs, ERROR after
+    #: it gave up), shown over the lifecycle's until the recovery ends or the northbound acts.
+    recovery: VmLifecycleState | None = None
+    #: When the VM was last created, started, rebooted or moved (its monitoring's boot time).
+    booted_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +99,10 @@ class VmRecord:
 
     @property
     def shown_state(self) -> VmLifecycleState:
-        """The state opdata shows: an alive VM with monitoring off is MONITOR_DISABLED."""
+        """The state opdata shows: a recovery's state first; an alive VM with monitoring off
+        is MONITOR_DISABLED."""
+        if self.recovery is not None:
+            return self.recovery
         if self.unmonitored and self.state is VmLifecycleState.ALIVE:
             return VmLifecycleState.MONITOR_DISABLED
         return self.state
@@ -116,6 +124,9 @@ class DeploymentRecord:
     last_failure: FailureNote | None = None
     #: A serviceAction (START/STOP/REBOOT) accepted whose SERVICE_* event is not logged yet.
     owed_service_action: str | None = None
+    #: The deploy run ended before the monitor saw every VM alive: SERVICE_ALIVE is sent by
+    #: the monitor when the last one is (VM_ALIVE comes from the KPI, not the run).
+    alive_owed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

@@ -16,7 +16,7 @@ assembled ``<data>`` tree the datastore validates.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -59,6 +59,10 @@ class Vocabulary:
     rule_action: Callable[[str], bool] = _builtin_only
     #: Elements refused per connector type (see :data:`CONNECTOR_LIMITS`).
     limits: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: CONNECTOR_LIMITS)
+    #: The daemon's monitoring check of a vm_group (``monitor.watch.check_group``): problems as
+    #: (path relative to the vm_group, message). When set, it replaces the checks of
+    #: collector types and rule actions here.
+    monitoring_check: Callable[[VmGroup], Iterable[tuple[str, str]]] | None = None
 
 
 # -- paths -------------------------------------------------------------------------------
@@ -234,7 +238,41 @@ def _pool_errors(group: VmGroup, base: str) -> Iterator[RpcError]:
 # -- monitoring --------------------------------------------------------------------------
 
 
+_MONITORING_TAGS = (
+    ("metric_collector/type", "unknown-collector"),
+    ("metric_collector/nicid", "target-not-allowed"),
+    ("metric_cond", "bad-metric-cond"),
+    ("/action", "unknown-rule-action"),
+)
+
+
+def _relative(path: str) -> str:
+    """``kpi_data/kpi[event_name='X']/type`` with every step in the esc prefix."""
+    steps, depth, current = [], 0, ""
+    for ch in path:
+        if ch == "/" and depth == 0:
+            steps.append(current)
+            current = ""
+            continue
+        depth += (ch == "[") - (ch == "]")
+        current += ch
+    steps.append(current)
+    out = []
+    for step in steps:
+        name, bracket, rest = step.partition("[")
+        preds = bracket + rest
+        if preds and not preds.startswith("[."):
+            preds = preds.replace("[", f"[{ESC_PREFIX}:")
+        out.append(f"{ESC_PREFIX}:{name}{preds}")
+    return "/".join(out)
+
+
 def _monitoring_errors(group: VmGroup, base: str, vocabulary: Vocabulary) -> Iterator[RpcError]:
+    if vocabulary.monitoring_check is not None:
+        for path, message in vocabulary.monitoring_check(group):
+            tag = next((t for end, t in _MONITORING_TAGS if path.endswith(end)), "bad-monitoring")
+            yield _bad(ErrorTag.INVALID_VALUE, f"{base}/{_relative(path)}", message, tag)
+        return
     known = ", ".join(sorted(vocabulary.collector_types)) or "none"
     for kpi in group.kpi_data.kpi:
         kind = kpi.metric_collector.type

@@ -255,7 +255,9 @@ def observe(
         spec = watch.kpi(alive_name)
         assert spec is not None
         edges = [e for e in edges if e.event_name != alive_name]
-        if current.condition is not False:
+        # Decided on the condition before this turn's samples: a ping that turns the KPI
+        # FALSE in the same turn is this one edge (with the VIM's cause), not lost.
+        if state.kpi(alive_name).condition is not False:
             kpis[alive_name] = replace(
                 current, condition=False, true_run=0,
                 false_run=max(current.false_run, spec.occurrences_false),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,18 +76,24 @@ class RecoveryCoordinator:
         clock: Clock,
         new_uuid: UuidFactory,
         book: RecoveryBook | None = None,
+        persist: Callable[[RecoveryBook], Awaitable[None]] | None = None,
     ) -> None:
+        """``persist``: called with the new book after the notices and VM states of an input
+        and before its steps are handed over (the daemon writes the book with those events,
+        so a step is durable before it runs and never runs twice)."""
         self._subjects = subjects
         self._executor = executor
         self._reporter = reporter
         self._clock = clock
         self._new_uuid = new_uuid
         self.book = book or RecoveryBook()
+        self._persist = persist
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, event: RecoveryInput) -> None:
         async with self._lock:
+            before = self.book
             self.book, effects = recover(
                 self.book, event, subjects=self._subjects.subjects(), new_uuid=self._new_uuid
             )
@@ -97,6 +103,10 @@ class RecoveryCoordinator:
                 await self._reporter.notice(notice)
             for name, state in effects.vm_states:
                 await self._reporter.vm_state(name, state)
+            if self._persist is not None and (
+                self.book != before or effects.notices or effects.vm_states
+            ):
+                await self._persist(self.book)
             for step in effects.steps:
                 task = asyncio.create_task(self._run(step))
                 self._tasks.add(task)

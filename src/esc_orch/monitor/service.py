@@ -5,8 +5,11 @@ Each turn: read what to watch (a port), ask the pure core what is due, collect t
 ``vim_interval``, fold everything into each VM's state with
 :func:`~esc_orch.monitor.decision.observe`, and hand the decisions to the sink: opdata
 changes, VM alive, recovery requests, rule results. Rule actions (scripts) run as tasks of
-their own so a slow script never delays a poll. The loop sleeps until the next thing is due
-(at most ``max_sleep``, so a new deployment is picked up quickly) on the injected clock.
+their own so a slow script never delays a poll, and so does the VIM check: a turn waits for it
+at most ``vim_patience`` (a dead host's ``list_vms`` can take the connector's retries to fail),
+its views are folded in at the turn after it answers, and its answer wakes the loop. The loop
+sleeps until the next thing is due (at most ``max_sleep``, so a new deployment is picked up
+quickly) on the injected clock.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from esc_orch.monitor.collectors.protocol import Collector
 from esc_orch.monitor.collectors.vimview import VimViewSource
@@ -59,6 +63,7 @@ class MonitorService:
         vim_interval: float = 60.0,
         snapshot: MonitorSnapshot | None = None,
         max_sleep: float = 1.0,
+        vim_patience: float = 0.05,
     ) -> None:
         self._watches = watches
         self._sink = sink
@@ -72,6 +77,8 @@ class MonitorService:
         self._states: dict[str, VmMonitorState] | None = None
         self._started_at = 0.0
         self._next_vim = 0.0
+        self._vim_patience = vim_patience
+        self._vim_task: asyncio.Future[dict[str, VimView]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.polls = 0
@@ -152,10 +159,7 @@ class MonitorService:
         for gone in set(self._states) - set(by_name):
             del self._states[gone]
         samples = await self._collect(watches, now)
-        views: dict[str, VimView] = {}
-        if self._vim is not None and now >= self._next_vim:
-            self._next_vim = now + self._vim_interval
-            views = await self._vim.observe([w for w in watches if w.monitored])
+        views = await self._vim_views(watches, now)
         self.polls += 1
         wakeups: list[float] = []
         for w in watches:
@@ -178,6 +182,29 @@ class MonitorService:
         if self._vim is not None and any(w.monitored for w in watches):
             wakeups.append(self._next_vim)
         return min(wakeups) if wakeups else None
+
+    async def _vim_views(self, watches: Sequence[VmWatch], now: float) -> dict[str, VimView]:
+        """The VIM check's views once it has answered (started every ``vim_interval``)."""
+        if self._vim is None:
+            return {}
+        if self._vim_task is None and now >= self._next_vim:
+            self._next_vim = now + self._vim_interval
+            self._vim_task = asyncio.ensure_future(
+                self._vim.observe([w for w in watches if w.monitored])
+            )
+        task = self._vim_task
+        if task is None:
+            return {}
+        if not task.done():
+            await asyncio.wait({task}, timeout=self._vim_patience)
+            if not task.done():
+                return {}  # still asking: the pings go on; its answer wakes the loop
+        self._vim_task = None
+        try:
+            return task.result()
+        except Exception:  # the source never raises for a VIM; a bug must not stop polling
+            log.exception("VIM view check failed")
+            return {}
 
     async def _dispatch(self, watch: VmWatch, decisions: Sequence[object]) -> None:
         for d in decisions:
@@ -213,7 +240,10 @@ class MonitorService:
             )
             sleeper = asyncio.ensure_future(self._clock.sleep(delay))
             stopper = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {sleeper, stopper}
+            if self._vim_task is not None and not self._vim_task.done():
+                waits.add(self._vim_task)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for f in (sleeper, stopper):
                 f.cancel()
 
@@ -224,6 +254,8 @@ class MonitorService:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._vim_task is not None:
+            self._vim_task.cancel()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -107,6 +107,17 @@ def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, 
     return fields
 
 
+def _alive_pending(
+    record: DeploymentRecord, desired: DesiredState, by_monitor: frozenset[str]
+) -> bool:
+    """Is a running VM of a monitor-watched group not reported alive yet?"""
+    for vm in desired.vms:
+        entry = record.vm(vm.name)
+        if vm.power_on and vm.identity.group in by_monitor and entry and not entry.alive:
+            return True
+    return False
+
+
 class Converger(Proving["_Run"]):
     """Runs one deployment's convergence loop at a time; see the module docstring."""
 
@@ -414,7 +425,7 @@ class Converger(Proving["_Run"]):
                 return None
             return await self._fail(run, exc.failure, action)
         timer.end(outcome="done")
-        record = self._put(rec.stepped(self._get(run), action, result.state))
+        record = self._put(rec.stepped(self._get(run), action, result.state, at=self._clock()))
         await self._journal.record_outcome(
             Outcome(step_id=intent.step_id, status=StepStatus.DONE), record=record
         )
@@ -432,7 +443,8 @@ class Converger(Proving["_Run"]):
             entry.observed is not None and entry.observed.power is PowerState.RUNNING
         )
         deploying = run.operation is LifecycleOperation.DEPLOY or isinstance(action, CreateVm)
-        if running and deploying and entry is not None and not entry.alive:
+        by_monitor = action.vm.group in run.target.alive_by_monitor
+        if running and deploying and entry is not None and not entry.alive and not by_monitor:
             # Stand-in until KPI monitoring: a running VM is reported alive once.
             record = self._put(
                 self._get(run).with_vm(action.vm.name, alive=True, state=VmLifecycleState.ALIVE)
@@ -448,7 +460,16 @@ class Converger(Proving["_Run"]):
             change = Undeployed(tenant=target.tenant, name=target.name)
         else:
             change = self._put(rec.converged(self._get(run), desired, obs))
-        if not target.quiet and (not target.resync or run.reported):
+        owed_alive = (
+            run.operation is LifecycleOperation.DEPLOY
+            and isinstance(change, DeploymentRecord)
+            and _alive_pending(change, desired, target.alive_by_monitor)
+        )
+        if owed_alive and isinstance(change, DeploymentRecord) and not target.quiet:
+            # VM_ALIVE comes from the KPI: SERVICE_ALIVE once the monitor has seen them all
+            change = self._put(replace(change, run=None, alive_owed=True))
+            await self._journal.save(change)
+        elif not target.quiet and (not target.resync or run.reported):
             if isinstance(change, DeploymentRecord):
                 change = self._put(replace(change, run=None))
             await self._publish(run, run.reporter.service(), change)
@@ -483,6 +504,8 @@ class Converger(Proving["_Run"]):
         if run.operation is not LifecycleOperation.DEPLOY:
             return
         for vm in desired.vms:
+            if vm.identity.group in run.target.alive_by_monitor:
+                continue  # the monitor reports it alive (its KPI)
             running = any(c.state.power is PowerState.RUNNING for c in obs.copies(vm.name))
             entry = self._get(run).vm(vm.name)
             if running and entry is not None and not entry.alive:

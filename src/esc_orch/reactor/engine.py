@@ -29,8 +29,10 @@ from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.converge import Converger, Key
+from esc_orch.reactor.execute import Executor
 from esc_orch.reactor.observe import ConnectorProvider
 from esc_orch.reactor.proofgate import NoProofSources, ProofGate, ProofSources
+from esc_orch.reactor.recovery_step import RecoverySteps
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.identity import UuidFactory
 from esc_orch.reconcile.proof import ProofPolicy
@@ -85,6 +87,21 @@ class Reactor:
             ),
             observe_timeout=observe_timeout,
         )
+        #: One lock per deployment: held by a run for its length, and by a recovery step.
+        self._locks: dict[Key, asyncio.Lock] = {}
+        #: Recovery steps and the monitor's findings (VM_ALIVE, recovery states).
+        self.recovery = RecoverySteps(
+            records=self._records,
+            journal=journal,
+            events=events,
+            executor=Executor(connectors=connectors, policy=retry, sleep=sleep),
+            clock=clock,
+            new_uuid=new_uuid,
+            lock=self._lock,
+        )
+
+    def _lock(self, key: Key) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
 
     # -- submitting work -------------------------------------------------------------------
     def submit(self, target: DeploymentTarget) -> None:
@@ -210,7 +227,7 @@ class Reactor:
     async def _work(self, key: Key) -> None:
         try:
             while (target := self._pending.pop(key, None)) is not None:
-                async with self._limit:
+                async with self._limit, self._lock(key):
                     self._outcomes[key] = outcome = await self._converger.converge(target)
                 metrics.lifecycle_run(operation=str(outcome.operation), ok=outcome.ok)
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 
 from esc_orch.model.actions import (
     AcceptSpec,
@@ -19,6 +20,8 @@ from esc_orch.model.actions import (
     DeleteVm,
     MigrateVm,
     PowerOff,
+    PowerOn,
+    Reboot,
     RecreateVm,
     SourceState,
 )
@@ -85,10 +88,22 @@ def stepping(
     return replace(record, run=operation, step=step)
 
 
-def stepped(record: DeploymentRecord, action: Action, state: VmState | None) -> DeploymentRecord:
-    """The step is done: what was applied where, how the VIM left the VM."""
+#: Steps after which the VM boots (its monitoring starts over: ``VmRecord.booted_at``).
+BOOTING = (CreateVm, RecreateVm, MigrateVm, PowerOn, Reboot)
+
+
+def stepped(
+    record: DeploymentRecord,
+    action: Action,
+    state: VmState | None,
+    *,
+    at: datetime | None = None,
+) -> DeploymentRecord:
+    """The step is done: what was applied where, how the VIM left the VM (booting at ``at``)."""
     record = replace(record, step=None)
     name = action.vm.name
+    if at is not None and isinstance(action, BOOTING):
+        record = record.with_vm(name, booted_at=at)
     if isinstance(action, CreateVm | RecreateVm | MigrateVm | AcceptSpec):
         record = record.with_identity(action.vm).with_vm(
             name,
@@ -167,3 +182,22 @@ def with_flags(
     if run_finished:
         record = replace(record, run=None)
     return record
+
+
+def recovered(
+    record: DeploymentRecord, action: Action, state: VmState | None, *, at: datetime
+) -> DeploymentRecord:
+    """A recovery step is done (its actions carry no report: the recovery events are it).
+
+    A redeploy's :class:`CreateVm` carries the VM's new vmid: it becomes the VM's identity.
+    An undeploy leaves the placement known (the redeploy puts the VM back there).
+    """
+    name = action.vm.name
+    if isinstance(action, CreateVm):
+        record = record.with_vm(name, identity=action.vm)
+    if isinstance(action, DeleteVm):
+        record = replace(record, step=None).with_vm(
+            name, seen_on=None, observed=None, state=VmLifecycleState.UNDEF
+        )
+        return record
+    return stepped(record, action, state, at=at)

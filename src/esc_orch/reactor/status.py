@@ -43,6 +43,10 @@ class DeploymentTarget:
     reboot: frozenset[str] = frozenset()
     #: Send no service-level event (the caller reports its own, e.g. SERVICE_STOPPED).
     quiet: bool = False
+    #: vm_groups whose VM_ALIVE the monitor sends (a KPI watches them): the run does not
+    #: report their VMs alive when it first sees them running, and a deploy run leaves
+    #: SERVICE_ALIVE to the monitor until they are (``DeploymentRecord.alive_owed``).
+    alive_by_monitor: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.deployment is not None and self.deployment.name != self.name:

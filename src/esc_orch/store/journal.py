@@ -43,7 +43,7 @@ from esc_orch.model.ports import Intent, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, RecordChange, Undeployed
 from esc_orch.store import codec
 from esc_orch.store.events import EventLog
-from esc_orch.store.tables import JournalRow, LifecycleStateRow
+from esc_orch.store.tables import JournalRow, LifecycleStateRow, MonitorStateRow
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,39 @@ class LifecycleStore:
                         self._apply(session, key, entry)
 
             await self._run(write)
+
+    # ------------------------------------------------------------------ monitor state
+
+    async def save_state(
+        self,
+        *,
+        states: dict[str, str],
+        records: Sequence[DeploymentRecord] = (),
+        events: Sequence[EscEvent] = (),
+    ) -> None:
+        """Monitor state documents (name → JSON), ``records`` and ``events``: one transaction."""
+        held = [(r.key, self._held.pop(r.key, None)) for r in records]
+
+        def write() -> None:
+            with Session(self._engine) as session, session.begin():
+                for key, entry in held:
+                    if entry is not None:
+                        self._apply(session, key, entry)
+                for record in records:
+                    self._put(session, record)
+                for name, value in states.items():
+                    session.merge(MonitorStateRow(name=name, value=value))
+                self._events.append(session, list(events))
+
+        await self._run(write)
+
+    async def load_state(self, name: str) -> str | None:
+        def read() -> str | None:
+            with Session(self._engine) as session:
+                row = session.get(MonitorStateRow, name)
+                return None if row is None else row.value
+
+        return await self._run(read)
 
     # ------------------------------------------------------------------ EventSink
 

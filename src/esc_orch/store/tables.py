@@ -159,6 +159,19 @@ class HostDownRow(Base):
     confirmed_at: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
+class MonitorStateRow(Base):
+    """The monitor's memory (``snapshot``) and the recovery policy's book (``recovery_book``).
+
+    One JSON document per name (monitor/snapshot.py): the book is written in the transaction
+    of the recovery events it produced, so a recovery step is durable before it is run.
+    """
+
+    __tablename__ = "monitor_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'esc-orch.sqlite'}"
 

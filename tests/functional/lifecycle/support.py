@@ -36,6 +36,8 @@ resync_interval = 600
 retry_attempts = 3
 retry_base_delay = 0.2
 retry_max_delay = 1
+[monitor]
+enabled = false  # outside a private namespace: the seed's 192.168.23.x are never pinged
 """
 
 

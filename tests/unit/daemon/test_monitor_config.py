@@ -23,6 +23,11 @@ def test_defaults_allow_only_loopback(tmp_path: Path) -> None:
     assert refused is not None and "allowed_networks (127.0.0.0/8)" in str(refused)
 
 
+def test_monitoring_is_on_unless_turned_off(tmp_path: Path) -> None:
+    assert _load(tmp_path, "").monitor.enabled
+    assert not _load(tmp_path, "[monitor]\nenabled = false\n").monitor.enabled
+
+
 def test_a_full_monitor_table(tmp_path: Path) -> None:
     monitor = _load(
         tmp_path,
@@ -44,6 +49,7 @@ def test_a_full_monitor_table(tmp_path: Path) -> None:
         ('icmp_mode = "magic"', "icmp_mode must be one of"),
         ("ping = 1", "unknown settings ['monitor.ping']"),
         ("scripts_dir = 3", "directory path"),
+        ('enabled = "no"', "monitor.enabled must be true or false"),
     ],
 )
 def test_bad_values_are_refused(tmp_path: Path, text: str, needle: str) -> None:

@@ -182,6 +182,21 @@ def test_a_dead_host_turns_the_kpi_false_at_the_first_failed_check() -> None:
     assert decisions == ()
 
 
+def test_a_ping_turning_false_with_the_vim_fault_in_the_same_turn_is_one_edge() -> None:
+    """Was lost: the ping's FALSE edge was replaced by the VIM's, which was then skipped
+    because the KPI already read FALSE (found through the daemon: no recovery at all)."""
+    w = watch()
+    state, _ = run(w, [UP, UP, UP, DOWN, DOWN])  # two misses: one more turns it FALSE
+    state, decisions = observe(
+        w, state, now=90, samples={"VM_ALIVE": Sample(value=0, at=90)},
+        vim=VimView.HOST_UNREACHABLE,
+    )  # fmt: skip
+    assert [_short(d) for d in decisions] == [
+        "edge:FALSE(host-down)", "log", "recover:host-down@150",
+    ]  # fmt: skip
+    assert state.kpi("VM_ALIVE").condition is False and not state.alive
+
+
 @pytest.mark.parametrize(
     ("view", "cause"),
     [(VimView.STOPPED, "vm-stopped"), (VimView.ERROR, "vm-error"), (VimView.ABSENT, "vm-absent")],

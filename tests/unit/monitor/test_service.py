@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -177,6 +178,38 @@ async def test_a_dead_host_is_acted_on_at_the_first_failed_check() -> None:
         (TriggerCause.HOST_DOWN, 60)
     ]
     assert sink.status[-1].vim is not None and sink.status[-1].vim.value == "host-unreachable"
+
+
+class SlowDeadHost:
+    """A host whose check hangs until released, then fails (a dead host's retries)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.calls = 0
+
+    async def list_vms(self) -> tuple[VmState, ...]:
+        self.calls += 1
+        await self.release.wait()
+        raise TemporaryVimError("connection refused")
+
+
+async def test_a_slow_vim_check_does_not_hold_the_polls_up() -> None:
+    clock, fake = Clock(), FakeCollector()
+    fake.set(ADDR, 100)
+    observers: dict[str, object] = {"CSP-1": Host(PowerState.RUNNING)}
+    vim = VimViewSource(observers=observers, check_timeout=3600)  # type: ignore[arg-type]
+    service, sink = make(seed_watch(), clock=clock, fake=fake, vim=vim, vim_interval=30)
+    await turns(service, clock, 4)
+    assert sink.alive == [("vm0", True)]
+    slow = SlowDeadHost()
+    observers["CSP-1"] = slow
+    polls = service.polls
+    await turns(service, clock, 3)  # the check hangs: every turn returns, pings go on
+    assert service.polls == polls + 3 and slow.calls == 1 and sink.recoveries == []
+    slow.release.set()
+    await asyncio.sleep(0)
+    await turns(service, clock, 1)  # its answer is folded in at the next turn
+    assert [r.cause for r in sink.recoveries] == [TriggerCause.HOST_DOWN]
 
 
 async def test_a_vm_stopped_behind_our_back() -> None:

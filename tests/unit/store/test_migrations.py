@@ -8,6 +8,7 @@ import base64
 import functools
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -442,3 +443,61 @@ def _contained(written: object, read: object) -> bool:
             and all(_contained(a, b) for a, b in zip(written, read, strict=True))
         )
     return written == read
+
+
+SECOND_REVISION = '''"""test only: meta gets a note column"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9999"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("meta") as batch:
+        batch.add_column(sa.Column("note", sa.String(32), nullable=False, server_default="kept"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("meta") as batch:
+        batch.drop_column("note")
+'''
+
+
+def test_a_database_behind_the_head_is_refused_then_upgraded_with_its_data(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the next release's revision will do: shown with a second revision (test only)."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, migrations)
+    head = migrate.head_revision()  # the next release's revision comes after today's head
+    (migrations / "versions" / "9999_test_note.py").write_text(
+        SECOND_REVISION.replace("{head}", head)
+    )
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
+    migrate.script_directory.cache_clear()
+    try:
+        engine = create_engine(store_url)
+        with engine.begin() as connection:
+            command.upgrade(migrate.alembic_config(connection), head)
+            connection.execute(text("INSERT INTO meta (name, value) VALUES ('event_id', 41)"))
+        behind = migrate.status(engine)
+        assert (behind.state, behind.current, behind.pending) == (
+            SchemaState.BEHIND,
+            head,
+            ("9999",),
+        )
+        with pytest.raises(SchemaError, match=r"out of date .* esc-orchd db upgrade"):
+            migrate.ensure_current(engine)
+        before, after = migrate.upgrade(engine)
+        assert before.state is SchemaState.BEHIND
+        assert (after.state, after.current) == (SchemaState.CURRENT, "9999")
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT name, value, note FROM meta")).all()
+        assert [tuple(r) for r in rows] == [("event_id", 41, "kept")]
+        engine.dispose()
+    finally:
+        migrate.script_directory.cache_clear()
