@@ -19,6 +19,9 @@ wheel="${1:-}"
 if [ -z "$wheel" ]; then
   builder=.venv/bin/python
   [ -x "$builder" ] || builder="$python"
+  # setuptools reuses ./build/lib: a file renamed or removed since the last build would
+  # otherwise ship in the wheel too (a migration revision present twice, say).
+  rm -rf build
   "$builder" -m build --wheel --outdir dist . >/dev/null
   wheel=$(ls -t dist/esc_orch-*.whl | head -n 1)
 fi

@@ -52,6 +52,8 @@ retry_max_delay = 1
 observe_timeout = 3
 proof_timeout = {proof_timeout}
 error_retry_delay = 300
+[monitor]
+enabled = false  # outside a private namespace: the seed's 192.168.23.x are never pinged
 """
 EO = {"eo": EO_NS, **NS}
 
