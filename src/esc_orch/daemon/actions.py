@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from esc_orch import failpoints
 from esc_orch.daemon.lifecycle import Key, LifecycleService
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.events import EscEvent, EventType
@@ -153,6 +154,7 @@ class LifecycleActions:
             stopped = stopped | names if action is ActionType.STOP else stopped - names
             await self._set(key, stopped=stopped, owed_service_action=owed)
             target = svc.target(key, quiet=True)
+        failpoints.hit("actions.after-accept")
         svc.reactor.submit(target)
         svc.spawn(self._follow(status, vms, action, service=service))
 

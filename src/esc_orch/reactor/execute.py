@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from esc_orch import failpoints
 from esc_orch.model.actions import (
     AcceptSpec,
     Action,
@@ -198,8 +199,10 @@ class Executor:
             raise StepFailed(DiskUnfenced(vm_name=name, connector_id=source, storage="local"))
         if present:
             await self._stop(source, name)
+            failpoints.hit("lifecycle.between-calls")
         if a.mode is MigrationMode.SHARED_DISK and present:
             await self._delete(source, name, keep_disk=True)
+            failpoints.hit("lifecycle.between-calls")
         fence = DiskHeld(
             vm_name=name,
             connector_id=target,
@@ -238,7 +241,9 @@ class Executor:
             case RecreateVm():
                 spec = action.spec
                 await self._stop(action.connector_id, name)
+                failpoints.hit("lifecycle.between-calls")
                 await self._delete(action.connector_id, name, keep_disk=action.keep_disk)
+                failpoints.hit("lifecycle.between-calls")
                 state = await self._call(
                     action.connector_id, f"re-creating {name}", lambda c: c.ensure_vm(spec=spec)
                 )

@@ -23,6 +23,7 @@ from lxml import etree
 from sqlalchemy import Engine, and_, delete, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from esc_orch import failpoints
 from esc_orch.model.backend import (
     Datastore,
     DefaultOperation,
@@ -448,6 +449,7 @@ class SqlDatastore:
         return row.value
 
     def _notify(self, diff: ConfigDiff) -> None:
+        failpoints.hit("datastore.after-commit")
         for listener in list(self._listeners):
             try:
                 listener(diff)

@@ -91,8 +91,10 @@ class LifecycleStore:
             # Written with the next event of the deployment; nothing is awaited from here to
             # the reactor's publish, so no other step of this deployment can come between.
             self._held[key] = (outcome, record)
+            failpoints.hit("lifecycle.after-outcome")
             return
         await self._run(lambda: self._write_held(key, (outcome, record)))
+        failpoints.hit("lifecycle.after-outcome")
 
     async def unfinished(self) -> tuple[Intent, ...]:
         await self.flush()
@@ -115,6 +117,8 @@ class LifecycleStore:
                 self._events.append(session, list(events))
 
         await self._run(write)
+        if events:
+            failpoints.hit("lifecycle.after-event")
 
     async def flush(self) -> None:
         """Write every held outcome (shutdown, or before reading the journal)."""
