@@ -48,7 +48,7 @@ from payloads import ESC_NS
 
 DEP = "dep"
 #: Settle time after the operation's last event: a duplicate or stray event would come by then.
-SETTLE_S = 2.0
+SETTLE_S = 1.5
 EVENT_TIMEOUT_S = 40.0
 
 
@@ -199,7 +199,7 @@ def deployed_then(
 
 
 UPDATED = "SERVICE_UPDATED"
-OFF = Final(power="off", vm_state="VM_STOPPED_STATE")
+OFF = Final(power="off", state="SERVICE_STOPPED_STATE", vm_state="VM_STOPPED_STATE")
 SVC_OFF = Final(power="off", state="SERVICE_STOPPED_STATE", vm_state="VM_STOPPED_STATE")
 
 OPERATIONS: dict[str, Operation] = {
@@ -354,7 +354,11 @@ class Result:
 def _crash_run(trial: Trial, op: Operation, points: str, *, act: bool, since: int) -> bool:
     """Start a daemon armed with ``points``, send the operation; True if it killed itself."""
     cluster = trial.cluster
-    cluster.start_daemon(env={failpoints.ENV: points})
+    try:
+        cluster.start_daemon(env={failpoints.ENV: points})
+    except RuntimeError:  # it killed itself while starting (resuming the cut run)
+        assert cluster.daemon is not None and cluster.daemon.proc is not None
+        return cluster.daemon.proc.returncode == -9
     assert cluster.daemon is not None and cluster.daemon.proc is not None
     if act:
         with contextlib.suppress(Exception):  # it may die before it replies
@@ -388,6 +392,13 @@ def run_trial(root: Path, operation: str, point: str, *, again: str | None = Non
         op.prepare(trial)
         cluster.daemon.stop()  # type: ignore[union-attr]
         since = last_event_id(trial)
+        if point == "none":  # the reference: the operation without a crash
+            result.fired = True
+            cluster.start_daemon()
+            op.act(trial)
+            result.events = wait_events(trial, op.events, since=since)
+            result.problems += check(trial, op, since=since, events=result.events)
+            return result
         result.fired = _crash_run(trial, op, point, act=True, since=since)
         if not result.fired:
             return result

@@ -17,9 +17,7 @@ from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
-    MigrateVm,
     Reboot,
-    RecreateVm,
 )
 from esc_orch.model.clock import Clock
 from esc_orch.model.events import EscEvent
@@ -103,7 +101,6 @@ class Converger:
         max_steps: int,
         records: dict[Key, DeploymentRecord],
         pending: dict[Key, DeploymentTarget],
-        owed: dict[str, tuple[Key, Action]],
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -114,10 +111,9 @@ class Converger:
         self._retry = retry
         self._max_steps = max_steps
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
-        #: Shared with the Reactor: the records, the queued targets, the owed events.
+        #: Shared with the Reactor: the records and the queued targets.
         self._records = records
         self._pending = pending
-        self._owed = owed
 
     def _next_reboot(self, run: _Run, desired: DesiredState, obs: Observation) -> Reboot | None:
         """The next VM the target asks to reboot, once everything else has converged."""
@@ -271,13 +267,15 @@ class Converger:
     async def _step(self, run: _Run, action: Action) -> RunOutcome | None:
         """Journal, act, remember, report; the failed outcome, or None to go on."""
         name = action.vm.name
-        if isinstance(action, AcceptSpec | CreateVm | MigrateVm | RecreateVm):
-            owed_entry = self._owed.pop(name, None)
-            owed = owed_entry[1] if owed_entry else None
-            if owed is not None and isinstance(action, AcceptSpec) and action.report is None:
-                # The crashed step was done on the VIM; its event was never sent.
-                action = replace(action, report=owed.report)
         record = self._get(run)
+        entry = record.vm(name)
+        owed = entry.owed if entry is not None else None
+        if owed is not None and (action.report is not None or isinstance(action, AcceptSpec)):
+            # A crash cut a step of this VM (its event is owed): this step finishes that work
+            # (a delete or power change not made yet, the create of a re-create or move, or
+            # nothing left but recording the spec), so it reports what the cut step would have.
+            # The debt stays in the record until the step's event is logged with it.
+            action = replace(action, report=owed)
         intent = Intent(
             step_id=self._new_uuid(),
             tenant=run.target.tenant,
@@ -350,9 +348,13 @@ class Converger:
             change = self._put(rec.converged(self._get(run), desired, obs))
         if not target.quiet and (not target.resync or run.reported):
             if isinstance(change, DeploymentRecord):
-                change = self._put(replace(change, run=None))
+                change = self._put(replace(change, run=None, settled_txid=self._settled(run)))
+            else:
+                change = replace(change, settled_txid=target.txid)
             await self._publish(run, run.reporter.service(), change)
         elif isinstance(change, DeploymentRecord):
+            if target.resync:  # a resync's run ends here: a restart has nothing to finish
+                change = self._put(replace(change, run=None))
             await self._journal.save(change)
         log.info(
             "%s run succeeded after %d step(s)", run.operation, run.steps, extra=_where(target)
@@ -366,20 +368,25 @@ class Converger:
             notes=tuple(run.notes),
         )
 
+    def _settled(self, run: _Run) -> int:
+        """The txid the run's service event settles (never lower than one settled before)."""
+        return max(self._get(run).settled_txid, run.target.txid)
+
     async def _pay_owed(self, run: _Run, desired: DesiredState, obs: Observation) -> None:
         """Events a crash left unsent, now that the deployment is where it should be.
 
-        A step done on the VIM whose event was not logged (its intent was found open) is
-        reported here unless a step of this run already did (deletions and power changes
-        need no step after a restart); a VM that runs but was never reported alive is.
+        A step done on the VIM whose event was not logged (its intent was found open; the
+        debt is in the record, ``VmRecord.owed``) is reported here unless a step of this run
+        already did (deletions and power changes need no step after a restart); each is
+        logged with the record that clears it. A VM that runs but was never reported alive is.
         """
-        for name, (key, action) in list(self._owed.items()):
-            if key != run.target.key or action.report is None:
+        for debtor in self._get(run).vms:
+            if debtor.owed is None:
                 continue
-            del self._owed[name]
             run.reported = True
-            record = self._get(run)
-            await self._publish(run, run.reporter.vm_event(action, action.report, record), record)
+            record = self._put(self._get(run).with_vm(debtor.name, owed=None))
+            event = run.reporter.vm_report(debtor.identity, debtor.owed, record)
+            await self._publish(run, event, record)
         if run.operation is not LifecycleOperation.DEPLOY:
             return
         for vm in desired.vms:
@@ -399,10 +406,11 @@ class Converger:
             record = record.with_vm(action.vm.name, state=VmLifecycleState.ERROR, last_failure=note)
         record = self._put(record)
         if action is not None and action.report is not None:
+            record = self._put(record.with_vm(action.vm.name, owed=None))
             event = run.reporter.vm_event(action, action.report, record, failure=reason)
             await self._publish(run, event, record)
         if not run.target.quiet:
-            record = self._put(replace(record, run=None))
+            record = self._put(replace(record, run=None, settled_txid=self._settled(run)))
             await self._publish(run, run.reporter.service(failure=reason, code=code), record)
         else:
             await self._journal.save(record)

@@ -19,6 +19,7 @@ from esc_orch.model.actions import (
     DeleteVm,
     MigrateVm,
     PowerOff,
+    Reboot,
     RecreateVm,
 )
 from esc_orch.model.lifecycle import (
@@ -102,6 +103,10 @@ def stepped(record: DeploymentRecord, action: Action, state: VmState | None) -> 
         )
     if isinstance(action, PowerOff):
         record = record.with_vm(name, state=VmLifecycleState.STOPPED)
+    if action.report is not None:  # its event is logged with this record: nothing owed
+        record = record.with_vm(name, owed=None)
+    if isinstance(action, Reboot):
+        record = record.with_vm(name, wanted_reboot=False)
     if isinstance(action, DeleteVm) and action.report is not None:  # retired, not a copy
         record = record.with_vm(
             name, applied=None, seen_on=None, observed=None, state=VmLifecycleState.UNDEF
@@ -138,14 +143,18 @@ def with_flags(
     *,
     stopped: frozenset[str] | None = None,
     unmonitored: frozenset[str] | None = None,
+    reboot: frozenset[str] | None = None,
     owed_service_action: str | None = None,
     settle_service_action: bool = False,
+    quiet_run: bool = False,
     run_finished: bool = False,
 ) -> DeploymentRecord:
     """An action changed what is wanted (see :meth:`Reactor.set_flags`)."""
     vms = record.vms
     if stopped is not None:
         vms = tuple(replace(v, wanted_off=v.name in stopped) for v in vms)
+    if reboot is not None:
+        vms = tuple(replace(v, wanted_reboot=v.name in reboot) for v in vms)
     if unmonitored is not None:
         vms = tuple(replace(v, unmonitored=v.name in unmonitored) for v in vms)
     record = replace(record, vms=vms)
@@ -153,6 +162,8 @@ def with_flags(
         record = replace(record, owed_service_action=owed_service_action)
     if settle_service_action:
         record = replace(record, owed_service_action=None)
+    if quiet_run:
+        record = replace(record, quiet_run=True)
     if run_finished:
-        record = replace(record, run=None)
+        record = replace(record, run=None, quiet_run=False)
     return record

@@ -43,6 +43,9 @@ class DeploymentTarget:
     reboot: frozenset[str] = frozenset()
     #: Send no service-level event (the caller reports its own, e.g. SERVICE_STOPPED).
     quiet: bool = False
+    #: The configuration transaction this target reflects: its service event settles the
+    #: service events owed by the commits up to it (``DeploymentRecord.settled_txid``).
+    txid: int = 0
 
     def __post_init__(self) -> None:
         if self.deployment is not None and self.deployment.name != self.name:

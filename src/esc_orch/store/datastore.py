@@ -49,7 +49,14 @@ from esc_orch.model.units import (
 )
 from esc_orch.model.validate import check_types, validate_config
 from esc_orch.store.events import EventLog
-from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
+from esc_orch.store.tables import (
+    ConfigRefRow,
+    ConfigUnitRow,
+    MetaRow,
+    OwedRunRow,
+    make_engine,
+    sqlite_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +391,11 @@ class SqlDatastore:
         diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
         # Same transaction as the change: published by the log after the commit.
         self.events.append(session, config_events(diff))
+        # The service event of every changed deployment is owed from this very transaction
+        # until the lifecycle logs it (store/journal.py settles it): a crash between the
+        # reply and the run cannot lose it.
+        for change in diff.deployments():
+            session.merge(OwedRunRow(tenant=change.tenant, deployment=change.name, txid=txid))
         return diff
 
     def _put_row(

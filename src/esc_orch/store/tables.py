@@ -8,7 +8,9 @@ deployments that use it without scanning them. ``event_log`` is the durable escE
 its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 ``lifecycle_journal`` holds the reactor's steps (intent before the VIM call, outcome after) and
 ``lifecycle_state`` each deployment's record, as the reactor produced it (see
-``store/journal.py``).
+``store/journal.py``). ``lifecycle_owed_run`` holds, per deployment, the newest committed
+change whose service event is not logged yet: written in the commit's own transaction, deleted
+in the transaction that logs that event, so a crash in between cannot lose it.
 """
 
 from __future__ import annotations
@@ -110,6 +112,17 @@ class LifecycleStateRow(Base):
     state: Mapped[str] = mapped_column(String(32), nullable=False)
     #: The DeploymentRecord as JSON (store/codec.py).
     record: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class OwedRunRow(Base):
+    """A committed change of a deployment whose service event (SERVICE_*) is owed."""
+
+    __tablename__ = "lifecycle_owed_run"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: The newest configuration transaction that changed the deployment.
+    txid: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 def sqlite_url(data_dir: Path) -> str:
