@@ -381,6 +381,7 @@ def _crash_run(trial: Trial, op: Operation, points: str, *, act: bool, since: in
 def run_trial(root: Path, operation: str, point: str, *, again: str | None = None) -> Result:
     """One trial of ``operation`` killed at ``point`` (and at ``again`` after the restart)."""
     op = OPERATIONS[operation]
+    root.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(root)
     trial = Trial(cluster=cluster)
     result = Result(operation=operation, points=(point,) if again is None else (point, again))

@@ -18,6 +18,7 @@ subset by default (CI), all of them with ``ESC_ORCH_CRASH_MATRIX=full``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, (op, col) in enumerate(cells(only)):
             t0 = time.monotonic()
             result = run_cell(Path(tmp) / f"cell{n}", op, col)
+            shutil.rmtree(Path(tmp) / f"cell{n}", ignore_errors=True)
             results[(op, col.name)] = result
             if result is not None:
                 status = result.cell
