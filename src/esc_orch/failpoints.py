@@ -17,9 +17,10 @@ Points (``POINTS``; an unknown name is refused):
     the N-th intent is durable, its VIM call not made yet (``store/journal.py``): the point
     "before the VIM call".
 ``lifecycle.between-calls``
-    inside a step of several VIM calls (re-create: stop, delete, create; move: stop, delete
-    the source, create on the target), the N-th call that is not the step's last is done
-    (``reactor/execute.py``).
+    inside a step of several VIM calls (re-create: stop, delete, create; shared-disk move:
+    stop, delete the source, create on the target; copy-disk move: stop, copy, start;
+    redeploy: stop the source, create on the target, delete the source), the N-th call that
+    is not the step's last is done (``reactor/execute.py``).
 ``lifecycle.before-outcome``
     the N-th step's VIM calls are done and nothing about its result is durable.
 ``lifecycle.after-outcome``

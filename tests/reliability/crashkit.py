@@ -94,6 +94,16 @@ def on_csp2() -> str:
     return seed().replace("<vim_id>CSP-1</vim_id>", "<vim_id>CSP-2</vim_id>")
 
 
+def on_local_disk() -> str:
+    """The disk on CSP-1's local storage instead of gluster: a copy-disk move."""
+    return seed().replace("<value>gluster</value>", "<value>local</value>")
+
+
+def local_on_csp2() -> str:
+    """A local-disk VM placed on CSP-2: a redeploy move (the disk cannot follow)."""
+    return on_local_disk().replace("<vim_id>CSP-1</vim_id>", "<vim_id>CSP-2</vim_id>")
+
+
 def with_recovery_wait() -> str:
     """recovery_wait_time 60 -> 61: a change no VM sees (SERVICE_UPDATED only)."""
     return seed().replace(
@@ -181,9 +191,16 @@ def nothing(trial: Trial) -> None:
 
 
 def deployed(trial: Trial) -> None:
-    editing(seed)(trial)
-    wait_events(trial, ("VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE"), since=0)
-    trial.vm = vm_name(trial)
+    deployed_as(seed)(trial)
+
+
+def deployed_as(body: Callable[[], str]) -> Callable[[Trial], None]:
+    def prepare(trial: Trial) -> None:
+        editing(body)(trial)
+        wait_events(trial, ("VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE"), since=0)
+        trial.vm = vm_name(trial)
+
+    return prepare
 
 
 def deployed_then(
@@ -222,6 +239,19 @@ OPERATIONS: dict[str, Operation] = {
             "update-locator",
             deployed,
             editing(on_csp2),
+            ("VM_UPDATED LOCATOR_UPDATED", UPDATED),
+            Final(host="CSP-2"),
+        ),
+        Operation(
+            "move-copy-disk",
+            deployed,
+            editing(on_local_disk),
+            ("VM_UPDATED LOCATOR_UPDATED", UPDATED),
+        ),
+        Operation(
+            "move-redeploy",
+            deployed_as(on_local_disk),
+            editing(local_on_csp2),
             ("VM_UPDATED LOCATOR_UPDATED", UPDATED),
             Final(host="CSP-2"),
         ),

@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: tests/ on the path, as pytest 
 from reliability.crashkit import OPERATIONS, Operation, Result, run_trial
 
 RECREATES = ("update-flavor", "update-interface", "update-image")
-MOVES = ("update-locator",)
+MOVES = ("update-locator", "move-copy-disk", "move-redeploy")
 ACTIONS = tuple(name for name in OPERATIONS if "Action-" in name)
 EDITS = tuple(name for name in OPERATIONS if name not in ACTIONS)
 
@@ -76,8 +76,12 @@ COLUMNS = (
     Column("none", "no crash: the reference the other cells are held to"),
     Column("accepted", "the edit committed (or the action accepted), no run started"),
     Column("after-intent", "the step's intent durable, its VIM call not made"),
-    Column("between-calls-1", "re-create or move: the first of its VIM calls done (stop)"),
-    Column("between-calls-2", "re-create: the delete done; move: the source deleted"),
+    Column("between-calls-1", "re-create or move: the first of its VIM calls done (a stop)"),
+    Column(
+        "between-calls-2",
+        "re-create: the delete done; shared-disk move: the source deleted; copy-disk: the"
+        " copy done; redeploy: the copy created on the target, the source not deleted",
+    ),
     Column("before-outcome", "the step's VIM calls done, nothing of its result durable"),
     Column("after-outcome", "the outcome handed to the store (held for the event)"),
     Column("after-event-1", "the operation's first event durable"),

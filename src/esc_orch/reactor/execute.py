@@ -183,6 +183,7 @@ class Executor:
         present = a.source in (SourceState.RUNNING, SourceState.STOPPED)
         if a.mode is MigrationMode.COPY_DISK:
             await self._stop(target, name)
+            failpoints.hit("lifecycle.between-calls")
             state = await self._call(
                 target,
                 f"copying the disk of {name} from {a.source_storage} to {a.spec.storage}",
@@ -191,6 +192,7 @@ class Executor:
                 ),
             )
             if a.source is SourceState.RUNNING:
+                failpoints.hit("lifecycle.between-calls")
                 state = await self._call(
                     target, f"starting {name}", lambda c: c.power_on(name=name)
                 )
@@ -215,6 +217,7 @@ class Executor:
             fence=fence if a.spec.storage is Storage.GLUSTER else None,
         )
         if a.mode is MigrationMode.REDEPLOY and present:
+            failpoints.hit("lifecycle.between-calls")  # two copies now, the source stopped
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)
         return state
