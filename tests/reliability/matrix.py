@@ -7,7 +7,7 @@ never reaches that point (or the point does not apply to it, e.g. no VIM call be
 others in a power change). ``none`` is the same operation without a crash: it proves the
 expected events and final state the other cells are held to.
 
-Run the whole matrix (about 20 s a cell on a 2-core machine) and print it::
+Run the whole matrix (about 10 s a cell on a 2-core machine) and print it::
 
     .venv/bin/python tests/reliability/matrix.py [--only OP[,OP]] [--markdown FILE]
 
