@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from reliability.crashkit import OPERATIONS
 from reliability.matrix import CI_CELLS, COLUMNS, cells, run_cell
 
 FULL = os.environ.get("ESC_ORCH_CRASH_MATRIX") == "full"
 _BY_NAME = {c.name: c for c in COLUMNS}
-from reliability.crashkit import OPERATIONS  # noqa: E402
 
 CELLS = [
     (op, col.name)
