@@ -52,6 +52,7 @@ from esc_orch.northbound.session import NetconfCapability, OkReply, Reply
 log = logging.getLogger(__name__)
 
 
+
 class Stream(StrEnum):
     NETCONF = "NETCONF"
     ESC_EVENT = "escEvent"
