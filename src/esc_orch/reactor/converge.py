@@ -17,10 +17,11 @@ from esc_orch.model.actions import (
     AcceptSpec,
     Action,
     CreateVm,
+    PowerOn,
     Reboot,
 )
 from esc_orch.model.clock import Clock
-from esc_orch.model.events import EscEvent
+from esc_orch.model.events import EscEvent, EventType
 from esc_orch.model.failure import (
     ConfigUnsatisfiable,
     Failure,
@@ -75,6 +76,9 @@ class _Run:
         self.published = False
         self.notes: list[str] = []
         self.rebooted: set[str] = set()
+        #: VMs whose re-create or move a crash cut and this run finishes (its owed VM_UPDATED
+        #: paid): starting them again is part of that step, not a VM_STARTED of its own.
+        self.finishing: set[str] = set()
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -276,6 +280,12 @@ class Converger:
             # nothing left but recording the spec), so it reports what the cut step would have.
             # The debt stays in the record until the step's event is logged with it.
             action = replace(action, report=owed)
+            if owed.event is EventType.VM_UPDATED:
+                run.finishing.add(name)
+        elif isinstance(action, PowerOn) and name in run.finishing:
+            # e.g. a copy-disk move cut after its stop: the copy is done as a stopped VM's,
+            # then the VM is started as the cut move would have (reported with it).
+            action = replace(action, report=None)
         intent = Intent(
             step_id=self._new_uuid(),
             tenant=run.target.tenant,
