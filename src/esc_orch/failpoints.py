@@ -7,12 +7,27 @@ there unless the point was enabled, and enabling one only arms it: no code is ev
 
 Points (``POINTS``; an unknown name is refused):
 
+``datastore.after-commit``
+    the N-th change of running is durable (with its config events), no listener has seen it
+    yet, so no run was started for it (``store/datastore.py``).
+``actions.after-accept``
+    the N-th vmAction/serviceAction START/STOP/REBOOT is accepted and its wanted state durable,
+    its run not started (``daemon/actions.py``).
 ``lifecycle.after-intent``
-    the N-th intent is durable, its VIM call not made yet (``store/journal.py``).
+    the N-th intent is durable, its VIM call not made yet (``store/journal.py``): the point
+    "before the VIM call".
+``lifecycle.between-calls``
+    inside a step of several VIM calls (re-create: stop, delete, create; shared-disk move:
+    stop, delete the source, create on the target; copy-disk move: stop, copy, start;
+    redeploy: stop the source, create on the target, delete the source), the N-th call that
+    is not the step's last is done (``reactor/execute.py``).
 ``lifecycle.before-outcome``
-    the N-th step's VIM call is done and nothing about its result is durable.
+    the N-th step's VIM calls are done and nothing about its result is durable.
+``lifecycle.after-outcome``
+    the N-th outcome was handed to the store (held, to be written with the step's event).
 ``lifecycle.after-event``
-    the N-th event the lifecycle logged is durable (with the record it came with).
+    the N-th event the lifecycle logged is durable (with the record it came with), the
+    reactor's and the actions' alike.
 
 ``move.source-stopped``, ``move.source-removed``, ``move.disk-copied``, ``move.target-created``,
 ``move.fenced``
@@ -39,8 +54,12 @@ log = logging.getLogger(__name__)
 ENV = "ESC_ORCH_FAILPOINTS"
 POINTS = frozenset(
     {
+        "datastore.after-commit",
+        "actions.after-accept",
         "lifecycle.after-intent",
+        "lifecycle.between-calls",
         "lifecycle.before-outcome",
+        "lifecycle.after-outcome",
         "lifecycle.after-event",
         "move.source-stopped",
         "move.source-removed",

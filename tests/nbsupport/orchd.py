@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -90,11 +91,7 @@ class OrchdProcess:
                     stderr=log,
                     start_new_session=True,
                 )
-            try:
-                ready = notify.recv(4096).decode()
-            except TimeoutError:
-                self.stop()
-                raise RuntimeError(f"esc-orchd did not become ready: {self.log()}") from None
+            ready = self._wait_ready(notify)
         finally:
             notify.close()
             with contextlib.suppress(OSError):
@@ -105,6 +102,22 @@ class OrchdProcess:
             raise RuntimeError(f"unexpected notification {ready!r}")
         self.port = int(ready.rsplit(":", 1)[1])
         return self
+
+    def _wait_ready(self, notify: socket.socket) -> str:
+        """The daemon's READY notification; fails at once when the daemon exits first."""
+        assert self.proc is not None
+        notify.settimeout(0.2)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                return notify.recv(4096).decode()
+            except TimeoutError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"esc-orchd exited ({self.proc.returncode}) before it was ready"
+                    ) from None
+        self.stop()
+        raise RuntimeError(f"esc-orchd did not become ready: {self.log()}")
 
     def log(self) -> str:
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from esc_orch import failpoints
 from esc_orch.daemon.lifecycle import Key, LifecycleService
 from esc_orch.daemon.monitoring import DaemonMonitoring
 from esc_orch.model.errors import ErrorTag, RpcError
@@ -172,13 +173,14 @@ class LifecycleActions:
                     tag=ErrorTag.INVALID_VALUE,
                     message=f"cannot reboot {', '.join(down)}: stopped (send START instead)",
                 )
-            if owed is not None:
-                await self._set(key, owed_service_action=owed)
+            # Durable before the reply: a restart still reboots them, quietly.
+            await self._set(key, reboot=names, owed_service_action=owed, quiet_run=True)
             target = svc.target(key, reboot=names, quiet=True)
         else:
             stopped = stopped | names if action is ActionType.STOP else stopped - names
-            await self._set(key, stopped=stopped, owed_service_action=owed)
+            await self._set(key, stopped=stopped, owed_service_action=owed, quiet_run=True)
             target = svc.target(key, quiet=True)
+        failpoints.hit("actions.after-accept")
         svc.reactor.submit(target)
         svc.spawn(self._follow(status, vms, action, service=service))
 
@@ -188,8 +190,10 @@ class LifecycleActions:
         *,
         stopped: frozenset[str] | None = None,
         unmonitored: frozenset[str] | None = None,
+        reboot: frozenset[str] | None = None,
         owed_service_action: str | None = None,
         settle_service_action: bool = False,
+        quiet_run: bool = False,
         run_finished: bool = False,
         events: Sequence[EscEvent] = (),
     ) -> None:
@@ -199,8 +203,10 @@ class LifecycleActions:
                 key[1],
                 stopped=stopped,
                 unmonitored=unmonitored,
+                reboot=reboot,
                 owed_service_action=owed_service_action,
                 settle_service_action=settle_service_action,
+                quiet_run=quiet_run,
                 run_finished=run_finished,
                 events=events,
             )
@@ -214,18 +220,22 @@ class LifecycleActions:
         self,
         status: DeploymentRecord,
         vms: tuple[VmRecord, ...],
-        action: ActionType,
+        action: ActionType | None,
         *,
         service: bool,
     ) -> None:
-        """After the run: owed VM events (no step was needed), then the service event."""
+        """After the run: owed VM events (no step was needed), then the service event.
+
+        ``action`` ``None``: a vmAction's run a restart finished (its VM events are the
+        reactor's), only its end is recorded.
+        """
         reactor = self._service.reactor
         await reactor.wait(status.tenant, status.name)
         outcome = reactor.last_outcome(status.tenant, status.name)
         events: list[EscEvent] = []
-        if outcome is not None and outcome.ok and outcome.steps == 0:
+        if action is not None and outcome is not None and outcome.ok and outcome.steps == 0:
             events += [self._vm_event(status, vm, action) for vm in vms]
-        if service:
+        if service and action is not None:
             events.append(self._service_event(status, action, outcome))
         # One transaction: the events, the end of the quiet run (a restart must not finish it
         # again) and, for a serviceAction, the settled debt recorded when it was accepted.
@@ -243,10 +253,13 @@ class LifecycleActions:
         event is sent once that run is over, as it would have been.
         """
         for record in records:
-            if record.owed_service_action is None:
+            if record.owed_service_action is None and not record.quiet_run:
                 continue
             status = self._service.reactor.status(record.tenant, record.name)
             if status is None:
+                continue
+            if record.owed_service_action is None:  # a vmAction's: nothing but its end
+                self._service.spawn(self._follow(status, (), None, service=False))
                 continue
             action = ActionType(record.owed_service_action)
             self._service.spawn(self._follow(status, (), action, service=True))

@@ -119,6 +119,9 @@ class LifecycleService:
         self.deployments: dict[Key, Deployment] = {}
         self.flavors: dict[str, Flavor] = {}
         self.connectors: dict[str, ConnectorModel] = {}
+        #: The newest configuration transaction that changed each deployment (its targets
+        #: carry it: their service event settles the commit's owed event in the store).
+        self.txids: dict[Key, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._resync: asyncio.Task[None] | None = None
@@ -153,8 +156,10 @@ class LifecycleService:
             self.proof_sources.configure(cid, model)
         await self.proof_sources.load()
         records = {r.key: r for r in await self.store.records()}
+        owed = await self.store.owed_runs()
+        self.txids.update(owed)
         targets = [
-            self._resume_target(key, records.get(key))
+            self._resume_target(key, records.get(key), owed=key in owed)
             for key in sorted(self.deployments.keys() | records.keys())
         ]
         closed = await self.reactor.resume(targets, records=tuple(records.values()))
@@ -181,19 +186,32 @@ class LifecycleService:
         }
         return flavors, connectors, deployments
 
-    def _resume_target(self, key: Key, record: DeploymentRecord | None) -> DeploymentTarget:
-        """The run that finishes what the record says was cut (the reactor restores it)."""
+    def _resume_target(
+        self, key: Key, record: DeploymentRecord | None, *, owed: bool = False
+    ) -> DeploymentTarget:
+        """The run that finishes what the record says was cut (the reactor restores it).
+
+        ``owed``: a committed change of the deployment has no service event logged yet (the
+        store's ``lifecycle_owed_run``, written by the commit itself): the run sends it.
+        """
         if record is None:
             return self.target(key)
         stopped = record.wanted_off()
+        reboot = record.wanted_reboot()
         if key not in self.deployments:  # deleted while we were down (or mid-undeploy)
             return self.target(key, operation=LifecycleOperation.UNDEPLOY, stopped=stopped)
-        if record.owed_service_action is not None:
-            # a serviceAction's run was cut: finish it quietly, the action's own SERVICE_*
-            # event is owed instead (LifecycleActions.settle_owed sends it)
-            return self.target(key, operation=record.run, quiet=True, stopped=stopped)
-        if record.run is not None:  # a run was cut: finish it, its events are owed
-            return self.target(key, operation=record.run, stopped=stopped)
+        quiet = record.quiet_run or record.owed_service_action is not None
+        if quiet and not owed:
+            # an action's run was cut: finish it quietly, the action's own events are owed
+            # instead (VM events by the reactor, SERVICE_* by LifecycleActions.settle_owed)
+            return self.target(
+                key, operation=record.run, quiet=True, stopped=stopped, reboot=reboot
+            )
+        if record.run is not None or owed:  # a run was cut or never ran: its events are owed
+            operation = record.run
+            if operation is None and record.ever_active:
+                operation = LifecycleOperation.UPDATE
+            return self.target(key, operation=operation, stopped=stopped, reboot=reboot)
         operation = LifecycleOperation.UPDATE if record.ever_active else None
         return self.target(key, operation=operation, resync=True, stopped=stopped)
 
@@ -238,6 +256,7 @@ class LifecycleService:
             quiet=quiet,
             reboot=reboot,
             alive_by_monitor=self.alive_by_monitor(None if undeploy else self.deployments.get(key)),
+            txid=self.txids.get(key, 0),
         )
 
     def on_commit(self, diff: ConfigDiff) -> None:
@@ -250,13 +269,14 @@ class LifecycleService:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(self._apply, flavors, connectors, deployments)
+        loop.call_soon_threadsafe(self._apply, flavors, connectors, deployments, diff.txid)
 
     def _apply(
         self,
         flavors: list[tuple[str, Flavor | None]],
         connectors: list[tuple[str, ConnectorModel | None]],
         deployments: list[tuple[Key, Deployment | None]],
+        txid: int = 0,
     ) -> None:
         for name, flavor in flavors:
             _put(self.flavors, name, flavor)
@@ -273,6 +293,7 @@ class LifecycleService:
                     hook(key, before, deployment)
                 except Exception:  # a hook must not keep the change from running
                     log.exception("deployment change hook")
+            self.txids[key] = max(self.txids.get(key, 0), txid)
             self.reactor.submit(self.target(key))
         if deployments or connectors:
             self.proof_sources.rearm()

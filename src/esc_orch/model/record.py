@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from esc_orch.model.actions import Report
 from esc_orch.model.failure import Failure, FailureCause, cause_of, describe
 from esc_orch.model.lifecycle import (
     AppliedVm,
@@ -74,6 +75,10 @@ class VmRecord:
     wanted_off: bool = False
     #: Monitoring disabled (vmAction DISABLE_MONITOR).
     unmonitored: bool = False
+    #: Wanted rebooted once (vmAction/serviceAction REBOOT accepted, reboot not done yet).
+    wanted_reboot: bool = False
+    #: The event of a step a crash cut (its intent found open): owed until it is logged.
+    owed: Report | None = None
     last_failure: FailureNote | None = None
     #: Connectors that did not answer when the VM moved away from them: a stale copy may
     #: remain there, so they are observed until they answer without it (then it is removed).
@@ -127,6 +132,12 @@ class DeploymentRecord:
     #: The deploy run ended before the monitor saw every VM alive: SERVICE_ALIVE is sent by
     #: the monitor when the last one is (VM_ALIVE comes from the KPI, not the run).
     alive_owed: bool = False
+    #: An action's run (vmAction/serviceAction START/STOP/REBOOT) accepted and not finished:
+    #: a restart finishes it quietly (the action sends its own events, no SERVICE_UPDATED).
+    quiet_run: bool = False
+    #: The newest configuration transaction (txid) whose service event is logged: the store
+    #: settles the commits' owed service events up to it (``lifecycle_owed_run``).
+    settled_txid: int = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -146,6 +157,9 @@ class DeploymentRecord:
 
     def unmonitored(self) -> frozenset[str]:
         return frozenset(v.identity.name for v in self.vms if v.unmonitored)
+
+    def wanted_reboot(self) -> frozenset[str]:
+        return frozenset(v.identity.name for v in self.vms if v.wanted_reboot)
 
     def alive(self) -> frozenset[str]:
         return frozenset(v.identity.name for v in self.vms if v.alive)
@@ -181,6 +195,8 @@ class Undeployed:
 
     tenant: str
     name: str
+    #: As :attr:`DeploymentRecord.settled_txid`: the commits whose service event this is.
+    settled_txid: int = 0
 
     @property
     def key(self) -> tuple[str, str]:

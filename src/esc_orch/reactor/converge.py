@@ -23,11 +23,10 @@ from esc_orch.model.actions import (
     MigrateVm,
     PowerOn,
     Reboot,
-    RecreateVm,
     SourceState,
 )
 from esc_orch.model.clock import Clock
-from esc_orch.model.events import EscEvent
+from esc_orch.model.events import EscEvent, EventType
 from esc_orch.model.failure import (
     ConfigUnsatisfiable,
     DiskHeld,
@@ -95,7 +94,8 @@ class _Run:
         #: VMs moved in this run -> their target: the next VM of the group moves only once
         #: the previous one runs there again (so at least N-1 run throughout).
         self.moved: dict[str, str] = {}
-        #: VMs whose move a crash cut and this run finishes (a start is part of the move).
+        #: VMs whose re-create or move a crash cut and this run finishes (its owed VM_UPDATED
+        #: paid): starting them again is part of that step, not a VM_STARTED of its own.
         self.finishing: set[str] = set()
 
 
@@ -134,7 +134,6 @@ class Converger(Proving["_Run"]):
         max_steps: int,
         records: dict[Key, DeploymentRecord],
         pending: dict[Key, DeploymentTarget],
-        owed: dict[str, tuple[Key, Action]],
         proof: ProofGate,
         observe_timeout: float | None = None,
     ) -> None:
@@ -149,10 +148,9 @@ class Converger(Proving["_Run"]):
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
         self._proof = proof
         self._observe_timeout = observe_timeout
-        #: Shared with the Reactor: the records, the queued targets, the owed events.
+        #: Shared with the Reactor: the records and the queued targets.
         self._records = records
         self._pending = pending
-        self._owed = owed
 
     def _next_reboot(self, run: _Run, desired: DesiredState, obs: Observation) -> Reboot | None:
         """The next VM the target asks to reboot, once everything else has converged."""
@@ -341,21 +339,21 @@ class Converger(Proving["_Run"]):
         the disk lock then means "not yet" (remembered, the move waits), not a failure.
         """
         name = action.vm.name
-        if isinstance(action, AcceptSpec | CreateVm | MigrateVm | RecreateVm):
-            owed_entry = self._owed.pop(name, None)
-            owed = owed_entry[1] if owed_entry else None
-            if owed is not None and isinstance(action, AcceptSpec) and action.report is None:
-                # The crashed step was done on the VIM; its event was never sent.
-                action = replace(action, report=owed.report)
-            if isinstance(owed, MigrateVm):
-                run.finishing.add(name)
-        elif isinstance(action, PowerOn) and (
-            name in run.finishing or isinstance(self._owed.get(name, (None, None))[1], MigrateVm)
-        ):
-            # A move cut after its disk copy: starting the VM finishes it; the move's own
-            # VM_UPDATED (owed) reports it, not a VM_STARTED.
-            action = replace(action, report=None)
         record = self._get(run)
+        entry = record.vm(name)
+        owed = entry.owed if entry is not None else None
+        if owed is not None and (action.report is not None or isinstance(action, AcceptSpec)):
+            # A crash cut a step of this VM (its event is owed): this step finishes that work
+            # (a delete or power change not made yet, the create of a re-create or move, or
+            # nothing left but recording the spec), so it reports what the cut step would have.
+            # The debt stays in the record until the step's event is logged with it.
+            action = replace(action, report=owed)
+            if owed.event is EventType.VM_UPDATED:
+                run.finishing.add(name)
+        elif isinstance(action, PowerOn) and name in run.finishing:
+            # e.g. a copy-disk move cut after its stop: the copy is done as a stopped VM's,
+            # then the VM is started as the cut move would have (reported with it).
+            action = replace(action, report=None)
         intent = Intent(
             step_id=self._new_uuid(),
             tenant=run.target.tenant,
@@ -471,9 +469,13 @@ class Converger(Proving["_Run"]):
             await self._journal.save(change)
         elif not target.quiet and (not target.resync or run.reported):
             if isinstance(change, DeploymentRecord):
-                change = self._put(replace(change, run=None))
+                change = self._put(replace(change, run=None, settled_txid=self._settled(run)))
+            else:
+                change = replace(change, settled_txid=target.txid)
             await self._publish(run, run.reporter.service(), change)
         elif isinstance(change, DeploymentRecord):
+            if target.resync:  # a resync's run ends here: a restart has nothing to finish
+                change = self._put(replace(change, run=None))
             await self._journal.save(change)
         log.info(
             "%s run succeeded after %d step(s)", run.operation, run.steps, extra=_where(target)
@@ -487,20 +489,25 @@ class Converger(Proving["_Run"]):
             notes=tuple(run.notes),
         )
 
+    def _settled(self, run: _Run) -> int:
+        """The txid the run's service event settles (never lower than one settled before)."""
+        return max(self._get(run).settled_txid, run.target.txid)
+
     async def _pay_owed(self, run: _Run, desired: DesiredState, obs: Observation) -> None:
         """Events a crash left unsent, now that the deployment is where it should be.
 
-        A step done on the VIM whose event was not logged (its intent was found open) is
-        reported here unless a step of this run already did (deletions and power changes
-        need no step after a restart); a VM that runs but was never reported alive is.
+        A step done on the VIM whose event was not logged (its intent was found open; the
+        debt is in the record, ``VmRecord.owed``) is reported here unless a step of this run
+        already did (deletions and power changes need no step after a restart); each is
+        logged with the record that clears it. A VM that runs but was never reported alive is.
         """
-        for name, (key, action) in list(self._owed.items()):
-            if key != run.target.key or action.report is None:
+        for debtor in self._get(run).vms:
+            if debtor.owed is None:
                 continue
-            del self._owed[name]
             run.reported = True
-            record = self._get(run)
-            await self._publish(run, run.reporter.vm_event(action, action.report, record), record)
+            record = self._put(self._get(run).with_vm(debtor.name, owed=None))
+            event = run.reporter.vm_report(debtor.identity, debtor.owed, record)
+            await self._publish(run, event, record)
         if run.operation is not LifecycleOperation.DEPLOY:
             return
         for vm in desired.vms:
@@ -522,10 +529,11 @@ class Converger(Proving["_Run"]):
             record = record.with_vm(action.vm.name, state=VmLifecycleState.ERROR, last_failure=note)
         record = self._put(record)
         if action is not None and action.report is not None:
+            record = self._put(record.with_vm(action.vm.name, owed=None))
             event = run.reporter.vm_event(action, action.report, record, failure=reason)
             await self._publish(run, event, record)
         if not run.target.quiet:
-            record = self._put(replace(record, run=None))
+            record = self._put(replace(record, run=None, settled_txid=self._settled(run)))
             await self._publish(run, run.reporter.service(failure=reason, code=code), record)
         else:
             await self._journal.save(record)

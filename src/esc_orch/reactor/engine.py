@@ -22,7 +22,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from esc_orch import metrics
-from esc_orch.model.actions import Action
 from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.events import EscEvent
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
@@ -67,8 +66,6 @@ class Reactor:
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._records: dict[Key, DeploymentRecord] = {}
         self._outcomes: dict[Key, RunOutcome] = {}
-        #: Reported actions abandoned by a crash, by VM name: their event is still owed.
-        self._owed: dict[str, tuple[Key, Action]] = {}
         self._converger = Converger(
             connectors=connectors,
             journal=journal,
@@ -80,7 +77,6 @@ class Reactor:
             max_steps=max_steps,
             records=self._records,
             pending=self._pending,
-            owed=self._owed,
             proof=ProofGate(
                 sources=proof_sources if proof_sources is not None else NoProofSources(sleep),
                 policy=proof_policy,
@@ -136,6 +132,8 @@ class Reactor:
         the VM identity the intent carried, so a VM created just before the crash is found by
         name and not created twice. The intent's operation (deploy/update/undeploy) is kept,
         and the event of a step that was done on the VIM but not reported is sent then.
+        That debt is written into the record (``VmRecord.owed``) in the very transaction that
+        marks the intent abandoned, so a second crash right after the restart keeps it.
         Returns the intents it closed.
         """
         for record in records:
@@ -145,24 +143,24 @@ class Reactor:
         for intent in unfinished:
             key = (intent.tenant, intent.deployment)
             by_key.setdefault(key, []).append(intent)
+            record = self._records.get(key) or DeploymentRecord(
+                tenant=intent.tenant, name=intent.deployment, depid=intent.depid
+            )
+            vm = intent.action.vm
+            if vm.vmid:
+                record = record.with_identity(vm)
             if intent.action.report is not None:
-                self._owed[intent.action.vm.name] = (key, intent.action)
+                record = record.with_vm(vm.name, owed=intent.action.report)
+            record = self._records[key] = replace(record, step=None)
             metrics.lifecycle_step(action=type(intent.action).__name__, outcome="abandoned")
             await self._journal.record_outcome(
-                Outcome(step_id=intent.step_id, status=StepStatus.ABANDONED), record=None
+                Outcome(step_id=intent.step_id, status=StepStatus.ABANDONED), record=record
             )
         resumed_targets = []
         for given in targets:
             intents = by_key.get(given.key, [])
             resumed = given
             if intents:
-                record = self._records.get(given.key) or DeploymentRecord(
-                    tenant=given.tenant, name=given.name, depid=intents[-1].depid
-                )
-                for intent in intents:
-                    if intent.action.vm.vmid:
-                        record = record.with_identity(intent.action.vm)
-                self._records[given.key] = record
                 resumed = replace(given, operation=given.operation or intents[-1].operation)
             self._converger.record_for(
                 resumed
@@ -195,8 +193,10 @@ class Reactor:
         *,
         stopped: frozenset[str] | None = None,
         unmonitored: frozenset[str] | None = None,
+        reboot: frozenset[str] | None = None,
         owed_service_action: str | None = None,
         settle_service_action: bool = False,
+        quiet_run: bool = False,
         run_finished: bool = False,
         events: Sequence[EscEvent] = (),
     ) -> DeploymentRecord:
@@ -204,8 +204,10 @@ class Reactor:
 
         ``owed_service_action`` records a serviceAction whose SERVICE_* event is owed;
         ``settle_service_action`` clears it, in the transaction that logs that event.
-        ``run_finished`` says a quiet run (an action's: no service event of its own) ended, so
-        a restart must not finish it again. Raises LookupError when the deployment has no VM
+        ``reboot`` records the VMs an accepted REBOOT still has to reboot (each cleared by its
+        reboot step); ``quiet_run`` that an action's run (no service event of its own) is
+        owed, so a restart finishes it quietly; ``run_finished`` says that run ended, so a
+        restart must not finish it again. Raises LookupError when the deployment has no VM
         placed yet.
         """
         record = self._records.get((tenant, name))
@@ -215,8 +217,10 @@ class Reactor:
             record,
             stopped=stopped,
             unmonitored=unmonitored,
+            reboot=reboot,
             owed_service_action=owed_service_action,
             settle_service_action=settle_service_action,
+            quiet_run=quiet_run,
             run_finished=run_finished,
         )
         self._records[record.key] = record

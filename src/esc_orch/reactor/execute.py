@@ -201,6 +201,7 @@ class Executor:
         present = a.source in (SourceState.RUNNING, SourceState.STOPPED)
         if a.mode is MigrationMode.COPY_DISK:
             await self._stop(target, name)
+            failpoints.hit("lifecycle.between-calls")
             state = await self._call(
                 target,
                 f"copying the disk of {name} from {a.source_storage} to {a.spec.storage}",
@@ -213,6 +214,7 @@ class Executor:
             )
             failpoints.hit("move.disk-copied")
             if a.source is SourceState.RUNNING:
+                failpoints.hit("lifecycle.between-calls")
                 state = await self._call(
                     target, f"starting {name}", lambda c: c.power_on(name=name)
                 )
@@ -223,9 +225,11 @@ class Executor:
         if present:
             await self._stop(source, name)
             failpoints.hit("move.source-stopped")
+            failpoints.hit("lifecycle.between-calls")
         if a.mode is MigrationMode.SHARED_DISK and present:
             await self._delete(source, name, keep_disk=True)
             failpoints.hit("move.source-removed")
+            failpoints.hit("lifecycle.between-calls")
         fence = DiskHeld(
             vm_name=name,
             connector_id=target,
@@ -246,6 +250,7 @@ class Executor:
             raise
         failpoints.hit("move.target-created")
         if a.mode is MigrationMode.REDEPLOY and present:
+            failpoints.hit("lifecycle.between-calls")  # two copies now, the source stopped
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)
         return state
@@ -335,7 +340,9 @@ class Executor:
             case RecreateVm():
                 spec = action.spec
                 await self._stop(action.connector_id, name)
+                failpoints.hit("lifecycle.between-calls")
                 await self._delete(action.connector_id, name, keep_disk=action.keep_disk)
+                failpoints.hit("lifecycle.between-calls")
                 state = await self._call(
                     action.connector_id, f"re-creating {name}", lambda c: c.ensure_vm(spec=spec)
                 )

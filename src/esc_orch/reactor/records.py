@@ -128,6 +128,10 @@ def stepped(
         entry = record.vm(name)
         left = set(entry.left_on) if entry is not None else set()
         record = record.with_vm(name, left_on=tuple(sorted(left | {action.source_connector_id})))
+    if action.report is not None:  # its event is logged with this record: nothing owed
+        record = record.with_vm(name, owed=None)
+    if isinstance(action, Reboot):
+        record = record.with_vm(name, wanted_reboot=False)
     if isinstance(action, DeleteVm) and action.report is not None:  # retired, not a copy
         record = record.with_vm(
             name, applied=None, seen_on=None, observed=None, state=VmLifecycleState.UNDEF
@@ -164,14 +168,18 @@ def with_flags(
     *,
     stopped: frozenset[str] | None = None,
     unmonitored: frozenset[str] | None = None,
+    reboot: frozenset[str] | None = None,
     owed_service_action: str | None = None,
     settle_service_action: bool = False,
+    quiet_run: bool = False,
     run_finished: bool = False,
 ) -> DeploymentRecord:
     """An action changed what is wanted (see :meth:`Reactor.set_flags`)."""
     vms = record.vms
     if stopped is not None:
         vms = tuple(replace(v, wanted_off=v.name in stopped) for v in vms)
+    if reboot is not None:
+        vms = tuple(replace(v, wanted_reboot=v.name in reboot) for v in vms)
     if unmonitored is not None:
         vms = tuple(replace(v, unmonitored=v.name in unmonitored) for v in vms)
     record = replace(record, vms=vms)
@@ -179,8 +187,10 @@ def with_flags(
         record = replace(record, owed_service_action=owed_service_action)
     if settle_service_action:
         record = replace(record, owed_service_action=None)
+    if quiet_run:
+        record = replace(record, quiet_run=True)
     if run_finished:
-        record = replace(record, run=None)
+        record = replace(record, run=None, quiet_run=False)
     return record
 
 

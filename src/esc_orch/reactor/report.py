@@ -63,8 +63,7 @@ def vm_state_during(action: Action) -> VmLifecycleState:
             return VmLifecycleState.DEPLOYED
 
 
-def _success_message(action: Action, report: Report) -> str:
-    name = action.vm.name
+def _success_message(name: str, report: Report) -> str:
     match report.event:
         case EventType.VM_DEPLOYED:
             return ev.VM_CREATED.format(name=name)
@@ -134,13 +133,24 @@ class Reporter:
         *,
         failure: str | None = None,
     ) -> EscEvent:
+        return self.vm_report(action.vm, report, record, failure=failure)
+
+    def vm_report(
+        self,
+        vm: VmIdentity,
+        report: Report,
+        record: DeploymentRecord,
+        *,
+        failure: str | None = None,
+    ) -> EscEvent:
+        """The event ``report`` of VM ``vm`` (a step's, or one a crash left owed)."""
         return self._event(
             failure=failure,
-            message=_success_message(action, report),
+            message=_success_message(vm.name, report),
             event_type=report.event,
             update=report.update_type,
-            vm=action.vm,
-            source=self.details(action.vm, record),
+            vm=vm,
+            source=self.details(vm, record),
         )
 
     def alive(self, vm: VmIdentity, record: DeploymentRecord) -> EscEvent:

@@ -47,6 +47,9 @@ class DeploymentTarget:
     #: report their VMs alive when it first sees them running, and a deploy run leaves
     #: SERVICE_ALIVE to the monitor until they are (``DeploymentRecord.alive_owed``).
     alive_by_monitor: frozenset[str] = frozenset()
+    #: The configuration transaction this target reflects: its service event settles the
+    #: service events owed by the commits up to it (``DeploymentRecord.settled_txid``).
+    txid: int = 0
 
     def __post_init__(self) -> None:
         if self.deployment is not None and self.deployment.name != self.name:

@@ -26,6 +26,7 @@ from lxml import etree
 from sqlalchemy import Engine, Table, and_, bindparam, delete, event, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from esc_orch import failpoints
 from esc_orch.model.backend import (
     Datastore,
     DefaultOperation,
@@ -53,7 +54,14 @@ from esc_orch.model.validate import check_types, validate_config
 from esc_orch.store.events import EventLog
 from esc_orch.store.image import RunningImage
 from esc_orch.store.secrets import KEY_FILE, SecretBox
-from esc_orch.store.tables import ConfigRefRow, ConfigUnitRow, MetaRow, make_engine, sqlite_url
+from esc_orch.store.tables import (
+    ConfigRefRow,
+    ConfigUnitRow,
+    MetaRow,
+    OwedRunRow,
+    make_engine,
+    sqlite_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -597,6 +605,11 @@ class SqlDatastore:
         diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
         # Same transaction as the change: published by the log after the commit.
         self.events.append(session, config_events(diff))
+        # The service event of every changed deployment is owed from this very transaction
+        # until the lifecycle logs it (store/journal.py settles it): a crash between the
+        # reply and the run cannot lose it.
+        for change in diff.deployments():
+            session.merge(OwedRunRow(tenant=change.tenant, deployment=change.name, txid=txid))
         return diff
 
     def _replace_rows(
@@ -663,6 +676,7 @@ class SqlDatastore:
         return row.value
 
     def _notify(self, diff: ConfigDiff) -> None:
+        failpoints.hit("datastore.after-commit")
         for listener in list(self._listeners):
             try:
                 listener(diff)

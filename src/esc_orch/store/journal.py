@@ -18,6 +18,13 @@ until the next event of the same deployment, and both are written in **one trans
 after a crash either both exist, or neither does and the intent is still open: on restart the
 reactor marks it abandoned, re-observes, finds the VM by name and sends the owed event. An
 outcome with no event after it is written at the next write for its deployment.
+
+**No event is owed only in memory.** What a crash leaves owed is durable before anything can
+depend on it: the event of a step whose intent was found open is in the deployment's record
+(``VmRecord.owed``), written in the transaction that marks the intent abandoned and cleared
+in the one that logs the event; the service event of a committed change is a
+``lifecycle_owed_run`` row written by the commit's own transaction (``store/datastore.py``)
+and deleted by the transaction that writes a record whose ``settled_txid`` covers it.
 All database work runs on one worker thread, off the event loop, in call order.
 
 Failpoints (:mod:`esc_orch.failpoints`) ``lifecycle.after-intent``,
@@ -43,7 +50,7 @@ from esc_orch.model.ports import Intent, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, RecordChange, Undeployed
 from esc_orch.store import codec
 from esc_orch.store.events import EventLog
-from esc_orch.store.tables import JournalRow, LifecycleStateRow, MonitorStateRow
+from esc_orch.store.tables import JournalRow, LifecycleStateRow, MonitorStateRow, OwedRunRow
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +98,10 @@ class LifecycleStore:
             # Written with the next event of the deployment; nothing is awaited from here to
             # the reactor's publish, so no other step of this deployment can come between.
             self._held[key] = (outcome, record)
+            failpoints.hit("lifecycle.after-outcome")
             return
         await self._run(lambda: self._write_held(key, (outcome, record)))
+        failpoints.hit("lifecycle.after-outcome")
 
     async def unfinished(self) -> tuple[Intent, ...]:
         await self.flush()
@@ -103,6 +112,10 @@ class LifecycleStore:
 
     async def records(self) -> tuple[DeploymentRecord, ...]:
         return await self._run(self._read_records)
+
+    async def owed_runs(self) -> dict[Key, int]:
+        """Deployments whose committed change has no service event logged yet: its txid."""
+        return await self._run(self._read_owed_runs)
 
     async def save(self, record: DeploymentRecord, *, events: Sequence[EscEvent] = ()) -> None:
         held = self._held.pop(record.key, None)
@@ -115,6 +128,8 @@ class LifecycleStore:
                 self._events.append(session, list(events))
 
         await self._run(write)
+        if events:
+            failpoints.hit("lifecycle.after-event")
 
     async def flush(self) -> None:
         """Write every held outcome (shutdown, or before reading the journal)."""
@@ -178,7 +193,20 @@ class LifecycleStore:
     # ------------------------------------------------------------------ worker thread
 
     @staticmethod
-    def _put(session: Session, record: DeploymentRecord) -> None:
+    def _settle(session: Session, key: Key, txid: int) -> None:
+        """The service events owed by commits up to ``txid`` are logged (this transaction)."""
+        if txid > 0:
+            session.execute(
+                delete(OwedRunRow).where(
+                    OwedRunRow.tenant == key[0],
+                    OwedRunRow.deployment == key[1],
+                    OwedRunRow.txid <= txid,
+                )
+            )
+
+    @classmethod
+    def _put(cls, session: Session, record: DeploymentRecord) -> None:
+        cls._settle(session, record.key, record.settled_txid)
         session.merge(
             LifecycleStateRow(
                 tenant=record.tenant,
@@ -234,6 +262,7 @@ class LifecycleStore:
                 self._apply(session, record.key, held)
             if isinstance(record, Undeployed):
                 self._drop(session, record.key)
+                self._settle(session, record.key, record.settled_txid)
             else:
                 self._put(session, record)
             self._events.append(session, [event])
@@ -267,6 +296,11 @@ class LifecycleStore:
                 )
             ).all()
             return tuple(codec.record_from_json(row.record) for row in rows)
+
+    def _read_owed_runs(self) -> dict[Key, int]:
+        with Session(self._engine) as session:
+            rows = session.scalars(select(OwedRunRow)).all()
+            return {(row.tenant, row.deployment): row.txid for row in rows}
 
     def prune_journal(self, *, keep: int = 10_000) -> int:
         """Delete finished steps beyond the newest ``keep`` (open intents are always kept)."""

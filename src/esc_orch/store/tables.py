@@ -9,7 +9,10 @@ its id (from the ``event_id`` counter in ``meta``) is the total order of events.
 ``lifecycle_journal`` holds the reactor's steps (intent before the VIM call, outcome after) and
 ``lifecycle_state`` each deployment's record, as the reactor produced it (see
 ``store/journal.py``); ``host_down_confirmation`` the operators' confirmations that a host is
-down (``store/confirmations.py``).
+down (``store/confirmations.py``); ``lifecycle_owed_run`` holds, per deployment, the newest
+committed change whose service event is not logged yet: written in the commit's own
+transaction, deleted in the transaction that logs that event, so a crash in between cannot
+lose it.
 
 ``config_unit.xml`` is a :class:`SealedXml`: the secret leaves inside it are encrypted with the
 engine's :class:`~esc_orch.store.secrets.SecretBox` (``store/secrets.py``) on the way in and
@@ -170,6 +173,17 @@ class MonitorStateRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class OwedRunRow(Base):
+    """A committed change of a deployment whose service event (SERVICE_*) is owed."""
+
+    __tablename__ = "lifecycle_owed_run"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: The newest configuration transaction that changed the deployment.
+    txid: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -62,8 +62,8 @@ class Cluster:
             password=PASSWORD,
             extra_args=("--config", str(self.config)),
             env=env,
-        ).start()
-        return self.daemon
+        )
+        return self.daemon.start()  # self.daemon is set also when it dies while starting
 
     def wait_daemon_death(self, timeout: float = 30) -> int:
         """The daemon killed itself (test hook): its exit status."""

@@ -144,3 +144,22 @@ async def test_same_deployment_name_in_two_tenants_never_touch_each_other() -> N
 def test_target_name_must_match_the_deployment() -> None:
     with pytest.raises(ValueError, match="carries deployment"):
         target(DEP, name="other")
+
+
+async def test_a_delete_cut_before_its_vim_call_is_reported_once() -> None:
+    """Issue 14 #6: the restart's delete step pays the owed VM_UNDEPLOYED (not sent twice)."""
+    journal = CrashingJournal(after_intent=True, armed=False)
+    lab = Lab(journal=journal)
+    first = lab.reactor()
+    assert (await first.run(target(DEP))).ok
+    journal.armed = True
+    with pytest.raises(Crash):
+        await first.run(target(None))
+    assert len(lab.vms("csp-1")) == 1  # the delete was journaled, not made
+    restarted = lab.reactor(uuid_start=5000)
+    record = first.status("name1", "dep")
+    assert record is not None
+    await restarted.resume([target(None)], records=(record,))
+    await restarted.drain()
+    assert lab.vms("csp-1") == {}
+    assert lab.events.types()[3:] == ["VM_UNDEPLOYED", "SERVICE_UNDEPLOYED"]

@@ -1,0 +1,74 @@
+"""Events after a crash (issue 14, defect 6): each case kills the real daemon at a failpoint.
+
+Every case is one trial of :mod:`reliability.crashkit`: a clean daemon prepares deployment
+``dep``, a daemon armed with ``ESC_ORCH_FAILPOINTS`` is sent the operation and SIGKILLs itself
+at the named point, a clean daemon restarts; then the durable event log must hold each event
+of the operation exactly once with the type it has without a crash, the hosts exactly one VM
+(powered as wanted, no orphan disk) and opdata the desired state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reliability.crashkit import run_trial
+
+
+def _holds(root: Path, operation: str, point: str, again: str | None = None) -> None:
+    result = run_trial(root, operation, point, again=again)
+    assert result.fired, f"failpoint {point} was not reached by {operation}"
+    assert result.problems == [], (operation, point, result.problems)
+
+
+@pytest.mark.parametrize(
+    "operation", ["undeploy", "vmAction-STOP", "serviceAction-STOP", "vmAction-REBOOT"]
+)
+def test_killed_after_the_intent_before_the_vim_call_the_vm_event_is_logged_once(
+    tmp_path: Path, operation: str
+) -> None:
+    """Delete / power-off intent durable, VIM not called: one VM_UNDEPLOYED / VM_STOPPED."""
+    _holds(tmp_path, operation, "lifecycle.after-intent=kill@1")
+
+
+def test_killed_right_after_an_update_no_vm_sees_service_updated_is_still_sent(
+    tmp_path: Path,
+) -> None:
+    """recovery_wait_time 60->61 committed, killed before any run: SERVICE_UPDATED once."""
+    _holds(tmp_path, "update-no-vm-change", "datastore.after-commit=kill@1")
+
+
+@pytest.mark.parametrize("operation", ["update-flavor", "update-interface", "update-image"])
+def test_killed_between_delete_and_recreate_reports_vm_updated_with_its_type(
+    tmp_path: Path, operation: str
+) -> None:
+    """The VM deleted, not re-created yet: VM_UPDATED with its update type, not VM_DEPLOYED."""
+    _holds(tmp_path, operation, "lifecycle.between-calls=kill@2")
+
+
+@pytest.mark.parametrize(
+    ("operation", "point"),
+    [
+        ("vmAction-STOP", "lifecycle.before-outcome=kill@1"),
+        ("vmAction-START", "actions.after-accept=kill@1"),
+    ],
+)
+def test_a_vm_action_killed_mid_run_sends_no_service_event(
+    tmp_path: Path, operation: str, point: str
+) -> None:
+    """A vmAction's run is quiet, also when a restart finishes it: no SERVICE_UPDATED."""
+    _holds(tmp_path, operation, point)
+
+
+@pytest.mark.parametrize("operation", ["deploy", "vmAction-STOP"])
+def test_killed_again_right_after_the_restart_the_owed_vm_event_is_not_lost(
+    tmp_path: Path, operation: str
+) -> None:
+    """VIM call done, outcome not durable; the restart closes the intent and dies again."""
+    _holds(
+        tmp_path,
+        operation,
+        "lifecycle.before-outcome=kill@1",
+        again="lifecycle.after-outcome=kill@1",
+    )
