@@ -33,7 +33,7 @@ from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.convert import unit_model
 from esc_orch.model.diff import ChangeKind, ConfigDiff
 from esc_orch.model.errors import ErrorTag, RpcError
-from esc_orch.model.events import EscEvent, EventType, format_event_time
+from esc_orch.model.events import EscEvent, EventStatus, EventType, LoggedEvent, format_event_time
 from esc_orch.model.schema import EO_NS, ESC_NS, ESC_PREFIX
 from esc_orch.vim.errors import VimAuthError, VimError
 from esc_orch.vim.metered import create_metered_connector as create_connector
@@ -81,6 +81,9 @@ class VimSupervisor:
         self._failed_interval = min(failed_interval, interval)
         self._models: dict[str, VimConnector] = {}  # for the default connector
         self._states: dict[str, ConnectorState] = {}
+        #: What the event log last said of each connector (up or failed): a check reports a
+        #: VIM_CONNECTION_STATE only when it differs, so a restart with nothing changed is quiet.
+        self._reported: dict[str, ConnectionStatus] = {}
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,8 +95,16 @@ class VimSupervisor:
 
     # ---------------------------------------------------------------- configuration
 
-    def load(self, connectors: Sequence[VimConnector]) -> None:
-        """The running connectors at start-up: all get checked first thing."""
+    def load(
+        self,
+        connectors: Sequence[VimConnector],
+        *,
+        reported: Mapping[str, ConnectionStatus] | None = None,
+    ) -> None:
+        """The running connectors at start-up: all get checked first thing. ``reported``: what
+        the durable event log last said of each (:func:`last_reported`)."""
+        ids = {model.id for model in connectors}
+        self._reported.update({k: v for k, v in (reported or {}).items() if k in ids})
         for model in connectors:
             self._configure(model.id, model)
             self._states.setdefault(
@@ -118,6 +129,7 @@ class VimSupervisor:
     def _apply_changes(self, changed: list[tuple[str, VimConnector | None]]) -> None:
         for connector_id, model in changed:
             self._configure(connector_id, model)
+            self._reported.pop(connector_id, None)  # an edited connector is reported afresh
             if model is None:
                 self._states.pop(connector_id, None)
                 metrics.connector_status(connector=connector_id, status=None)
@@ -173,6 +185,8 @@ class VimSupervisor:
         metrics.connector_status(connector=connector_id, status=status)
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
+        if self._reported.get(connector_id) is not status:
+            self._reported[connector_id] = status
             self._emit([_event(state)])
         back = before is not None and before.status is ConnectionStatus.FAILED
         if back and status is ConnectionStatus.SUCCESSFUL and self.on_up is not None:
@@ -283,6 +297,26 @@ def _event(state: ConnectorState) -> EscEvent:
         f"Connection to VIM connector [{state.id}] failed: {state.message}",
         details=state.id,
     )
+
+
+def last_reported(events: Iterable[LoggedEvent]) -> dict[str, ConnectionStatus]:
+    """Per connector, the status of its newest VIM_CONNECTION_STATE among ``events`` (any
+    order): what clients were last told, so a restart reports only what changed since."""
+    newest: dict[str, tuple[int, ConnectionStatus]] = {}
+    for logged in events:
+        if logged.event_type != EventType.VIM_CONNECTION_STATE:
+            continue
+        root = etree.fromstring(logged.payload)
+        connector = root.findtext(f"{{{ESC_NS}}}event/{{{ESC_NS}}}details")
+        status = root.findtext(f"{{{ESC_NS}}}status")
+        if not connector or status is None:
+            continue
+        seen = newest.get(connector)
+        if seen is None or seen[0] < logged.id:
+            up = status == str(EventStatus.SUCCESS)
+            state = ConnectionStatus.SUCCESSFUL if up else ConnectionStatus.FAILED
+            newest[connector] = (logged.id, state)
+    return {connector: state for connector, (_, state) in newest.items()}
 
 
 def connectors_of(units: Iterable[bytes]) -> list[VimConnector]:

@@ -21,10 +21,10 @@ from esc_orch.daemon.connectors import ConnectorPool
 from esc_orch.daemon.lifecycle import LifecycleService
 from esc_orch.daemon.monitoring import DaemonMonitoring
 from esc_orch.daemon.moves import MoveControls
-from esc_orch.daemon.vim_supervisor import VimSupervisor, connectors_of
+from esc_orch.daemon.vim_supervisor import VimSupervisor, connectors_of, last_reported
 from esc_orch.model.clock import utc_now
 from esc_orch.model.config import VmGroup
-from esc_orch.model.events import EscEvent
+from esc_orch.model.events import EscEvent, EventType
 from esc_orch.model.schema import ESC_REVISION
 from esc_orch.model.semantics import Vocabulary
 from esc_orch.monitor.collectors.registry import builtin_types
@@ -125,7 +125,9 @@ def start_vim_supervisor(
         timeout=settings.check_timeout,
         interval=settings.check_interval,
     )
-    supervisor.load(connectors_of(store.running_units("vim_connector").values()))
+    # What clients were last told of each connector: a restart reports only what changed.
+    told = last_reported(events.newest_of_type(EventType.VIM_CONNECTION_STATE))
+    supervisor.load(connectors_of(store.running_units("vim_connector").values()), reported=told)
     store.add_listener(supervisor.on_commit)
     store.add_state_provider(supervisor.opdata)
     store.add_acceptance_check(supervisor.acceptance_errors)

@@ -197,6 +197,17 @@ class EventLog:
         with Session(self._engine) as session:
             return [_logged(row) for row in session.scalars(query)]
 
+    def newest_of_type(self, event_type: str, *, limit: int = 1000) -> list[LoggedEvent]:
+        """The newest ``limit`` events of ``event_type``, newest first (start-up summaries)."""
+        query = (
+            select(EventRow)
+            .where(EventRow.event_type == event_type)
+            .order_by(EventRow.id.desc())
+            .limit(limit)
+        )
+        with Session(self._engine) as session:
+            return [_logged(row) for row in session.scalars(query)]
+
     def first_event_time(self) -> datetime:
         """eventTime of the oldest event still in the log (replay starts there at the
         earliest); the time this log was opened when it is empty."""

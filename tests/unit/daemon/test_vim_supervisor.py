@@ -9,7 +9,12 @@ import pytest
 from lxml import etree
 
 from esc_orch.daemon.connectors import ConnectorPool, connector_config
-from esc_orch.daemon.vim_supervisor import ConnectionStatus, VimSupervisor
+from esc_orch.daemon.vim_supervisor import (
+    ConnectionStatus,
+    VimSupervisor,
+    connectors_of,
+    last_reported,
+)
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import RpcErrors
 from esc_orch.model.events import EscEvent, EventStatus, EventType
@@ -197,3 +202,34 @@ async def test_checks_use_the_shared_pool_and_a_recheck_reports_a_host_back_at_o
     assert pool("CSP-1") is shared
     assert [e.status for e in events] == [EventStatus.FAILURE, EventStatus.SUCCESS]
     await pool.close()
+
+
+async def test_a_restart_with_nothing_changed_reports_no_connection_state(
+    store: SqlDatastore,
+) -> None:
+    """Issue 14, item 9: every restart said "is up" for every connector, though nothing
+    changed. The event log is what clients were told: only a change since is reported."""
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    hosts, first = Hosts(), []
+    supervisor = _supervisor(hosts, first)
+    supervisor.load(connectors_of(store.running_units("vim_connector").values()))
+    for cid in ("CSP-1", "CSP-2", "CSP-3"):
+        await supervisor.check(cid)
+    store.events.emit(first)  # what the daemon logs and clients receive
+    assert len(first) == 3
+
+    # the restart: CSP-2 went down meanwhile, the others are still up
+    hosts.by_url["http://127.0.0.1:8442"].down = True
+    told = last_reported(store.events.newest_of_type(EventType.VIM_CONNECTION_STATE))
+    assert told == dict.fromkeys(("CSP-1", "CSP-2", "CSP-3"), ConnectionStatus.SUCCESSFUL)
+    again: list[EscEvent] = []
+    restarted = _supervisor(hosts, again)
+    restarted.load(connectors_of(store.running_units("vim_connector").values()), reported=told)
+    for cid in ("CSP-1", "CSP-2", "CSP-3"):
+        await restarted.check(cid)
+    assert [(e.status, e.event.details) for e in again] == [(EventStatus.FAILURE, "CSP-2")]
+    assert [s.status for s in restarted.states()] == [
+        ConnectionStatus.SUCCESSFUL,
+        ConnectionStatus.FAILED,
+        ConnectionStatus.SUCCESSFUL,
+    ]
