@@ -321,11 +321,27 @@ class VimUsers(_Frozen):
     user: tuple[VimUser, ...] = ()
 
 
+class FenceAgentSettings(_Frozen):
+    """Our augment of ESC's vim_connector (``eo:fence_agent``): the out-of-band power
+    controller of the connector's host, which a move away from the silent host uses."""
+
+    type: str
+    url: str | None = None
+    #: The host the controller must report; None: the connector's id.
+    host: str | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    timeout: int = 10
+    properties: Properties = Field(default_factory=Properties)
+
+
 class VimConnector(_Frozen):
     id: str
     type: str
     properties: Properties = Field(default_factory=Properties)
     users: VimUsers = Field(default_factory=VimUsers)
+    #: eo:fence_agent (yang/esc-orch.yang); None when the host has none.
+    fence_agent: FenceAgentSettings | None = None
 
     @property
     def marked_default(self) -> bool:

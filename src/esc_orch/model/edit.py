@@ -25,7 +25,15 @@ from enum import StrEnum
 from lxml import etree
 
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
-from esc_orch.model.schema import ESC_NS, ESC_PREFIX, NC_NS, NodeKind, SchemaNode, data_roots
+from esc_orch.model.schema import (
+    ESC_NS,
+    NC_NS,
+    PREFIXES,
+    NodeKind,
+    SchemaNode,
+    data_roots,
+    prefix_of,
+)
 
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
 YANG_NS = "urn:ietf:params:xml:ns:yang:1"
@@ -74,13 +82,14 @@ def _canonical(text: str, snode: SchemaNode) -> str:
 
 
 def _step(entry: etree._Element, snode: SchemaNode) -> str:
-    step = f"{ESC_PREFIX}:{snode.name}"
+    prefix = prefix_of(snode.namespace)
+    step = f"{prefix}:{snode.name}"
     if snode.kind is NodeKind.LIST:
         for key in snode.keys:
             child = entry.find(f"{{{snode.namespace}}}{key}")
             value = (child.text or "") if child is not None else ""
             quote = '"' if "'" in value else "'"
-            step += f"[{ESC_PREFIX}:{key}={quote}{value}{quote}]"
+            step += f"[{prefix}:{key}={quote}{value}{quote}]"
     elif snode.kind is NodeKind.LEAF_LIST:
         value = entry.text or ""
         quote = '"' if "'" in value else "'"
@@ -125,7 +134,7 @@ def _check_children(
         namespace = qname.namespace or ""
         snode = schema_children.get((namespace, qname.localname))
         if snode is None:
-            if namespace != ESC_NS:
+            if namespace not in PREFIXES:
                 errors.append(
                     _err(
                         ErrorTag.UNKNOWN_NAMESPACE,
@@ -139,7 +148,7 @@ def _check_children(
                     _err(
                         ErrorTag.UNKNOWN_ELEMENT,
                         f'unknown element "{qname.localname}"',
-                        f"{path}/{ESC_PREFIX}:{qname.localname}",
+                        f"{path}/{prefix_of(namespace)}:{qname.localname}",
                         info={"bad-element": qname.localname},
                     )
                 )
@@ -149,24 +158,28 @@ def _check_children(
                 _err(
                     ErrorTag.INVALID_VALUE,
                     f'"{snode.name}" is operational (read-only) data and cannot be edited',
-                    f"{path}/{ESC_PREFIX}:{snode.name}",
+                    f"{path}/{prefix_of(snode.namespace)}:{snode.name}",
                     info={"bad-element": snode.name},
                 )
             )
             continue
-        op = _operation(child, inherited, f"{path}/{ESC_PREFIX}:{snode.name}", errors)
+        op = _operation(
+            child, inherited, f"{path}/{prefix_of(snode.namespace)}:{snode.name}", errors
+        )
         if op is None:
             continue
         if snode.kind is NodeKind.LIST:
             _keys_first(child, snode)
             identity: tuple[object, ...] | None = _key_values(child, snode)
             if identity is None:
-                missing = [k for k in snode.keys if child.find(f"{{{ESC_NS}}}{k}") is None]
+                missing = [
+                    k for k in snode.keys if child.find(f"{{{snode.namespace}}}{k}") is None
+                ]
                 errors.append(
                     _err(
                         ErrorTag.MISSING_ELEMENT,
                         f'list entry "{snode.name}" lacks its key "{missing[0]}"',
-                        f"{path}/{ESC_PREFIX}:{snode.name}",
+                        f"{path}/{prefix_of(snode.namespace)}:{snode.name}",
                         info={"bad-element": missing[0]},
                     )
                 )
@@ -237,7 +250,7 @@ def _operation(
 
 def _keys_first(entry: etree._Element, snode: SchemaNode) -> None:
     for position, key in enumerate(snode.keys):
-        child = entry.find(f"{{{ESC_NS}}}{key}")
+        child = entry.find(f"{{{snode.namespace}}}{key}")
         if child is not None and entry.index(child) != position:
             entry.remove(child)
             entry.insert(position, child)
@@ -363,7 +376,7 @@ class _Applier:
         if index.last is None or first:
             new = _insert(target, child.tag, snode, siblings, first=first)
         else:
-            new = etree.SubElement(target, child.tag)  # inherits target's namespace map
+            new = _sub_element(target, child.tag)
             index.last.addnext(new)
         if not first or index.last is None:
             index.last = new
@@ -459,7 +472,7 @@ class _Applier:
             # Build the new content by merging into an empty node, so nested lists are
             # ordered and secrets handled as for a merge; the old node stays as the shadow.
             if existing is not None:
-                fresh = etree.SubElement(target, child.tag)  # target's namespace map
+                fresh = _sub_element(target, child.tag)
                 previous = existing
                 target.remove(fresh)
                 target.replace(existing, fresh)
@@ -469,9 +482,9 @@ class _Applier:
             else:
                 fresh = self._insert_entry(target, child, snode, siblings, first=first)
             for key in snode.keys:
-                key_leaf = child.find(f"{{{ESC_NS}}}{key}")
+                key_leaf = child.find(f"{{{snode.namespace}}}{key}")
                 if key_leaf is not None:
-                    etree.SubElement(fresh, key_leaf.tag).text = key_leaf.text
+                    _sub_element(fresh, key_leaf.tag).text = key_leaf.text
             self._keyed(target, fresh, snode)
             existing = fresh
             op = Operation.MERGE
@@ -490,6 +503,17 @@ def _clear_other_cases(
             continue
         if any(mine.get(choice) not in (None, case) for choice, case in other.cases):
             target.remove(sibling)
+
+
+def _sub_element(parent: etree._Element, tag: str) -> etree._Element:
+    """A new last child of ``parent``: ESC's elements inherit its namespace map (the default
+    namespace), ours get the ``eo`` prefix, so stored units are the same bytes however the
+    client spelled the namespace (no spurious change from a prefix lxml would invent)."""
+    namespace = etree.QName(tag).namespace or ""
+    prefix = PREFIXES.get(namespace)
+    if prefix is None or namespace == ESC_NS or parent.nsmap.get(prefix) == namespace:
+        return etree.SubElement(parent, tag)
+    return etree.SubElement(parent, tag, nsmap={prefix: namespace})
 
 
 def _insert(
@@ -514,7 +538,7 @@ def _insert(
             other = siblings.get((qname.namespace or "", qname.localname))
             if other is None or other.position <= snode.position:
                 index = position + 1
-    new = etree.SubElement(target, tag)  # created in place: inherits target's namespace map
+    new = _sub_element(target, tag)
     if index < len(target) - 1:
         target.insert(index, new)
     return new

@@ -28,10 +28,15 @@ ESC_REVISION = "2026-11-27"
 EO_NS = "urn:esc-orch:yang:esc-orch"
 EO_MODULE = "esc-orch"
 EO_PREFIX = "eo"
-EO_REVISION = "2026-12-02"
+EO_REVISION = "2026-12-03"
 EO_CAPABILITY = f"{EO_NS}?module={EO_MODULE}&revision={EO_REVISION}"
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+
+#: The prefix our error-paths and our own XML give each namespace of the configuration.
+PREFIXES: Mapping[str, str] = {ESC_NS: ESC_PREFIX, EO_NS: EO_PREFIX}
+#: The namespace of each module, by the module name libyang writes in data paths.
+MODULE_NAMESPACES: Mapping[str, str] = {ESC_MODULE: ESC_NS, EO_MODULE: EO_NS}
 
 #: Module capability announced in the NETCONF hello.
 ESC_CAPABILITY = f"{ESC_NS}?module={ESC_MODULE}&revision={ESC_REVISION}"
@@ -120,6 +125,16 @@ _KINDS = {
 }
 
 
+def prefix_of(namespace: str) -> str:
+    """The prefix of ``namespace`` in error-paths (``esc`` for ESC's, ``eo`` for ours)."""
+    return PREFIXES.get(namespace, ESC_PREFIX)
+
+
+def _namespace(snode: libyang.SNode) -> str:
+    """The namespace of the module that defines ``snode`` (an augment's: its own module's)."""
+    return str(ffi.string(snode.cdata.module.ns).decode())
+
+
 def _convert(snode: libyang.SNode, position: int = 0) -> SchemaNode:
     kind = _KINDS[snode.keyword()]
     children: dict[tuple[str, str], SchemaNode] = {}
@@ -152,7 +167,7 @@ def _convert(snode: libyang.SNode, position: int = 0) -> SchemaNode:
     secret = any(ext.name() == "secret" for ext in snode.extensions())
     return SchemaNode(
         name=snode.name(),
-        namespace=ESC_NS,
+        namespace=_namespace(snode),
         kind=kind,
         config=not snode.config_false(),
         path=snode.schema_path(),

@@ -18,10 +18,18 @@ from _libyang import ffi, lib
 from lxml import etree
 
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError, RpcErrors
-from esc_orch.model.schema import ESC_NS, ESC_PREFIX, context, data_roots
+from esc_orch.model.schema import (
+    ESC_MODULE,
+    ESC_NS,
+    MODULE_NAMESPACES,
+    PREFIXES,
+    context,
+    data_roots,
+    prefix_of,
+)
 
-#: Prefix map for error paths rendered by the NETCONF layer.
-ERROR_PATH_NSMAP = {ESC_PREFIX: ESC_NS}
+#: Prefix map for error paths rendered by the NETCONF layer (``esc:``, and ``eo:`` for ours).
+ERROR_PATH_NSMAP = {prefix: namespace for namespace, prefix in PREFIXES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,19 +115,32 @@ def _split_path(path: str) -> list[str]:
     return [s for s in steps if s]
 
 
-def prefixed_path(path: str | None) -> str | None:
-    """Turn libyang's JSON-style data path into an XML XPath with ``esc:`` on every step."""
-    if not path:
-        return None
-    out: list[str] = []
+def _module_steps(path: str) -> Iterator[tuple[str, str, str]]:
+    """(namespace, name, rest) per step of a libyang path: a step without a module name
+    is in its parent's module (``/esc:a/b/esc-orch:c/d``: d is esc-orch's)."""
+    module = ESC_MODULE
     for step in _split_path(path):
         match = _STEP.match(step)
         if not match:
-            out.append(step)
+            yield MODULE_NAMESPACES[module], step, ""
             continue
-        name = match["name"].split(":", 1)[-1]
-        preds = _PRED_KEY.sub(lambda m: f"[{ESC_PREFIX}:{m['key']}=", match["preds"])
-        out.append(f"{ESC_PREFIX}:{name}{preds}{step[match.end() :]}")
+        qualified = match["name"]
+        if ":" in qualified:
+            named, _, qualified = qualified.partition(":")
+            module = named if named in MODULE_NAMESPACES else module
+        yield MODULE_NAMESPACES[module], qualified, step[len(match["name"]) :]
+
+
+def prefixed_path(path: str | None) -> str | None:
+    """Turn libyang's JSON-style data path into an XML XPath with a prefix on every step:
+    ``esc:`` for ESC's nodes, ``eo:`` for ours (an augment of ESC's tree)."""
+    if not path:
+        return None
+    out: list[str] = []
+    for namespace, name, rest in _module_steps(path):
+        prefix = prefix_of(namespace)
+        preds = _PRED_KEY.sub(lambda m, p=prefix: f"[{p}:{m['key']}=", rest)
+        out.append(f"{prefix}:{name}{preds}")
     return "/" + "/".join(out)
 
 
@@ -231,32 +252,41 @@ def _locate(err: LyError, data: etree._Element | bytes) -> LyError:
     """libyang names only the schema node of a missing mandatory node: find the instance."""
     if not err.path or not err.path.startswith("schema:"):
         return err
-    steps = [s.split(":", 1)[-1] for s in err.path[len("schema:") :].split("/") if s]
+    # (namespace, name, the step as libyang writes it: module-qualified where it changes)
+    steps: list[tuple[str, str, str]] = []
+    module = ""
+    for namespace, name, _rest in _module_steps(err.path[len("schema:") :]):
+        named = next(m for m, ns in MODULE_NAMESPACES.items() if ns == namespace)
+        steps.append((namespace, name, name if named == module else f"{named}:{name}"))
+        module = named
     root = etree.fromstring(data) if isinstance(data, bytes) else data
-    tops = [root] if etree.QName(root).localname == steps[0] else list(root)
+    first_ns, first, first_step = steps[0]
+    tops = [root] if etree.QName(root).localname == first else list(root)
     for top in tops:
-        if etree.QName(top).localname != steps[0]:
+        if etree.QName(top).localname != first:
             continue
-        node = data_roots()[(ESC_NS, steps[0])]
-        level: list[tuple[etree._Element, str]] = [(top, f"/{steps[0]}")]
-        for step in steps[1:-1]:
-            if (ESC_NS, step) not in node.children:
+        node = data_roots()[(first_ns, first)]
+        level: list[tuple[etree._Element, str]] = [(top, f"/{first_step}")]
+        for namespace, step, written in steps[1:-1]:
+            if (namespace, step) not in node.children:
                 continue  # a choice or case name: not a data node
-            node = node.children[(ESC_NS, step)]
+            node = node.children[(namespace, step)]
             nxt = []
             for element, path in level:
-                for child in element.iterchildren(f"{{{ESC_NS}}}{step}"):
+                for child in element.iterchildren(f"{{{namespace}}}{step}"):
                     preds = "".join(
-                        f"[{k}='{child.findtext(f'{{{ESC_NS}}}{k}')}']" for k in node.keys
+                        f"[{k}='{child.findtext(f'{{{namespace}}}{k}')}']" for k in node.keys
                     )
-                    nxt.append((child, f"{path}/{step}{preds}"))
+                    nxt.append((child, f"{path}/{written}{preds}"))
             level = nxt
+        last_ns, last, last_step = steps[-1]
         for element, path in level:
-            if element.find(f"{{{ESC_NS}}}{steps[-1]}") is None:
+            if element.find(f"{{{last_ns}}}{last}") is None:
                 return LyError(
-                    err.code, err.vecode, err.message, f"{path}/{steps[-1]}", err.app_tag
+                    err.code, err.vecode, err.message, f"{path}/{last_step}", err.app_tag
                 )
-    return LyError(err.code, err.vecode, err.message, "/" + "/".join(steps), err.app_tag)
+    whole = "/" + "/".join(written for _ns, _name, written in steps)
+    return LyError(err.code, err.vecode, err.message, whole, err.app_tag)
 
 
 def _wrap(data: etree._Element | bytes) -> bytes:

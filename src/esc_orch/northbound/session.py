@@ -25,7 +25,7 @@ from esc_orch.model.errors import (
     RpcErrors,
     render_rpc_error,
 )
-from esc_orch.model.schema import EO_CAPABILITY, ESC_NS
+from esc_orch.model.schema import EO_CAPABILITY, EO_NS, ESC_NS
 from esc_orch.model.xmlsafe import attribute_items, parse_xml
 from esc_orch.northbound.framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -404,7 +404,7 @@ class NetconfSession:
 
 
 #: Prefixes our error-paths use, declared on the error-path element so it can be resolved.
-ERROR_PATH_PREFIXES = {"esc": ESC_NS}
+ERROR_PATH_PREFIXES = {"esc": ESC_NS, "eo": EO_NS}
 
 
 def _path_prefixes(path: str | None) -> dict[str, str]:
