@@ -4,14 +4,11 @@
 
 * **Fence agents** are configured per VIM connector, in that connector's own configuration
   (``esc_system_config/vim_connectors/vim_connector``), so a host's power controller is named
-  where the host is: properties ``fence_agent_type`` (an entry point of
-  ``esc_orch.fence_agents``, e.g. ``CSP_SIM_POWER``), ``fence_agent_host`` (the host name the
-  controller must report, default the connector id), any ``fence_agent_<name>`` (the agent's
-  property ``<name>``, e.g. ``fence_agent_url``), and ``fence_agent_user``: the id of one of
-  the connector's ``users`` whose ``password`` credential (a secret leaf, masked in get and
-  get-config) is the controller's password; the login name is ``fence_agent_login`` (default:
-  that user id — set it when the controller's login equals the VIM's, as user ids are keys).
-  List the VIM's own user first: the connector logs in with the first user with a password.
+  where the host is: our augment ``eo:fence_agent`` (yang/esc-orch.yang) — ``type`` (an entry
+  point of ``esc_orch.fence_agents``, e.g. ``CSP_SIM_POWER``), ``url``, ``host`` (the host
+  name the controller must report, default the connector id), ``username`` and ``password``
+  (a secret leaf: encrypted at rest, masked in get and get-config), ``timeout`` and the
+  agent's own ``properties``.
 * **Confirmations** (``eo:confirm-host-down``) are durable (``store/confirmations.py``) and
   served under ``opdata/vim_connectors`` (``eo:host_down_confirmation``).
 * **Re-arming**: a confirmation, a recheck or an edit wakes every move waiting for proof.
@@ -41,33 +38,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFIX = "fence_agent_"
 FenceFactory = Callable[[FenceAgentConfig], FenceAgent]
 
 
 def fence_config(model: VimConnector) -> tuple[FenceAgentConfig, str] | None:
     """The fence agent of ``model``'s host and the host name, or None when none is set."""
-    props = {p.name: p.value or "" for p in model.properties.property}
-    kind = props.get(PREFIX + "type", "").strip()
-    if not kind:
+    agent = model.fence_agent
+    if agent is None:
         return None
-    host = props.get(PREFIX + "host", "").strip() or model.id
-    user_id = props.get(PREFIX + "user", "").strip()
-    login = props.get(PREFIX + "login", "").strip() or user_id
+    host = agent.host or model.id
     credentials = None
-    for user in model.users.user:
-        password = user.credentials.properties.get("password")
-        if user.id == user_id and password is not None:
-            credentials = Credentials(user=login, password=password)
-    reserved = {PREFIX + n for n in ("type", "host", "user", "login")}
-    properties = {
-        name[len(PREFIX) :]: value
-        for name, value in props.items()
-        if name.startswith(PREFIX) and name not in reserved
-    }
-    properties.setdefault("host_name", host)
+    if agent.username is not None and agent.password is not None:
+        credentials = Credentials(user=agent.username, password=agent.password)
+    properties = {p.name: p.value or "" for p in agent.properties.property}
+    # The typed leaves win over a same-named entry of the free-form properties.
+    properties.update(timeout=str(agent.timeout), host_name=host)
+    if agent.url is not None:
+        properties["url"] = agent.url
     config = FenceAgentConfig(
-        id=f"{model.id}-fence", type=kind, properties=properties, credentials=credentials
+        id=f"{model.id}-fence", type=agent.type, properties=properties, credentials=credentials
     )
     return config, host
 

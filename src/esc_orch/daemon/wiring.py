@@ -80,14 +80,16 @@ def vocabulary(
     """What this daemon can run, for the edit-time checks of the datastore.
 
     Collector types: those installed (:func:`esc_orch.vocabulary.installed_vocabulary`) and
-    the custom metric definitions.
+    the custom metric definitions; fence agent types: those installed.
     With ``settings``, every vm_group's monitoring goes through
     :func:`esc_orch.monitor.watch.check_group`: known collector types, known rule scripts
     (``[monitor] scripts_dir``, read at each check), probe targets inside ``allowed_networks``.
     """
-    types = installed_vocabulary().collector_types | frozenset(definitions or {})
+    installed = installed_vocabulary()
+    types = installed.collector_types | frozenset(definitions or {})
+    fence_types = installed.fence_types
     if settings is None:
-        return Vocabulary(collector_types=types)
+        return Vocabulary(collector_types=types, fence_types=fence_types)
     allowed = settings.allowed
     scripts_dir = settings.scripts_dir
 
@@ -100,7 +102,12 @@ def vocabulary(
             log.info("vm_group %s refused: %s: %s", group.name, p.path, p.message)
         return [(p.path, p.message) for p in problems]
 
-    return Vocabulary(collector_types=types, rule_action=lambda _a: True, monitoring_check=check)
+    return Vocabulary(
+        collector_types=types,
+        rule_action=lambda _a: True,
+        monitoring_check=check,
+        fence_types=fence_types,
+    )
 
 
 def start_vim_supervisor(

@@ -4,11 +4,12 @@ libyang proves a payload well-typed; some mistakes are still visible in the conf
 alone — a known extension property with a bad value (the seed's ``disk-resize`` = ``>true``),
 a static IP pool smaller than ``max_active``, Gluster storage on a connector without
 ``cluster_name``, a collector type or rule script nobody provides, a group without a locator
-when there is no default VIM connector, an element the group's VIM cannot honour. Refusing
+when there is no default VIM connector, an element the group's VIM cannot honour, a fence
+agent type nobody installed (or the retired ``fence_agent_*`` properties). Refusing
 them at edit-config / validate / commit (with the error-path of the offending node, nothing
 written) beats a FAILURE event later. What only the VIM can say stays asynchronous.
 
-What the daemon can run (collector types, rule scripts) is an input, :class:`Vocabulary`,
+What the daemon can run (collector types, rule scripts, fence agent types) is an input, :class:`Vocabulary`,
 so the monitoring code can register more without touching this module. Pure: works on the
 assembled ``<data>`` tree the datastore validates.
 """
@@ -24,7 +25,7 @@ from lxml import etree
 from esc_orch.model.config import Deployment, VimConnector, VmGroup, default_connector
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import ErrorTag, RpcError
-from esc_orch.model.schema import ESC_NS, ESC_PREFIX
+from esc_orch.model.schema import EO_NS, EO_PREFIX, ESC_NS, ESC_PREFIX
 
 #: Rule actions every daemon understands (the ``<what>`` of ``'<edge> <what>'``).
 BUILTIN_RULE_ACTIONS = frozenset(
@@ -63,6 +64,9 @@ class Vocabulary:
     #: (path relative to the vm_group, message). When set, it replaces the checks of
     #: collector types and rule actions here.
     monitoring_check: Callable[[VmGroup], Iterable[tuple[str, str]]] | None = None
+    #: Fence agent types installed (upper-case entry point names of esc_orch.fence_agents);
+    #: None: not known here, so not checked.
+    fence_types: frozenset[str] | None = None
 
 
 # -- paths -------------------------------------------------------------------------------
@@ -429,6 +433,71 @@ def _connector_property_errors(
         )
 
 
+# -- fence agents (eo:fence_agent) -----------------------------------------------------------
+
+#: The retired fence_agent_* properties of a vim_connector, and where each went.
+RETIRED_FENCE_PROPERTIES: Mapping[str, str] = {
+    "fence_agent_type": "eo:fence_agent/type",
+    "fence_agent_url": "eo:fence_agent/url",
+    "fence_agent_host": "eo:fence_agent/host",
+    "fence_agent_login": "eo:fence_agent/username",
+    "fence_agent_user": "eo:fence_agent/password (the password itself, not a user id)",
+    "fence_agent_timeout": "eo:fence_agent/timeout",
+}
+RETIRED_FENCE_PREFIX = "fence_agent_"
+
+
+def _fence_path(cid: str, leaf: str | None = None) -> str:
+    path = f"{_connector_path(cid)}/{EO_PREFIX}:fence_agent"
+    return f"{path}/{EO_PREFIX}:{leaf}" if leaf else path
+
+
+def _fence_errors(
+    connectors: Mapping[str, VimConnector], only: Collection[str] | None, vocabulary: Vocabulary
+) -> Iterator[RpcError]:
+    for cid, connector in sorted(connectors.items()):
+        if only is not None and cid not in only:
+            continue  # a stored connector is not refused for an edit that does not touch it
+        for prop in connector.properties.property:
+            if not prop.name.startswith(RETIRED_FENCE_PREFIX):
+                continue
+            moved = RETIRED_FENCE_PROPERTIES.get(
+                prop.name, f"eo:fence_agent/properties/property {prop.name[len(RETIRED_FENCE_PREFIX) :]!r}"
+            )
+            yield _bad(
+                ErrorTag.INVALID_VALUE,
+                f"{_connector_path(cid)}/{_step('properties')}/"
+                f"{_step('property', name=prop.name)}/{_step('name')}",
+                f"VIM connector {cid}: property {prop.name} is no longer read: a fence agent "
+                f"is configured in the vim_connector's fence_agent container (namespace "
+                f"{EO_NS}); put this value in {moved} (docs/fencing.md)",
+                "retired-fence-property",
+            )
+        agent = connector.fence_agent
+        if agent is None:
+            continue
+        known = vocabulary.fence_types
+        if known is not None and agent.type.upper() not in known:
+            yield _bad(
+                ErrorTag.INVALID_VALUE,
+                _fence_path(cid, "type"),
+                f"VIM connector {cid}: no fence agent of type {agent.type!r} is installed "
+                f"(installed: {', '.join(sorted(known)) or 'none'})",
+                "unknown-fence-agent-type",
+            )
+        if (agent.username is None) != (agent.password is None):
+            given, missing = ("username", "password")
+            if agent.username is None:
+                given, missing = missing, given
+            yield _bad(
+                ErrorTag.DATA_MISSING,
+                _fence_path(cid, missing),
+                f"VIM connector {cid}: the fence agent has a {given} but no {missing}: give "
+                "both (the controller's login) or neither",
+                "incomplete-fence-credentials",
+            )
+
+
 def check_config(
     data: etree._Element,
     *,
@@ -448,6 +517,7 @@ def check_config(
         model: VimConnector = unit_model("vim_connector", element)
         models[model.id] = model
     errors = list(_connector_property_errors(models, connectors))
+    errors += _fence_errors(models, connectors, vocabulary)
     for tenant in data.iterfind("e:esc_datamodel/e:tenants/e:tenant", ns):
         tenant_name = tenant.findtext("e:name", namespaces=ns) or ""
         for element in tenant.iterfind("e:deployments/e:deployment", ns):

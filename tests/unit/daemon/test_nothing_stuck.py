@@ -82,21 +82,19 @@ async def test_confirm_host_down_is_durable_and_an_unknown_vim_is_refused(lab: L
     await again.stop()
 
 
-def test_a_fence_agent_is_read_from_the_connectors_properties_and_users() -> None:
+def test_a_fence_agent_is_read_from_the_connectors_eo_fence_agent() -> None:
     xml = (
         '<vim_connector xmlns="http://www.cisco.com/esc/esc"><id>CSP-1</id><type>CSP</type>'
         "<properties>"
         "<property><name>url</name><value>http://127.0.0.1:1</value></property>"
-        "<property><name>fence_agent_type</name><value>CSP_SIM_POWER</value></property>"
-        "<property><name>fence_agent_url</name><value>http://127.0.0.1:2</value></property>"
-        "<property><name>fence_agent_user</name><value>power</value></property>"
-        "<property><name>fence_agent_login</name><value>admin</value></property>"
         "</properties><users>"
         "<user><id>admin</id><credentials><properties><property><name>password</name>"
         "<value>vim-pw</value></property></properties></credentials></user>"
-        "<user><id>power</id><credentials><properties><property><name>password</name>"
-        "<value>bmc-pw</value></property></properties></credentials></user>"
-        "</users></vim_connector>"
+        "</users>"
+        '<fence_agent xmlns="urn:esc-orch:yang:esc-orch"><type>CSP_SIM_POWER</type>'
+        "<url>http://127.0.0.1:2</url><username>admin</username><password>bmc-pw</password>"
+        "<timeout>5</timeout><properties><property><name>extra</name><value>x</value>"
+        "</property></properties></fence_agent></vim_connector>"
     )
     model = unit_model("vim_connector", parse_xml(xml.encode()))
     assert isinstance(model, VimConnector)
@@ -104,7 +102,19 @@ def test_a_fence_agent_is_read_from_the_connectors_properties_and_users() -> Non
     assert found is not None
     config, host = found
     assert (config.type, host) == ("CSP_SIM_POWER", "CSP-1")
-    assert config.properties["url"] == "http://127.0.0.1:2"
+    assert config.properties == {
+        "url": "http://127.0.0.1:2",
+        "timeout": "5",
+        "host_name": "CSP-1",
+        "extra": "x",
+    }
     assert config.credentials is not None
     assert (config.credentials.user, config.credentials.password) == ("admin", "bmc-pw")
-    assert "vim-pw" not in repr(config.properties)
+    assert "pw" not in repr(config.properties)
+    assert "bmc-pw" not in repr(model)
+
+
+def test_a_connector_without_eo_fence_agent_has_no_fence_agent() -> None:
+    xml = '<vim_connector xmlns="http://www.cisco.com/esc/esc"><id>CSP-1</id><type>CSP</type>'
+    model = unit_model("vim_connector", parse_xml((xml + "</vim_connector>").encode()))
+    assert fence_config(model) is None
