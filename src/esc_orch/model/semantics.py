@@ -9,9 +9,9 @@ agent type nobody installed (or the retired ``fence_agent_*`` properties). Refus
 them at edit-config / validate / commit (with the error-path of the offending node, nothing
 written) beats a FAILURE event later. What only the VIM can say stays asynchronous.
 
-What the daemon can run (collector types, rule scripts, fence agent types) is an input, :class:`Vocabulary`,
-so the monitoring code can register more without touching this module. Pure: works on the
-assembled ``<data>`` tree the datastore validates.
+What the daemon can run (collector types, rule scripts, fence agent types) is an input,
+:class:`Vocabulary`, so the monitoring code can register more without touching this module.
+Pure: works on the assembled ``<data>`` tree the datastore validates.
 """
 
 from __future__ import annotations
@@ -461,8 +461,9 @@ def _fence_errors(
         for prop in connector.properties.property:
             if not prop.name.startswith(RETIRED_FENCE_PREFIX):
                 continue
+            rest = prop.name[len(RETIRED_FENCE_PREFIX) :]
             moved = RETIRED_FENCE_PROPERTIES.get(
-                prop.name, f"eo:fence_agent/properties/property {prop.name[len(RETIRED_FENCE_PREFIX) :]!r}"
+                prop.name, f"eo:fence_agent/properties/property {rest!r}"
             )
             yield _bad(
                 ErrorTag.INVALID_VALUE,

@@ -20,7 +20,6 @@ from lxml import etree
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError, RpcErrors
 from esc_orch.model.schema import (
     ESC_MODULE,
-    ESC_NS,
     MODULE_NAMESPACES,
     PREFIXES,
     context,
@@ -139,7 +138,7 @@ def prefixed_path(path: str | None) -> str | None:
     out: list[str] = []
     for namespace, name, rest in _module_steps(path):
         prefix = prefix_of(namespace)
-        preds = _PRED_KEY.sub(lambda m, p=prefix: f"[{p}:{m['key']}=", rest)
+        preds = _PRED_KEY.sub(rf"[{prefix}:\g<key>=", rest)
         out.append(f"{prefix}:{name}{preds}")
     return "/" + "/".join(out)
 
