@@ -113,9 +113,9 @@ def to_fence_agent(xml: bytes) -> bytes | None:
         entries = list(users.iterfind(_e("user")))
         first_with_password = next((u for u in entries if _password(u) is not None), None)
         for user in entries:
-            value = _password(user)
-            if user.findtext(_e("id")) == user_id and value is not None:
-                password = value.text or ""
+            secret = _password(user)
+            if user.findtext(_e("id")) == user_id and secret is not None:
+                password = secret.text or ""
                 if user is not first_with_password:
                     users.remove(user)
         if len(users) == 0:
