@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import aiohttp
 
 from esc_orch.csp_sim.cluster import host_command, wait_ready
 from esc_orch.fence.types import FenceAgentConfig
+from esc_orch.model.schema import EO_NS as EO_NAMESPACE
 from esc_orch.vim.types import ConnectorConfig, Credentials
 
 
@@ -318,6 +320,21 @@ class EmulatorCluster:
             properties={"url": url or host.power_url, "timeout": "10"},
             credentials=Credentials(user=host.power_user, password=password or host.power_password),
         )
+
+    def fence_agent_xml(self, name: str, *, timeout: int = 5) -> str:
+        """The ``eo:fence_agent`` element naming ``name``'s power controller, to put in the
+        ``vim_connector`` of ``name`` (yang/esc-orch.yang; docs/fencing.md)."""
+        host = self.hosts[name]
+        fields = (
+            ("type", "CSP_SIM_POWER"),
+            ("url", host.power_url),
+            ("host", name),
+            ("username", host.power_user),
+            ("password", host.power_password),
+            ("timeout", str(timeout)),
+        )
+        body = "".join(f"<{k}>{xml_escape(v)}</{k}>" for k, v in fields)
+        return f'<fence_agent xmlns="{EO_NAMESPACE}">{body}</fence_agent>'
 
     def pid(self, name: str) -> int | None:
         """The host's process id, from ``status`` (None when it is off)."""

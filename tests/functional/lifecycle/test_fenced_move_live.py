@@ -1,8 +1,8 @@
 """Scenario 2 with a fence agent: a move away from a partitioned host fences it first.
 
 ``esc-csp-sim cluster`` runs the hosts with their per-host power controllers; the VIM
-connector of CSP-1 names its controller (``fence_agent_*`` properties and a user holding the
-controller's password). CSP-1 is partitioned (SIGSTOP: VM running, disk locked, API silent);
+connector of CSP-1 names its controller in our augment ``eo:fence_agent`` (type, url, host,
+username, a secret password, timeout). CSP-1 is partitioned (SIGSTOP: VM running, disk locked, API silent);
 the locator change to CSP-2 powers CSP-1 off through the agent (a journaled step), and only then
 starts the VM on CSP-2 — one copy throughout.
 """
@@ -22,6 +22,7 @@ import pytest
 
 from esc_orch import failpoints
 from esc_orch.model.events import format_event_time
+from esc_orch.model.schema import EO_NS
 from esc_orch.testing.emulator import EmulatorCluster
 from functional.lifecycle.support import (
     PASSWORD,
@@ -57,16 +58,7 @@ def connectors_xml(cluster: EmulatorCluster, *, fenced: str) -> str:
         props = [("url", host.url), ("cluster_name", "Cluster_Test"), ("retries", "2"),
                  ("backoff", "0.1"), ("timeout", "5")]  # fmt: skip
         users = [(host.user, host.password)]
-        if name == fenced:
-            props += [
-                ("fence_agent_type", "CSP_SIM_POWER"),
-                ("fence_agent_url", host.power_url),
-                ("fence_agent_timeout", "5"),
-                ("fence_agent_host", name),
-                ("fence_agent_user", "power"),
-                ("fence_agent_login", host.power_user),
-            ]
-            users.append(("power", host.power_password))
+        fence = cluster.fence_agent_xml(name) if name == fenced else ""
         prop_xml = "".join(
             f"<property><name>{k}</name><value>{v}</value></property>" for k, v in props
         )
@@ -77,7 +69,7 @@ def connectors_xml(cluster: EmulatorCluster, *, fenced: str) -> str:
         )
         entries.append(
             f"<vim_connector><id>{name}</id><type>CSP</type><properties>{prop_xml}"
-            f"</properties><users>{user_xml}</users></vim_connector>"
+            f"</properties><users>{user_xml}</users>{fence}</vim_connector>"
         )
     return (
         f'<config><esc_system_config xmlns="{ESC_NS}"><vim_connectors>{"".join(entries)}'
@@ -140,6 +132,12 @@ def test_a_move_away_from_a_partitioned_host_fences_it_first(
             # The password of the controller is a secret like the VIM's: masked in get-config.
             shown = m.get_config(source="running", filter=("xpath", "/esc_system_config"))
             assert emulator.hosts["CSP-1"].power_password not in shown.data_xml
+            fence = shown.data_ele.find(
+                f".//{{{ESC_NS}}}vim_connector/{{{EO_NS}}}fence_agent"
+            )
+            assert fence is not None
+            assert fence.findtext(f"{{{EO_NS}}}password") == "********"
+            assert fence.findtext(f"{{{EO_NS}}}url") == emulator.hosts["CSP-1"].power_url
         log = daemon.log()
         assert "fenced" in log and "CSP-1" in log
         assert emulator.hosts["CSP-1"].power_password not in log
