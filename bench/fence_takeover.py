@@ -4,7 +4,8 @@ A three-part figure for scenario 2 with a fence agent, without the orchestrator:
 partitioned CSP-1 through its power controller (status, power off, read back), (2) start the VM
 on CSP-2 from the shared disk the dead host's lock no longer holds, (3) power CSP-1 back on.
 Prints the median and max of each over N rounds, and the bytes/s of a throttled disk copy seen
-through ``VmState.disk_copy``.
+through ``VmState.disk_copy``. The agent is built as the daemon builds it: from CSP-1's
+``vim_connector`` with its ``eo:fence_agent`` (``daemon/moves.py``).
 
 Run: .venv/bin/python bench/fence_takeover.py [--rounds 10]   (bounded: about 2 s a round)
 """
@@ -18,19 +19,34 @@ import tempfile
 import time
 from pathlib import Path
 
-from esc_orch.fence import create_fence_agent
+from esc_orch.daemon.moves import fence_config
+from esc_orch.fence import FenceAgent, create_fence_agent
+from esc_orch.model.convert import unit_model
+from esc_orch.model.xmlsafe import parse_xml
 from esc_orch.testing.emulator import EmulatorCluster
 from esc_orch.testing.vim_contract import sample_spec
 from esc_orch.vim import PowerState, Storage, VimDiskInUse
 from esc_orch.vim.csp import CspConnector
 
 FAST = {"retries": "1", "timeout": "2", "poll_interval": "0.02"}
+ESC_NS = "http://www.cisco.com/esc/esc"
+
+
+def _configured_agent(cluster: EmulatorCluster, name: str) -> FenceAgent:
+    """The fence agent the daemon would build from ``name``'s vim_connector configuration."""
+    xml = (
+        f'<vim_connector xmlns="{ESC_NS}"><id>{name}</id><type>CSP</type>'
+        f"{cluster.fence_agent_xml(name, timeout=10)}</vim_connector>"
+    )
+    found = fence_config(unit_model("vim_connector", parse_xml(xml.encode())))
+    assert found is not None
+    return create_fence_agent(found[0])
 
 
 async def _round(cluster: EmulatorCluster, n: int) -> tuple[float, float, float]:
     one = CspConnector(config=cluster.config("CSP-1", **FAST))
     two = CspConnector(config=cluster.config("CSP-2", **FAST))
-    agent = create_fence_agent(cluster.fence_config("CSP-1"))
+    agent = _configured_agent(cluster, "CSP-1")
     spec = sample_spec(f"bench-{n}", storage=Storage.GLUSTER)
     try:
         await one.ensure_vm(spec=spec)

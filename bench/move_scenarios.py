@@ -9,8 +9,8 @@ The daemon's lifecycle parts run in this process as ``esc-orchd serve`` wires th
   during which at least one VIM call was in flight (union of the calls' intervals, as in
   bench/lifecycle_deploy.py); the orchestrator's share is the rest.
 * Scenario 2, fence agent: CSP-1 partitioned (SIGSTOP, VM running, disk locked), its connector
-  naming its power controller (``esc-csp-sim cluster``): time from the locator edit to
-  SERVICE_UPDATED (observing the silent host, fencing it, starting on CSP-2).
+  naming its power controller (``esc-csp-sim cluster``) in ``eo:fence_agent``: time from the
+  locator edit to SERVICE_UPDATED (observing the silent host, fencing it, starting on CSP-2).
 * Scenario 2, operator confirmation: a VM on CSP-1's local disk, CSP-1 killed; the locator edit,
   then at once ``confirm-host-down CSP-1`` (what eo:confirm-host-down does): time from the edit
   to SERVICE_UPDATED.
@@ -60,18 +60,13 @@ def deployment(example: str, *, vim: str, n: int = 1) -> str:
     )
 
 
-def connectors_xml(hosts: dict[str, Any], *, fence: dict[str, Any] | None = None) -> str:
-    """``hosts``: name -> (url, user, password); ``fence``: name -> (power url, user, pw)."""
+def connectors_xml(hosts: dict[str, Any], *, fence: dict[str, str] | None = None) -> str:
+    """``hosts``: name -> (url, user, password); ``fence``: name -> its eo:fence_agent XML."""
     entries = []
     for name, (url, user, password) in sorted(hosts.items()):
         props = [("url", url), ("cluster_name", "Cluster_Test"), *FAST]
         users = [(user, password)]
-        if fence and name in fence:
-            purl, puser, ppw = fence[name]
-            props += [("fence_agent_type", "CSP_SIM_POWER"), ("fence_agent_url", purl),
-                      ("fence_agent_timeout", "5"), ("fence_agent_host", name),
-                      ("fence_agent_user", "power"), ("fence_agent_login", puser)]  # fmt: skip
-            users.append(("power", ppw))
+        agent = (fence or {}).get(name, "")
         p = "".join(f"<property><name>{k}</name><value>{v}</value></property>" for k, v in props)
         u = "".join(
             f"<user><id>{i}</id><credentials><properties><property><name>password</name>"
@@ -80,7 +75,7 @@ def connectors_xml(hosts: dict[str, Any], *, fence: dict[str, Any] | None = None
         )
         entries.append(
             f"<vim_connector><id>{name}</id><type>CSP</type><properties>{p}</properties>"
-            f"<users>{u}</users></vim_connector>"
+            f"<users>{u}</users>{agent}</vim_connector>"
         )
     return (
         f'<esc_system_config xmlns="{ESC_NS}"><vim_connectors>{"".join(entries)}'
@@ -153,13 +148,7 @@ async def scenario2_fence(root: Path) -> dict[str, float]:
             root / "orchd",
             connectors_xml(
                 {n: (h.url, h.user, h.password) for n, h in cluster.hosts.items()},
-                fence={
-                    "CSP-1": (
-                        cluster.hosts["CSP-1"].power_url,
-                        cluster.hosts["CSP-1"].power_user,
-                        cluster.hosts["CSP-1"].power_password,
-                    )
-                },
+                fence={"CSP-1": cluster.fence_agent_xml("CSP-1")},
             ),
         )
         try:
