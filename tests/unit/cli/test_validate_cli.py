@@ -76,3 +76,39 @@ def test_what_edit_config_refuses_beyond_yang_is_refused_too(
     assert main([str(CONNECTORS), str(typo)]) == 1
     err = capsys.readouterr().err
     assert "disk-resize" in err
+
+
+FENCE = EXAMPLES / "vim_connector_fence.xml"
+
+
+def test_a_fence_agent_of_an_installed_type_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(CONNECTORS), str(FENCE)]) == 0
+    assert "valid:" in capsys.readouterr().out
+
+
+def test_a_fence_agent_type_nobody_installed_is_refused_naming_the_installed_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "fence.xml"
+    bad.write_text(FENCE.read_text().replace(">CSP_SIM_POWER<", ">IPMI<"))
+    assert main([str(CONNECTORS), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "/eo:fence_agent/eo:type" in err
+    assert "no fence agent of type 'IPMI' is installed" in err and "CSP_SIM_POWER" in err
+
+
+def test_the_retired_fence_properties_are_refused_naming_the_new_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.xml"
+    old.write_text(
+        CONNECTORS.read_text().replace(
+            "<property><name>url</name><value>http://127.0.0.1:8441</value></property>",
+            "<property><name>url</name><value>http://127.0.0.1:8441</value></property>"
+            "<property><name>fence_agent_url</name><value>http://x</value></property>",
+        )
+    )
+    assert main([str(old)]) == 1
+    err = capsys.readouterr().err
+    assert "esc:property[esc:name='fence_agent_url']" in err
+    assert "put this value in eo:fence_agent/url" in err
