@@ -2,9 +2,9 @@
 
 ``esc-csp-sim cluster`` runs the hosts with their per-host power controllers; the VIM
 connector of CSP-1 names its controller in our augment ``eo:fence_agent`` (type, url, host,
-username, a secret password, timeout). CSP-1 is partitioned (SIGSTOP: VM running, disk locked, API silent);
-the locator change to CSP-2 powers CSP-1 off through the agent (a journaled step), and only then
-starts the VM on CSP-2 — one copy throughout.
+username, a secret password, timeout). CSP-1 is partitioned (SIGSTOP: VM running, disk
+locked, API silent); the locator change to CSP-2 powers CSP-1 off through the agent (a
+journaled step), and only then starts the VM on CSP-2 — one copy throughout.
 """
 
 from __future__ import annotations
