@@ -6,13 +6,15 @@ One answer for every entry point that validates configuration — the daemon's d
 the other way round). Collector types are ICMPPing plus the names registered in the
 ``esc_orch.collectors`` entry-point group, read from the installed packages' metadata:
 nothing is imported. Fence agent types likewise: the names of the ``esc_orch.fence_agents``
-entry points (upper-case, as the fence registry matches them).
+entry points (upper-case, as the fence registry matches them); a configured agent's own check
+(``config_problems``) loads its class, only when a connector with one is checked.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+from esc_orch.fence.settings import settings_problems
 from esc_orch.model.semantics import Vocabulary
 
 #: Entry-point group of metric collectors (the monitoring code registers them there).
@@ -25,7 +27,9 @@ def installed_vocabulary() -> Vocabulary:
     """The collector and fence agent types installed here, with the built-in rule actions."""
     names = {ep.name for ep in entry_points(group=COLLECTOR_GROUP)}
     return Vocabulary(
-        collector_types=frozenset({"ICMPPing", *names}), fence_types=installed_fence_types()
+        collector_types=frozenset({"ICMPPing", *names}),
+        fence_types=installed_fence_types(),
+        fence_check=settings_problems,
     )
 
 

@@ -25,11 +25,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from esc_orch.fence import FenceAgent, FenceAgentConfig, create_fence_agent
+from esc_orch.fence.settings import agent_config
 from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.config import VimConnector
 from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.errors import ErrorTag, RpcError
-from esc_orch.model.vim import Credentials
 from esc_orch.store.confirmations import ConfirmationStore
 
 if TYPE_CHECKING:
@@ -43,22 +43,9 @@ FenceFactory = Callable[[FenceAgentConfig], FenceAgent]
 
 def fence_config(model: VimConnector) -> tuple[FenceAgentConfig, str] | None:
     """The fence agent of ``model``'s host and the host name, or None when none is set."""
-    agent = model.fence_agent
-    if agent is None:
+    if model.fence_agent is None:
         return None
-    host = agent.host or model.id
-    credentials = None
-    if agent.username is not None and agent.password is not None:
-        credentials = Credentials(user=agent.username, password=agent.password)
-    properties = {p.name: p.value or "" for p in agent.properties.property}
-    # The typed leaves win over a same-named entry of the free-form properties.
-    properties.update(timeout=str(agent.timeout), host_name=host)
-    if agent.url is not None:
-        properties["url"] = agent.url
-    config = FenceAgentConfig(
-        id=f"{model.id}-fence", type=agent.type, properties=properties, credentials=credentials
-    )
-    return config, host
+    return agent_config(connector_id=model.id, settings=model.fence_agent)
 
 
 class DaemonProofSources:

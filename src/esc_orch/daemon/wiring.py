@@ -87,9 +87,9 @@ def vocabulary(
     """
     installed = installed_vocabulary()
     types = installed.collector_types | frozenset(definitions or {})
-    fence_types = installed.fence_types
+    fence_types, fence_check = installed.fence_types, installed.fence_check
     if settings is None:
-        return Vocabulary(collector_types=types, fence_types=fence_types)
+        return Vocabulary(collector_types=types, fence_types=fence_types, fence_check=fence_check)
     allowed = settings.allowed
     scripts_dir = settings.scripts_dir
 
@@ -107,6 +107,7 @@ def vocabulary(
         rule_action=lambda _a: True,
         monitoring_check=check,
         fence_types=fence_types,
+        fence_check=fence_check,
     )
 
 

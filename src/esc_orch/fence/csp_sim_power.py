@@ -3,7 +3,8 @@
 It speaks the controller's small API (``GET /power``, ``POST /power {"action": "off"}``) the
 way an IPMI or Redfish agent speaks to a BMC: its own URL and credentials, checked host name,
 power read back before a proof is given. Properties: ``url`` (required), ``timeout`` (seconds
-per request, default 10). The password only goes into the Authorization header.
+per request, default 10); credentials required (:meth:`CspSimPowerFence.config_problems`, also
+run at edit time). The password only goes into the Authorization header.
 """
 
 from __future__ import annotations
@@ -60,14 +61,31 @@ class CspSimPowerFence:
             FenceFailure(kind=kind, agent_id=self._config.id, host=host, detail=detail)
         )
 
+    @staticmethod
+    def config_problems(config: FenceAgentConfig) -> list[tuple[str, str]]:
+        """What makes ``config`` unusable, as (setting, sentence): checked at edit time
+        (:func:`esc_orch.fence.settings.settings_problems`) and before every request."""
+        problems: list[tuple[str, str]] = []
+        if not (config.prop("url") or "").startswith(("http://", "https://")):
+            problems.append(("url", "the url of the power controller must be http(s)"))
+        if config.credentials is None:
+            problems.append(
+                ("password", "a username and a password (the power controller's login) are needed")
+            )
+        try:
+            timeout_ok = float(config.prop("timeout") or 10.0) > 0
+        except ValueError:
+            timeout_ok = False
+        if not timeout_ok:
+            problems.append(("timeout", "the timeout must be a number of seconds > 0"))
+        return problems
+
     def _client(self, host: str) -> aiohttp.ClientSession:
         creds = self._config.credentials
-        if not self._url.startswith(("http://", "https://")):
-            raise self._fail(FenceFailureKind.MISCONFIGURED, host, "property url must be http(s)")
-        if creds is None:
-            raise self._fail(FenceFailureKind.MISCONFIGURED, host, "no credentials configured")
-        if self._timeout <= 0:
-            raise self._fail(FenceFailureKind.MISCONFIGURED, host, "timeout must be > 0")
+        problems = self.config_problems(self._config)
+        if problems or creds is None:
+            detail = problems[0][1] if problems else "no credentials configured"
+            raise self._fail(FenceFailureKind.MISCONFIGURED, host, detail)
         if self._session is None or self._session.closed:
             token = base64.b64encode(f"{creds.user}:{creds.password}".encode()).decode()
             self._session = aiohttp.ClientSession(

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from esc_orch.model.config import Deployment, VimConnector, VmGroup, default_connector
+from esc_orch.model.config import (
+    Deployment,
+    FenceAgentSettings,
+    VimConnector,
+    VmGroup,
+    default_connector,
+)
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import ErrorTag, RpcError
 from esc_orch.model.schema import EO_NS, EO_PREFIX, ESC_NS, ESC_PREFIX
@@ -67,6 +73,9 @@ class Vocabulary:
     #: Fence agent types installed (upper-case entry point names of esc_orch.fence_agents);
     #: None: not known here, so not checked.
     fence_types: frozenset[str] | None = None
+    #: What an installed agent type says is wrong with a connector's fence agent, as
+    #: (leaf of eo:fence_agent, sentence) (``esc_orch.fence.settings.settings_problems``).
+    fence_check: Callable[[str, FenceAgentSettings], Iterable[tuple[str, str]]] | None = None
 
 
 # -- paths -------------------------------------------------------------------------------
@@ -486,6 +495,14 @@ def _fence_errors(
                 f"(installed: {', '.join(sorted(known)) or 'none'})",
                 "unknown-fence-agent-type",
             )
+        if vocabulary.fence_check is not None and (known is None or agent.type.upper() in known):
+            for leaf, message in vocabulary.fence_check(cid, agent):
+                yield _bad(
+                    ErrorTag.INVALID_VALUE,
+                    _fence_path(cid, leaf),
+                    f"VIM connector {cid}: fence agent {agent.type}: {message}",
+                    "bad-fence-agent",
+                )
         if (agent.username is None) != (agent.password is None):
             given, missing = ("username", "password")
             if agent.username is None:

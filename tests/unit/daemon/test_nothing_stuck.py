@@ -8,12 +8,14 @@ vim_id is refused with its path.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from esc_orch.daemon.moves import MoveControls, fence_config
 from esc_orch.daemon.vim_supervisor import VimSupervisor
+from esc_orch.fence import FenceError, FenceFailureKind, create_fence_agent
 from esc_orch.model.config import VimConnector
 from esc_orch.model.convert import unit_model
 from esc_orch.model.errors import RpcError
@@ -118,3 +120,19 @@ def test_a_connector_without_eo_fence_agent_has_no_fence_agent() -> None:
     xml = '<vim_connector xmlns="http://www.cisco.com/esc/esc"><id>CSP-1</id><type>CSP</type>'
     model = unit_model("vim_connector", parse_xml((xml + "</vim_connector>").encode()))
     assert fence_config(model) is None
+
+
+def test_the_agent_checks_its_configuration_as_it_did_when_fencing() -> None:
+    """The agent's own check (run at edit time) is also what refuses to fence (misconfigured)."""
+    xml = (
+        '<vim_connector xmlns="http://www.cisco.com/esc/esc"><id>CSP-1</id><type>CSP</type>'
+        '<fence_agent xmlns="urn:esc-orch:yang:esc-orch"><type>CSP_SIM_POWER</type>'
+        "<url>ftp://x</url></fence_agent></vim_connector>"
+    )
+    found = fence_config(unit_model("vim_connector", parse_xml(xml.encode())))
+    assert found is not None
+    agent = create_fence_agent(found[0])
+    with pytest.raises(FenceError) as info:
+        asyncio.run(agent.fence(host="CSP-1"))
+    assert info.value.failure.kind is FenceFailureKind.MISCONFIGURED
+    assert "must be http(s)" in info.value.failure.detail

@@ -223,6 +223,21 @@ REFUSED: dict[str, tuple[str, str, str, str]] = {
         f"{FENCE}/eo:password",
         "has a username but no password",
     ),
+    "CSP_SIM_POWER without a url (the agent's own check)": (
+        connector(
+            agent("<type>CSP_SIM_POWER</type><username>u</username><password>p</password>"),
+            op=REPLACE,
+        ),
+        "invalid-value",
+        f"{FENCE}/eo:url",
+        "fence agent CSP_SIM_POWER: the url of the power controller must be http(s)",
+    ),
+    "CSP_SIM_POWER without credentials (the agent's own check)": (
+        connector(agent("<type>CSP_SIM_POWER</type><url>http://h:1</url>"), op=REPLACE),
+        "invalid-value",
+        f"{FENCE}/eo:password",
+        "a username and a password (the power controller's login) are needed",
+    ),
     "the retired fence_agent_type property": (
         connector(
             props="<property><name>fence_agent_type</name><value>CSP_SIM_POWER</value></property>"
