@@ -26,7 +26,8 @@ from esc_orch.model.actions import (
     SourceState,
 )
 from esc_orch.model.clock import Clock
-from esc_orch.model.events import EscEvent, EventType
+from esc_orch.model.eo_events import LogEntry
+from esc_orch.model.events import EventType
 from esc_orch.model.failure import (
     ConfigUnsatisfiable,
     DiskHeld,
@@ -97,6 +98,8 @@ class _Run:
         #: VMs whose re-create or move a crash cut and this run finishes (its owed VM_UPDATED
         #: paid): starting them again is part of that step, not a VM_STARTED of its own.
         self.finishing: set[str] = set()
+        #: The observation the current plan was made from (a stale copy's facts).
+        self.obs: Observation | None = None
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -179,7 +182,7 @@ class Converger(Proving["_Run"]):
         self._records[record.key] = record
         return record
 
-    async def _publish(self, run: _Run, event: EscEvent, record: RecordChange) -> None:
+    async def _publish(self, run: _Run, event: LogEntry, record: RecordChange) -> None:
         run.published = True
         await self._events.publish(event, record=record)
 
@@ -266,7 +269,7 @@ class Converger(Proving["_Run"]):
         last: Action | None = None
         waits = 0
         while True:
-            obs = await self._observe(run)
+            obs = run.obs = await self._observe(run)
             try:
                 desired = self._desired(run)
             except UnsatisfiableDeployment as exc:
@@ -428,7 +431,17 @@ class Converger(Proving["_Run"]):
             Outcome(step_id=intent.step_id, status=StepStatus.DONE), record=record
         )
         await self._report(run, action)
+        if isinstance(action, DeleteVm) and action.reason is DeleteReason.STALE_COPY:
+            await self._stale_removed(run, action)
         return None
+
+    async def _stale_removed(self, run: _Run, action: DeleteVm) -> None:
+        """Tell clients (``eo:stale-copy-removed``) and the log that a stale copy is gone."""
+        view = run.obs.view(action.connector_id) if run.obs is not None else None
+        found = next((v for v in view.vms if v.name == action.vm.name), None) if view else None
+        notice = run.reporter.stale_copy(action, self._get(run), found=found)
+        log.warning("%s", notice.message, extra=_where(run.target, action))
+        await self._publish(run, notice, self._get(run))
 
     async def _report(self, run: _Run, action: Action) -> None:
         report = action.report

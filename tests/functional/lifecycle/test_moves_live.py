@@ -21,6 +21,7 @@ from typing import Any
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
+from esc_orch.model.eo_events import StaleCopyRemoved, parse_stale_copy_removed
 from esc_orch.model.events import EscEvent
 from esc_orch.model.schema import EO_NS
 from functional.lifecycle.support import (
@@ -77,6 +78,20 @@ def nics(event: EscEvent) -> dict[int, tuple[str | None, str | None]]:
     vm = event.vm_source
     assert vm is not None and vm.interfaces is not None
     return {i.nicid: (i.mac_address, i.port_id) for i in vm.interfaces.interface}
+
+
+def stale_notice(m: Any, *, timeout: float) -> StaleCopyRemoved:
+    """The first ``eo:stale-copy-removed`` notification received within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        notification = m.take_notification(block=True, timeout=0.5)
+        if notification is None:
+            continue
+        element = etree.fromstring(notification.notification_xml.encode())
+        found = element.find(f"{{{EO_NS}}}stale-copy-removed")
+        if found is not None:
+            return parse_stale_copy_removed(found)
+    raise AssertionError(f"no eo:stale-copy-removed within {timeout} s")
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
@@ -146,6 +161,24 @@ def test_scenario2_host_killed_vm_moves_then_the_stale_copy_goes_when_it_returns
         assert "on" not in seen_on
         assert cluster.all_services() == {name: ["CSP-2"]}
         assert cluster.services("CSP-2")[name] == "on"
+        assert (cluster.hosts["CSP-1"].gluster_dir / f"{name}.qcow2").exists()  # disk kept
+
+        # ... and says so: eo:stale-copy-removed on the escEvent stream, with the facts.
+        notice = stale_notice(m, timeout=15)
+        assert (notice.depname, notice.tenant, notice.vmname) == ("dep", "name1", name)
+        assert (notice.vim_id, notice.placed_on, notice.action) == (
+            "CSP-1",
+            "CSP-2",
+            "removed-disk-kept",
+        )
+        assert notice.vmid == vm.vmid and notice.depid == before["depid"]
+        assert notice.power_found == "stopped"  # removed before it could run
+        assert notice.message.startswith(f"Stale copy of VM [{name}] found on VIM connector")
+
+    # The durable log replays it to a later subscriber, like every escEvent.
+    with connect(cluster) as late:
+        late.create_subscription(stream_name="escEvent", start_time="2000-01-01T00:00:00Z")
+        assert stale_notice(late, timeout=15) == notice
 
 
 def test_a_partitioned_source_never_gets_a_second_copy_until_it_returns(

@@ -146,7 +146,16 @@ async def test_scenario2_host_powered_off_vm_moves_and_stale_copy_goes_later() -
     assert resync.ok and resync.steps == 1
     assert lab.vms("csp-1") == {} and lab.cluster.gluster_disks == {name}
     assert lab.running() == [("csp-2", name)]
-    assert len(lab.events.events) == 5  # removing a stale copy reports nothing
+    assert len(lab.events.events) == 5  # no escEvent: none of ESC's types says this
+    (notice,) = lab.events.notices  # ours: eo:stale-copy-removed, with the facts
+    assert (notice.depname, notice.tenant, notice.vm_group) == ("dep", "name1", "Group1")
+    assert (notice.vmname, notice.vim_id, notice.placed_on) == (name, "CSP-1", "CSP-2")
+    assert notice.action == "removed-disk-kept" and notice.power_found == "stopped"
+    assert notice.vmid and notice.depid == lab.events.events[3].depid
+    assert notice.message == (
+        f"Stale copy of VM [{name}] found on VIM connector [CSP-1] was removed, keeping its "
+        f"shared disk (the VM's own); {name} is placed on CSP-2"
+    )
 
 
 async def test_scenario2_partitioned_host_still_holding_the_disk_is_never_doubled() -> None:
