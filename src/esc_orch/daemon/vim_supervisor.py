@@ -71,7 +71,7 @@ class VimSupervisor:
         factory: ConnectorFactory = create_connector,
         timeout: float = 10.0,
         interval: float = 60.0,
-        failed_interval: float = 5.0,
+        failed_interval: float = 0.5,
     ) -> None:
         self._emit = emit
         self._clock = clock
@@ -185,6 +185,10 @@ class VimSupervisor:
         metrics.connector_status(connector=connector_id, status=status)
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
+            if status is ConnectionStatus.FAILED:
+                # found down outside the loop (a recheck on demand): the loop, maybe asleep
+                # for a whole interval, starts probing it every failed_interval now
+                self._wake.set()
         if self._reported.get(connector_id) is not status:
             self._reported[connector_id] = status
             self._emit([_event(state)])

@@ -124,6 +124,7 @@ def start_vim_supervisor(
         pool=pool,
         timeout=settings.check_timeout,
         interval=settings.check_interval,
+        failed_interval=settings.down_check_interval,
     )
     # What clients were last told of each connector: a restart reports only what changed.
     told = last_reported(events.newest_of_type(EventType.VIM_CONNECTION_STATE))

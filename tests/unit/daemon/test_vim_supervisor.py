@@ -233,3 +233,35 @@ async def test_a_restart_with_nothing_changed_reports_no_connection_state(
         ConnectionStatus.FAILED,
         ConnectionStatus.SUCCESSFUL,
     ]
+
+
+async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_next_interval(
+    store: SqlDatastore,
+) -> None:
+    """The loop sleeps for a whole interval (an hour); a recheck on demand finds CSP-1 down:
+    from then on the loop probes it every failed_interval, so its return (and the removal of
+    a stale copy it holds) is seen at once. Before, the loop slept on to the next interval."""
+    import asyncio  # noqa: PLC0415
+
+    hosts, events = Hosts(), []
+    supervisor = VimSupervisor(
+        emit=events.extend, clock=lambda: NOW, factory=hosts.factory, interval=3600,
+        failed_interval=0.01,
+    )  # fmt: skip
+    back = asyncio.Event()
+    supervisor.on_up = lambda connector_id: back.set()
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    task = asyncio.create_task(supervisor.run())
+    try:
+        while len(events) < 3:  # the first checks of the three connectors
+            await asyncio.sleep(0)
+        hosts.by_url["http://127.0.0.1:8441"].down = True
+        down = await supervisor.recheck("CSP-1")
+        assert down is not None and down.status is ConnectionStatus.FAILED
+        hosts.by_url["http://127.0.0.1:8441"].down = False
+        await asyncio.wait_for(back.wait(), timeout=5)  # seen by the loop's own probe
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await supervisor.pool.close()
