@@ -244,8 +244,15 @@ async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_ne
     import asyncio  # noqa: PLC0415
 
     hosts, events = Hosts(), []
+    checked = asyncio.Event()
+
+    def emit(batch: list[EscEvent]) -> None:
+        events.extend(batch)
+        if len(events) >= 3:  # the first checks of the three connectors
+            checked.set()
+
     supervisor = VimSupervisor(
-        emit=events.extend, clock=lambda: NOW, factory=hosts.factory, interval=3600,
+        emit=emit, clock=lambda: NOW, factory=hosts.factory, interval=3600,
         failed_interval=0.01,
     )  # fmt: skip
     back = asyncio.Event()
@@ -254,8 +261,7 @@ async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_ne
     store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
     task = asyncio.create_task(supervisor.run())
     try:
-        while len(events) < 3:  # the first checks of the three connectors
-            await asyncio.sleep(0)
+        await asyncio.wait_for(checked.wait(), timeout=5)
         hosts.by_url["http://127.0.0.1:8441"].down = True
         down = await supervisor.recheck("CSP-1")
         assert down is not None and down.status is ConnectionStatus.FAILED
