@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from esc_orch import metrics
 from esc_orch.model.actions import (
     AcceptSpec,
     Action,
+    Blocked,
     CreateVm,
     DeleteReason,
     DeleteVm,
@@ -32,6 +34,7 @@ from esc_orch.model.failure import (
     ConfigUnsatisfiable,
     DiskHeld,
     Failure,
+    HostUnreachable,
     Internal,
     NoProgress,
     StepLimit,
@@ -100,6 +103,9 @@ class _Run:
         self.finishing: set[str] = set()
         #: The observation the current plan was made from (a stale copy's facts).
         self.obs: Observation | None = None
+        #: The deployment's state before the run, and since when a resync waits for a host.
+        self.state_before = DeploymentState.ACTIVE
+        self.waiting_since: datetime | None = None
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -196,9 +202,12 @@ class Converger(Proving["_Run"]):
             operation = (
                 LifecycleOperation.UPDATE if record.ever_active else LifecycleOperation.DEPLOY
             )
+        before = record.state
         record = self._put(rec.started(record, operation))
         log.info("%s run started", operation, extra=_where(target))
-        return _Run(target, record.depid, operation)
+        run = _Run(target, record.depid, operation)
+        run.state_before = before
+        return run
 
     async def converge(self, target: DeploymentTarget) -> RunOutcome:
         run = self._start(target)
@@ -287,7 +296,12 @@ class Converger(Proving["_Run"]):
             if not current.runnable:
                 waits += 1
                 blocked = current.blocked
+                silent = self._silent_host(run, blocked)
+                if silent is not None:
+                    self._put(replace(self._get(run), step=silent))
                 if waits >= self._retry.attempts:
+                    if silent is not None:
+                        return await self._wait_for_host(run, silent)
                     failure = Waited(attempts=waits, blocked=tuple(b.failure for b in blocked))
                     return await self._fail(run, failure, blocked[0])
                 delay = self._retry.delay(attempt=waits)
@@ -332,6 +346,51 @@ class Converger(Proving["_Run"]):
                 run.moved[action.vm.name] = action.connector_id
             last = None if run.lock_refused else action
             run.lock_refused = False
+
+    def _silent_host(self, run: _Run, blocked: tuple[Blocked, ...]) -> StepInFlight | None:
+        """A resync (start-up, periodic, a connector's return) that only a silent host
+        blocks: the step opdata shows while it waits (None when the wait is an update's)."""
+        if not run.target.resync or run.reported or not blocked:
+            return None
+        if not all(isinstance(b.failure, HostUnreachable) for b in blocked):
+            return None
+        first = blocked[0]
+        silent = sorted({b.connector_id for b in blocked})
+        names = ", ".join(silent)
+        verb = "does" if len(silent) == 1 else "do"
+        if run.waiting_since is None:
+            run.waiting_since = self._clock()
+        return StepInFlight(
+            step_id=f"wait-for-host-{first.connector_id}",
+            action="WaitForHost",
+            vm_name=first.vm.name,
+            connector_id=first.connector_id,
+            started=run.waiting_since,
+            detail=(
+                f"VIM connector {names} {verb} not answer: the resync of this deployment "
+                "(no update was asked) waits for it and is retried as soon as it answers; "
+                "nothing was changed"
+            ),
+        )
+
+    async def _wait_for_host(self, run: _Run, step: StepInFlight) -> RunOutcome:
+        """End a resync that a silent host blocks without an event: the deployment keeps
+        its state, the step shows the wait, and the host's return re-arms it at once."""
+        record = self._put(replace(self._get(run), state=run.state_before, step=step))
+        await self._journal.save(record)
+        log.info(
+            "resync waits for a silent host: %s",
+            step.detail,
+            extra=_where(run.target) | {"connector": step.connector_id},
+        )
+        return RunOutcome(
+            tenant=run.target.tenant,
+            name=run.target.name,
+            operation=run.operation,
+            ok=True,
+            steps=run.steps,
+            notes=(*run.notes, step.detail or ""),
+        )
 
     async def _step(
         self, run: _Run, action: Action, *, proven: MayStart | None = None

@@ -435,3 +435,40 @@ def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_secon
         assert cluster.services("CSP-2")[name] == "off"  # still as the operator wanted
     assert cluster.daemon is not None
     assert "removing the stale copy of" in cluster.daemon.log()
+
+
+def test_a_start_up_resync_while_a_host_is_partitioned_waits_visibly_without_a_failure(
+    cluster: Cluster,
+) -> None:
+    """The daemon restarts while CSP-1 is partitioned (SIGSTOP): its start-up resync of the
+    deployment on CSP-1 is nobody's update, so it sends no SERVICE_UPDATED FAILURE (it did,
+    ~10 s after the start); opdata's eo:current_step shows it waiting for CSP-1, and once
+    CSP-1 answers it converges quietly and the wait is gone."""
+    m, _ = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+    assert cluster.daemon is not None
+    cluster.daemon.stop()
+    cluster.hosts["CSP-1"].pause()
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        step = wait_for(
+            lambda: (s := current_step(m)).get("action") == "WaitForHost" and s,
+            timeout=30,
+            what="opdata showing the resync waiting for CSP-1",
+        )
+        assert step["vim_id"] == "CSP-1"
+        assert "CSP-1 does not answer" in (step["detail"] or "")
+        deadline = time.monotonic() + 15  # the old FAILURE came ~10 s after the start
+        while time.monotonic() < deadline:
+            notification = m.take_notification(block=True, timeout=0.5)
+            if notification is not None:
+                assert "SERVICE_UPDATED" not in notification.notification_xml
+        assert dep_state(m)["state"] == "SERVICE_ACTIVE_STATE"
+        assert current_step(m).get("action") == "WaitForHost"  # still shown
+        cluster.hosts["CSP-1"].resume()
+        wait_for(lambda: current_step(m) == {}, timeout=30, what="the wait gone")
+        assert dep_state(m)["state"] == "SERVICE_ACTIVE_STATE"
+        assert cluster.all_services() == {name: ["CSP-1"]}
+        assert cluster.services("CSP-1")[name] == "on"
