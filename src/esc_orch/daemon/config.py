@@ -65,6 +65,9 @@ class LifecycleSettings:
     observe_timeout: float = 10.0
     #: First delay before an errored deployment is tried again, doubling up to resync_interval.
     error_retry_delay: float = 10.0
+    #: Seconds a group move waits for the VM it moved to be alive on its target (its KPI, or
+    #: running when unmonitored) before it moves the next one; then FAILURE.
+    move_alive_timeout: float = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +190,7 @@ _LIFECYCLE_KEYS: dict[str, type] = {
     "retry_base_delay": float,
     "retry_max_delay": float,
     "proof_timeout": float,
+    "move_alive_timeout": float,
     "observe_timeout": float,
     "error_retry_delay": float,
 }
@@ -263,6 +267,7 @@ def load_config(path: Path | None) -> DaemonConfig:
         "proof_timeout",
         "observe_timeout",
         "error_retry_delay",
+        "move_alive_timeout",
     )
     if any(lifecycle.get(k) == 0 for k in positive_lifecycle):
         raise ConfigError(f"{path}: lifecycle.{', '.join(positive_lifecycle)} must be > 0")

@@ -115,6 +115,7 @@ class LifecycleService:
             proof_sources=self.proof_sources,
             proof_policy=ProofPolicy(timeout=timedelta(seconds=settings.proof_timeout)),
             observe_timeout=settings.observe_timeout,
+            alive_timeout=settings.move_alive_timeout,
         )
         self.deployments: dict[Key, Deployment] = {}
         self.flavors: dict[str, Flavor] = {}

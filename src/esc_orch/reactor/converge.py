@@ -57,6 +57,7 @@ from esc_orch.model.record import (
 )
 from esc_orch.model.vim import PowerState
 from esc_orch.reactor import records as rec
+from esc_orch.reactor.alive import AliveVerdicts
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
 from esc_orch.reactor.observe import ConnectorProvider, needed_connectors, observe
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
@@ -76,6 +77,9 @@ from esc_orch.vim.retry import RetryPolicy, Sleep
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+#: Seconds between looks at a moved VM the next move of its group waits for (a KPI verdict
+#: wakes the wait sooner).
+SETTLE_POLL = 1.0
 
 
 class _Run:
@@ -98,6 +102,9 @@ class _Run:
         #: VMs moved in this run -> their target: the next VM of the group moves only once
         #: the previous one runs there again (so at least N-1 run throughout).
         self.moved: dict[str, str] = {}
+        #: Moved VMs the next move waits for: since when, and whether the wait was logged.
+        self.settle_since: dict[str, datetime] = {}
+        self.settle_logged: set[str] = set()
         #: VMs whose re-create or move a crash cut and this run finishes (its owed VM_UPDATED
         #: paid): starting them again is part of that step, not a VM_STARTED of its own.
         self.finishing: set[str] = set()
@@ -145,6 +152,8 @@ class Converger(Proving["_Run"]):
         pending: dict[Key, DeploymentTarget],
         proof: ProofGate,
         observe_timeout: float | None = None,
+        alive: AliveVerdicts | None = None,
+        alive_timeout: float = 300.0,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -157,6 +166,8 @@ class Converger(Proving["_Run"]):
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
         self._proof = proof
         self._observe_timeout = observe_timeout
+        self._alive = alive if alive is not None else AliveVerdicts(sleep=sleep)
+        self._alive_timeout = alive_timeout
         #: Shared with the Reactor: the records and the queued targets.
         self._records = records
         self._pending = pending
@@ -216,6 +227,9 @@ class Converger(Proving["_Run"]):
         except Exception as exc:  # a bug must not kill the worker nor go unreported
             log.exception("reactor: run of %s/%s crashed", target.tenant, target.name)
             return await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
+        finally:
+            for name in run.moved:
+                self._alive.done(name)
 
     async def _observe(self, run: _Run) -> Observation:
         target, record = run.target, self._get(run)
@@ -315,12 +329,15 @@ class Converger(Proving["_Run"]):
                 continue
             action = current.runnable[0]
             settling = self._settling(run, action, obs)
-            if settling is not None:
-                waits += 1
-                if waits >= self._retry.attempts:
-                    return await self._fail(run, settling, action)
-                await self._sleep(self._retry.delay(attempt=waits))
+            if isinstance(settling, StepInFlight):
+                self._put(replace(self._get(run), step=settling))
+                if settling.vm_name not in run.settle_logged:
+                    run.settle_logged.add(settling.vm_name)
+                    log.info("%s", settling.detail, extra=_where(run.target, action))
+                await self._alive.wait(SETTLE_POLL)
                 continue
+            if settling is not None:
+                return await self._fail(run, settling, action)
             proven: MayStart | None = None
             if isinstance(action, MigrateVm) and action.source is SourceState.UNREACHABLE:
                 gated = await self._prove(run, action)

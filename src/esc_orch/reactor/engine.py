@@ -27,6 +27,7 @@ from esc_orch.model.events import EscEvent
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord
 from esc_orch.reactor import records as rec
+from esc_orch.reactor.alive import AliveVerdicts
 from esc_orch.reactor.converge import Converger, Key
 from esc_orch.reactor.execute import Executor
 from esc_orch.reactor.observe import ConnectorProvider
@@ -59,8 +60,12 @@ class Reactor:
         proof_sources: ProofSources | None = None,
         proof_policy: ProofPolicy = DEFAULT_PROOF,
         observe_timeout: float | None = None,
+        alive_timeout: float = 300.0,
     ) -> None:
         self._journal = journal
+        #: The monitoring's alive verdicts (the daemon's monitoring feeds them): a group's
+        #: next VM moves once the one moved before is alive.
+        self.alive = AliveVerdicts(sleep=sleep)
         self._limit = asyncio.Semaphore(max_parallel)
         self._pending: dict[Key, DeploymentTarget] = {}
         self._workers: dict[Key, asyncio.Task[None]] = {}
@@ -82,6 +87,8 @@ class Reactor:
                 policy=proof_policy,
             ),
             observe_timeout=observe_timeout,
+            alive=self.alive,
+            alive_timeout=alive_timeout,
         )
         #: One lock per deployment: held by a run for its length, and by a recovery step.
         self._locks: dict[Key, asyncio.Lock] = {}
