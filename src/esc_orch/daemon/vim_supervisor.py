@@ -151,6 +151,17 @@ class VimSupervisor:
 
     # ---------------------------------------------------------------- checking
 
+    def suspect(self, connector_id: str) -> None:
+        """A run found ``connector_id`` silent (on the loop): check it now unless it is known
+        down already, so a host that died between full checks is probed every
+        ``failed_interval`` from now on and its return (with a stale copy) is seen at once."""
+        state = self._states.get(connector_id)
+        if state is None or state.status is ConnectionStatus.FAILED:
+            return
+        if connector_id not in self._pending:
+            self._pending.add(connector_id)
+            self._wake.set()
+
     async def recheck(self, connector_id: str) -> ConnectorState | None:
         """Check ``connector_id`` now, outside the interval (a host is back: say so at once)."""
         return await self.check(connector_id)

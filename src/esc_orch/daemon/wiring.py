@@ -194,6 +194,7 @@ async def start_parts(store: SqlDatastore, config: DaemonConfig) -> Parts:
         check_timeout=config.vim.check_timeout,
     )  # fmt: skip
     supervisor.on_up = lifecycle.connector_up
+    lifecycle.reactor.on_silent = supervisor.suspect  # a run found a host silent: check it
     supervisor.confirmations = lifecycle.proof_sources.confirmations
     moves = MoveControls(lifecycle=lifecycle, supervisor=supervisor)
     return Parts(

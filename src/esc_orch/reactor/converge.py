@@ -11,6 +11,7 @@ with the deployment, the VM and the connector.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -18,7 +19,6 @@ from esc_orch import metrics
 from esc_orch.model.actions import (
     AcceptSpec,
     Action,
-    Blocked,
     CreateVm,
     DeleteReason,
     DeleteVm,
@@ -34,7 +34,6 @@ from esc_orch.model.failure import (
     ConfigUnsatisfiable,
     DiskHeld,
     Failure,
-    HostUnreachable,
     Internal,
     NoProgress,
     StepLimit,
@@ -62,6 +61,7 @@ from esc_orch.reactor.execute import Executor, Replan, StepFailed
 from esc_orch.reactor.observe import ConnectorProvider, needed_connectors, observe
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
 from esc_orch.reactor.proving import Proving
+from esc_orch.reactor.quiet import QuietSteps
 from esc_orch.reactor.report import Reporter
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
@@ -134,7 +134,7 @@ def _alive_pending(
     return False
 
 
-class Converger(Proving["_Run"]):
+class Converger(Proving["_Run"], QuietSteps["_Run"]):
     """Runs one deployment's convergence loop at a time; see the module docstring."""
 
     def __init__(
@@ -154,6 +154,7 @@ class Converger(Proving["_Run"]):
         observe_timeout: float | None = None,
         alive: AliveVerdicts | None = None,
         alive_timeout: float = 300.0,
+        on_silent: Callable[[str], None] | None = None,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -168,6 +169,7 @@ class Converger(Proving["_Run"]):
         self._observe_timeout = observe_timeout
         self._alive = alive if alive is not None else AliveVerdicts(sleep=sleep)
         self._alive_timeout = alive_timeout
+        self._on_silent = on_silent
         #: Shared with the Reactor: the records and the queued targets.
         self._records = records
         self._pending = pending
@@ -253,6 +255,8 @@ class Converger(Proving["_Run"]):
         for view in obs.views:
             if view.reachable:
                 self._proof.saw(view.connector_id, now)
+            elif self._on_silent is not None:
+                self._on_silent(view.connector_id)
         namesakes = self._records.keys() | self._pending.keys()
         if any(key[1] == target.name and key != target.key for key in namesakes):
             # Another tenant's deployment has this name, so its VMs look like ours: touch
@@ -364,51 +368,6 @@ class Converger(Proving["_Run"]):
             last = None if run.lock_refused else action
             run.lock_refused = False
 
-    def _silent_host(self, run: _Run, blocked: tuple[Blocked, ...]) -> StepInFlight | None:
-        """A resync (start-up, periodic, a connector's return) that only a silent host
-        blocks: the step opdata shows while it waits (None when the wait is an update's)."""
-        if not run.target.resync or run.reported or not blocked:
-            return None
-        if not all(isinstance(b.failure, HostUnreachable) for b in blocked):
-            return None
-        first = blocked[0]
-        silent = sorted({b.connector_id for b in blocked})
-        names = ", ".join(silent)
-        verb = "does" if len(silent) == 1 else "do"
-        if run.waiting_since is None:
-            run.waiting_since = self._clock()
-        return StepInFlight(
-            step_id=f"wait-for-host-{first.connector_id}",
-            action="WaitForHost",
-            vm_name=first.vm.name,
-            connector_id=first.connector_id,
-            started=run.waiting_since,
-            detail=(
-                f"VIM connector {names} {verb} not answer: the resync of this deployment "
-                "(no update was asked) waits for it and is retried as soon as it answers; "
-                "nothing was changed"
-            ),
-        )
-
-    async def _wait_for_host(self, run: _Run, step: StepInFlight) -> RunOutcome:
-        """End a resync that a silent host blocks without an event: the deployment keeps
-        its state, the step shows the wait, and the host's return re-arms it at once."""
-        record = self._put(replace(self._get(run), state=run.state_before, step=step))
-        await self._journal.save(record)
-        log.info(
-            "resync waits for a silent host: %s",
-            step.detail,
-            extra=_where(run.target) | {"connector": step.connector_id},
-        )
-        return RunOutcome(
-            tenant=run.target.tenant,
-            name=run.target.name,
-            operation=run.operation,
-            ok=True,
-            steps=run.steps,
-            notes=(*run.notes, step.detail or ""),
-        )
-
     async def _step(
         self, run: _Run, action: Action, *, proven: MayStart | None = None
     ) -> RunOutcome | None:
@@ -510,14 +469,6 @@ class Converger(Proving["_Run"]):
         if isinstance(action, DeleteVm) and action.reason is DeleteReason.STALE_COPY:
             await self._stale_removed(run, action)
         return None
-
-    async def _stale_removed(self, run: _Run, action: DeleteVm) -> None:
-        """Tell clients (``eo:stale-copy-removed``) and the log that a stale copy is gone."""
-        view = run.obs.view(action.connector_id) if run.obs is not None else None
-        found = next((v for v in view.vms if v.name == action.vm.name), None) if view else None
-        notice = run.reporter.stale_copy(action, self._get(run), found=found)
-        log.warning("%s", notice.message, extra=_where(run.target, action))
-        await self._publish(run, notice, self._get(run))
 
     async def _report(self, run: _Run, action: Action) -> None:
         report = action.report

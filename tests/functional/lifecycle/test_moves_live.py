@@ -389,9 +389,10 @@ def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_secon
     cluster: Cluster,
 ) -> None:
     """The moved VM is stopped on CSP-2 (its disk lock free): CSP-1 comes back and starts its
-    persisted copy (as a host with autostart does). Seen at the next check of the failed
-    connector (``[vim] down_check_interval``, 0.5 s, though check_interval is 30 s) and removed
-    first thing; the VM stays off on CSP-2 as the operator wanted. Prints the window."""
+    persisted copy (as a host with autostart does). CSP-1 is known down since the move's run
+    found it silent, so it is probed every ``[vim] down_check_interval`` (0.5 s, though
+    check_interval is 30 s): its return is seen, and the copy removed first thing; the VM
+    stays off on CSP-2 as the operator wanted. Prints the window."""
     from functional.lifecycle.test_lifecycle_actions import vm_action  # noqa: PLC0415
 
     cluster.config.write_text(
@@ -410,10 +411,14 @@ def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_secon
         vm_action(m, "STOP", name)
         events_until(m, "VM_STOPPED")
         assert cluster.services("CSP-2")[name] == "off"
-        assert esc_nc_cli(cluster, "recheck-vim", "CSP-1") == "<ok/>"  # known down now
-        status = opdata_vim(m, "CSP-1").findtext("e:status", namespaces=NS)
-        assert status == "CONNECTION_FAILED"
-        time.sleep(2)  # any run the recheck re-armed is over: the supervisor's probe finds it
+        # The move's run found CSP-1 silent: the supervisor checked it then (not at its next
+        # full check in 30 s) and probes it every down_check_interval since.
+        wait_for(
+            lambda: opdata_vim(m, "CSP-1").findtext("e:status", namespaces=NS)
+            == "CONNECTION_FAILED",
+            timeout=10,
+            what="CSP-1 known down",
+        )
         spawned = time.monotonic()
         cluster.hosts["CSP-1"].start()  # its API answers: the old copy was started before
         answered = time.monotonic()
