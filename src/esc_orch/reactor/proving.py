@@ -179,6 +179,8 @@ class Proving(Generic[R]):
             vm = self._get(run).vm(name)
             if name == action.vm.name or vm is None or vm.identity.group != action.vm.group:
                 continue
+            if vm.wanted_off:
+                continue  # stopped by the operator: it is not meant to run, nothing to wait for
             by_kpi = (
                 self._alive.enabled
                 and vm.identity.group in run.target.alive_by_monitor

@@ -414,8 +414,9 @@ def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_secon
         # The move's run found CSP-1 silent: the supervisor checked it then (not at its next
         # full check in 30 s) and probes it every down_check_interval since.
         wait_for(
-            lambda: opdata_vim(m, "CSP-1").findtext("e:status", namespaces=NS)
-            == "CONNECTION_FAILED",
+            lambda: (
+                opdata_vim(m, "CSP-1").findtext("e:status", namespaces=NS) == "CONNECTION_FAILED"
+            ),
             timeout=10,
             what="CSP-1 known down",
         )

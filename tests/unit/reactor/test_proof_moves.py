@@ -389,3 +389,23 @@ async def test_an_unmonitored_group_falls_back_to_the_vims_running_state() -> No
     outcome = await reactor.run(target(with_locator(two, "CSP-2")))
     assert outcome.ok, outcome.reason
     assert len(lab.vms("csp-2")) == 2
+
+
+async def test_a_group_of_vms_the_operator_stopped_moves_without_waiting_for_them_to_run() -> None:
+    lab = Lab()
+    two = _group(2)
+    reactor = lab.reactor(alive_timeout=30)
+    group = two.vm_group[0].name
+    assert (await reactor.run(target(two))).ok
+    names = frozenset(lab.vms("csp-1"))
+    reactor.alive.enabled = True
+    assert (await reactor.run(target(two, stopped=names))).ok  # both stopped (vmAction STOP)
+    record = reactor.status("name1", "dep")
+    assert record is not None
+    await reactor.set_flags("name1", "dep", stopped=names)
+    outcome = await reactor.run(
+        target(with_locator(two, "CSP-2"), stopped=names, alive_by_monitor=frozenset({group}))
+    )
+    assert outcome.ok, outcome.reason
+    assert len(lab.vms("csp-2")) == 2 and lab.running() == []
+    assert lab.clock.now < 30  # no wait for a VM that is meant to be off
