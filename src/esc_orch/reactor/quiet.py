@@ -93,15 +93,16 @@ class QuietSteps(Generic[R]):
             started=run.waiting_since,
             detail=(
                 f"VIM connector {names} {verb} not answer: the resync of this deployment "
-                "(no update was asked) waits for it and is retried as soon as it answers; "
-                "nothing was changed"
+                "(no update was asked) waits for it and is retried as soon as it answers"
+                + ("; nothing was changed" if run.steps == 0 else "")
             ),
         )
 
     async def _wait_for_host(self, run: R, step: StepInFlight) -> RunOutcome:
         """End a resync that a silent host blocks without an event: the deployment keeps
         its state, the step shows the wait, and the host's return re-arms it at once."""
-        record = self._put(replace(self._get(run), state=run.state_before, step=step))
+        # run=None: a resync's run ends here, a restart has nothing to finish (as _succeed)
+        record = self._put(replace(self._get(run), state=run.state_before, step=step, run=None))
         await self._journal.save(record)
         log.info(
             "resync waits for a silent host: %s",
