@@ -19,7 +19,7 @@ from lxml import etree
 
 from esc_orch.cli import payloads
 from esc_orch.model.events import NETMOD_NOTIF_NS, format_event_time, parse_event_time
-from esc_orch.model.schema import ESC_NS, NOTIF_NS
+from esc_orch.model.schema import EO_NS, ESC_NS, NOTIF_NS
 
 _HEAD = ("status", "status_code", "status_message", "event")
 _MARKERS = {
@@ -62,6 +62,17 @@ def format_notification(root: etree._Element) -> str:
         return f"{when}  (empty notification)"
     if etree.QName(content).namespace == NETMOD_NOTIF_NS and _local(content) in _MARKERS:
         return f"{when}  {_MARKERS[_local(content)]}"
+    if etree.QName(content).namespace == EO_NS:  # ours (yang/esc-orch.yang): flat leaves
+        message = (content.findtext(f"{{{EO_NS}}}message") or "").strip()
+        rest = [
+            f"{_local(c)}: {(c.text or '').strip()}"
+            for c in content
+            if isinstance(c.tag, str) and not len(c) and _local(c) != "message"
+        ]
+        lines = [f"{when}  eo:{_local(content)}"]
+        if message:
+            lines.append(f"  {message}")
+        return "\n".join([*lines, "  " + "  ".join(rest)] if rest else lines)
     if content.tag != f"{{{ESC_NS}}}escEvent":
         return f"{when}  {_local(content)}\n" + payloads.pretty(content)
 

@@ -44,6 +44,9 @@ class VimSettings:
 
     check_interval: float = 60.0  # seconds between checks of every connector
     check_timeout: float = 10.0  # seconds a connector may take to describe its host
+    #: Seconds between checks of a connector whose last check failed: a host that returns
+    #: with a stale copy (which it may autostart) is seen, and the copy removed, this soon.
+    down_check_interval: float = 0.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +65,9 @@ class LifecycleSettings:
     observe_timeout: float = 10.0
     #: First delay before an errored deployment is tried again, doubling up to resync_interval.
     error_retry_delay: float = 10.0
+    #: Seconds a group move waits for the VM it moved to be alive on its target (its KPI, or
+    #: running when unmonitored) before it moves the next one; then FAILURE.
+    move_alive_timeout: float = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,7 +178,11 @@ _NOTIFICATION_KEYS = {
     "max_events": int,
     "prune_interval": float,
 }
-_VIM_KEYS: dict[str, type] = {"check_interval": float, "check_timeout": float}
+_VIM_KEYS: dict[str, type] = {
+    "check_interval": float,
+    "check_timeout": float,
+    "down_check_interval": float,
+}
 _LIFECYCLE_KEYS: dict[str, type] = {
     "resync_interval": float,
     "max_parallel": int,
@@ -180,6 +190,7 @@ _LIFECYCLE_KEYS: dict[str, type] = {
     "retry_base_delay": float,
     "retry_max_delay": float,
     "proof_timeout": float,
+    "move_alive_timeout": float,
     "observe_timeout": float,
     "error_retry_delay": float,
 }
@@ -244,8 +255,10 @@ def load_config(path: Path | None) -> DaemonConfig:
     if notifications.get("queue_size") == 0 or notifications.get("prune_interval") == 0:
         raise ConfigError(f"{path}: notifications.queue_size and prune_interval must be > 0")
     vim = _numbers(path, raw, "vim", _VIM_KEYS)
-    if vim.get("check_interval") == 0 or vim.get("check_timeout") == 0:
-        raise ConfigError(f"{path}: vim.check_interval and check_timeout must be > 0")
+    if any(vim.get(k) == 0 for k in _VIM_KEYS):
+        raise ConfigError(
+            f"{path}: vim.check_interval, check_timeout and down_check_interval must be > 0"
+        )
     lifecycle = _numbers(path, raw, "lifecycle", _LIFECYCLE_KEYS)
     positive_lifecycle = (
         "resync_interval",
@@ -254,6 +267,7 @@ def load_config(path: Path | None) -> DaemonConfig:
         "proof_timeout",
         "observe_timeout",
         "error_retry_delay",
+        "move_alive_timeout",
     )
     if any(lifecycle.get(k) == 0 for k in positive_lifecycle):
         raise ConfigError(f"{path}: lifecycle.{', '.join(positive_lifecycle)} must be > 0")

@@ -115,6 +115,7 @@ class LifecycleService:
             proof_sources=self.proof_sources,
             proof_policy=ProofPolicy(timeout=timedelta(seconds=settings.proof_timeout)),
             observe_timeout=settings.observe_timeout,
+            alive_timeout=settings.move_alive_timeout,
         )
         self.deployments: dict[Key, Deployment] = {}
         self.flavors: dict[str, Flavor] = {}
@@ -405,19 +406,52 @@ class LifecycleService:
     def rearm(self, connector_id: str) -> None:
         """Work waiting on ``connector_id`` goes on now: waiting moves decide again, and every
         deployment using it is converged (errored ones reported, healthy ones as a resync,
-        which removes a stale copy a returning host holds)."""
+        which removes a stale copy a returning host holds).
+
+        Deployments that may have left a stale copy there (``VmRecord.left_on``) go first
+        (their runs delete such a copy before any other step); the others are converged once
+        those runs have ended, so nothing else is reconciled on a returning host before its
+        stale copies are gone."""
         self.proof_sources.rearm()
-        for key in sorted(self.deployments.keys() | set(self.reactor.deployments())):
-            if self.reactor.busy(*key) or not self.uses(key, connector_id):
-                continue
-            self._forget_retry(key)
-            healthy = self._at_desired(key)
-            log.info(
-                "re-armed: VIM connector %s",
-                connector_id,
-                extra={"deployment": f"{key[0]}/{key[1]}", "connector": connector_id},
-            )
-            self.reactor.submit(self.target(key, resync=healthy))
+        keys = [
+            key
+            for key in sorted(self.deployments.keys() | set(self.reactor.deployments()))
+            if not self.reactor.busy(*key) and self.uses(key, connector_id)
+        ]
+        first = [key for key in keys if self._may_hold_stale(key, connector_id)]
+        rest = [key for key in keys if key not in first]
+        for key in first:
+            self._resubmit(key, connector_id)
+        if first and rest:
+            self.spawn(self._rearm_after(first, rest, connector_id))
+        else:
+            for key in rest:
+                self._resubmit(key, connector_id)
+
+    def _may_hold_stale(self, key: Key, connector_id: str) -> bool:
+        record = self.reactor.status(*key)
+        return record is not None and any(
+            connector_id in v.left_on
+            or (v.seen_on == connector_id and v.connector_id not in (None, connector_id))
+            for v in record.vms
+        )
+
+    async def _rearm_after(self, first: list[Key], rest: list[Key], connector_id: str) -> None:
+        for key in first:
+            await self.reactor.wait(*key)
+        for key in rest:
+            if not self.reactor.busy(*key):
+                self._resubmit(key, connector_id)
+
+    def _resubmit(self, key: Key, connector_id: str) -> None:
+        self._forget_retry(key)
+        healthy = self._at_desired(key)
+        log.info(
+            "re-armed: VIM connector %s",
+            connector_id,
+            extra={"deployment": f"{key[0]}/{key[1]}", "connector": connector_id},
+        )
+        self.reactor.submit(self.target(key, resync=healthy))
 
     def connector_up(self, connector_id: str) -> None:
         """The VIM supervisor found ``connector_id`` healthy again: reconcile at once."""

@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from esc_orch.daemon.config import MonitorSettings
@@ -122,6 +123,7 @@ class DaemonMonitoring:
         """Hook into the lifecycle (before it starts: its first runs already know)."""
         svc = self.lifecycle
         svc.alive_by_monitor = alive_by_monitor
+        svc.reactor.alive.wake_on_verdicts()  # a group's next move waits for the KPI
         svc.change_hooks.append(self.on_deployment_change)
         svc.holds = self.holds
         svc.vm_opdata = self.vm_opdata
@@ -238,11 +240,13 @@ class DaemonMonitoring:
     def _refresh(self) -> None:
         svc = self.lifecycle
         keys = svc.reactor.deployments()
+        awaited = frozenset(svc.reactor.alive.awaited)  # moved VMs a group move waits for
         signature = tuple(
-            (svc.reactor.status(*k), svc.deployments.get(k), svc.reactor.busy(*k)) for k in keys
+            (svc.reactor.status(*k), svc.deployments.get(k), svc.reactor.busy(*k), awaited)
+            for k in keys
         )
         if len(signature) == len(self._cache_key) and all(
-            a[0] is b[0] and a[1] is b[1] and a[2] == b[2]
+            a[0] is b[0] and a[1] is b[1] and a[2] == b[2] and a[3] == b[3]
             for a, b in zip(signature, self._cache_key, strict=True)
         ):
             return
@@ -277,7 +281,8 @@ class DaemonMonitoring:
                     vm_name=vm.name, tenant=record.tenant, deployment=record.name, group=group,
                     connector_id=vm.applied.connector_id, since=since, kinds=kinds,
                     addresses=addresses, definitions=self.definitions,
-                    enabled=not vm.unmonitored, paused=svc.reactor.busy(*record.key),
+                    enabled=not vm.unmonitored,
+                    paused=svc.reactor.busy(*record.key) and vm.name not in awaited,
                 )
             )  # fmt: skip
         self._watches = tuple(watches)
@@ -359,6 +364,7 @@ class DaemonMonitoring:
         log.debug("monitoring of %s: alive=%s vim=%s", status.vm_name, status.alive, status.vim)
 
     async def vm_alive(self, vm_name: str, *, first: bool) -> None:
+        self.lifecycle.reactor.alive.note(vm_name, at=datetime.now(UTC))
         if first:
             await self.lifecycle.reactor.recovery.alive(vm_name)
         if self.coordinator is not None:

@@ -71,7 +71,7 @@ class VimSupervisor:
         factory: ConnectorFactory = create_connector,
         timeout: float = 10.0,
         interval: float = 60.0,
-        failed_interval: float = 5.0,
+        failed_interval: float = 0.5,
     ) -> None:
         self._emit = emit
         self._clock = clock
@@ -151,6 +151,17 @@ class VimSupervisor:
 
     # ---------------------------------------------------------------- checking
 
+    def suspect(self, connector_id: str) -> None:
+        """A run found ``connector_id`` silent (on the loop): check it now unless it is known
+        down already, so a host that died between full checks is probed every
+        ``failed_interval`` from now on and its return (with a stale copy) is seen at once."""
+        state = self._states.get(connector_id)
+        if state is None or state.status is ConnectionStatus.FAILED:
+            return
+        if connector_id not in self._pending:
+            self._pending.add(connector_id)
+            self._wake.set()
+
     async def recheck(self, connector_id: str) -> ConnectorState | None:
         """Check ``connector_id`` now, outside the interval (a host is back: say so at once)."""
         return await self.check(connector_id)
@@ -185,6 +196,10 @@ class VimSupervisor:
         metrics.connector_status(connector=connector_id, status=status)
         if before is None or before.status is not status:
             log.info("VIM connector %s: %s (%s)", connector_id, status, message)
+            if status is ConnectionStatus.FAILED:
+                # found down outside the loop (a recheck on demand): the loop, maybe asleep
+                # for a whole interval, starts probing it every failed_interval now
+                self._wake.set()
         if self._reported.get(connector_id) is not status:
             self._reported[connector_id] = status
             self._emit([_event(state)])

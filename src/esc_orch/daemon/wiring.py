@@ -132,6 +132,7 @@ def start_vim_supervisor(
         pool=pool,
         timeout=settings.check_timeout,
         interval=settings.check_interval,
+        failed_interval=settings.down_check_interval,
     )
     # What clients were last told of each connector: a restart reports only what changed.
     told = last_reported(events.newest_of_type(EventType.VIM_CONNECTION_STATE))
@@ -201,6 +202,7 @@ async def start_parts(store: SqlDatastore, config: DaemonConfig) -> Parts:
         check_timeout=config.vim.check_timeout,
     )  # fmt: skip
     supervisor.on_up = lifecycle.connector_up
+    lifecycle.reactor.on_silent = supervisor.suspect  # a run found a host silent: check it
     supervisor.confirmations = lifecycle.proof_sources.confirmations
     moves = MoveControls(lifecycle=lifecycle, supervisor=supervisor)
     return Parts(

@@ -36,6 +36,7 @@ class FailureCause(StrEnum):
     PROOF_TIMED_OUT = "proof-timed-out"
     ROLLED_BACK = "rolled-back"
     RECOVERY_FAILED = "recovery-failed"
+    NOT_ALIVE_AFTER_MOVE = "not-alive-after-move"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +220,20 @@ class RecoveryFailed:
     problems: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotAliveAfterMove:
+    """A group moves one VM at a time: the VM moved last did not become alive on its target
+    in time, so the next one (``next_vm``) was not stopped. ``by_kpi``: alive means its KPI
+    (the monitoring's verdict), else running as the VIM reports it (an unmonitored VM)."""
+
+    cause: ClassVar[FailureCause] = FailureCause.NOT_ALIVE_AFTER_MOVE
+    vm_name: str
+    connector_id: str  # the target it was moved to
+    next_vm: str
+    waited_s: int
+    by_kpi: bool
+
+
 BlockedCause = HostUnreachable | DiskUnfenced
 """What the planner may block a step on (re-observed, then the run fails with it)."""
 
@@ -241,6 +256,7 @@ Failure = (
     | ProofMissing
     | RolledBack
     | RecoveryFailed
+    | NotAliveAfterMove
 )
 """The closed set of failures (``describe`` handles every one; mypy checks it)."""
 
@@ -263,6 +279,7 @@ FAILURE_TYPES: tuple[type[Failure], ...] = (
     ProofMissing,
     RolledBack,
     RecoveryFailed,
+    NotAliveAfterMove,
 )
 
 
@@ -347,6 +364,18 @@ def describe(failure: Failure) -> str:
                 f"{failure.vm_name} is still running on VIM connector {failure.connector_id} "
                 "after power off: stop it on the host, then send the update again"
             )
+        case NotAliveAfterMove():
+            seen = (
+                "its KPI did not report it alive"
+                if failure.by_kpi
+                else "the VIM did not report it running"
+            )
+            return (
+                f"{failure.vm_name} was moved to VIM connector {failure.connector_id} but "
+                f"{seen} within {failure.waited_s} s, so {failure.next_vm} was not moved (it "
+                f"keeps running where it is): check {failure.vm_name} on "
+                f"{failure.connector_id}, then send the update again"
+            )
         case NoProgress():
             return (
                 f"{failure.step} of {failure.vm_name} on VIM connector {failure.connector_id} "
@@ -388,6 +417,7 @@ def vm_of(failure: Failure) -> str | None:
             | ProofMissing()
             | RolledBack()
             | RecoveryFailed()
+            | NotAliveAfterMove()
         ):
             return failure.vm_name
         case Waited(blocked=(first, *_)):
@@ -414,6 +444,7 @@ def connector_of(failure: Failure) -> str | None:
             | ProofMissing()
             | RolledBack()
             | RecoveryFailed()
+            | NotAliveAfterMove()
         ):
             return failure.connector_id
         case Waited(blocked=(first, *_)):

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from esc_orch.model.actions import Action
+from esc_orch.model.eo_events import LogEntry
 from esc_orch.model.events import EscEvent
 from esc_orch.model.failure import Failure
 from esc_orch.model.lifecycle import LifecycleOperation
@@ -85,7 +86,8 @@ class EventSink(Protocol):
     ``publish`` is awaited in event order for one deployment; it should return quickly and must
     not raise for a slow or absent subscriber. The sink stamps ``eventTime``. ``record`` is the
     deployment once the event is sent (or :class:`Undeployed`): a durable sink writes both
-    together.
+    together. Besides ESC's escEvent, ``event`` may be a notification of our own module
+    (:mod:`esc_orch.model.eo_events`), logged and delivered the same way.
     """
 
-    async def publish(self, event: EscEvent, *, record: RecordChange) -> None: ...
+    async def publish(self, event: LogEntry, *, record: RecordChange) -> None: ...

@@ -13,8 +13,10 @@ closed and the client can replay from the log with ``startTime``. A subscription
 4. with ``stopTime``, ends with ``notificationComplete`` once that time has passed.
 
 Streams: ``escEvent`` and ``NETCONF`` (the RFC 5277 default stream, which carries every
-notification this server sends: the same escEvents). Both support replay. A session has at
-most one subscription at a time; :interleave lets it keep sending RPCs meanwhile.
+notification this server sends: the same escEvents). Both also carry the notifications of our
+own module (``eo:stale-copy-removed``, :mod:`esc_orch.model.eo_events`), from the same log.
+Both support replay. A session has at most one subscription at a time; :interleave lets it
+keep sending RPCs meanwhile.
 Notifications are written through the session's single writer (``SessionInfo.send``).
 """
 
@@ -60,7 +62,10 @@ class Stream(StrEnum):
 
 STREAM_DESCRIPTIONS = {
     Stream.NETCONF: "Default NETCONF event stream: every notification of this server",
-    Stream.ESC_EVENT: "ESC lifecycle events (escEvent of http://www.cisco.com/esc/esc)",
+    Stream.ESC_EVENT: (
+        "ESC lifecycle events (escEvent of http://www.cisco.com/esc/esc) and esc-orch's own"
+        " notifications (urn:esc-orch:yang:esc-orch)"
+    ),
 }
 
 NOTIFICATION_CAPABILITIES = (NetconfCapability.NOTIFICATION, NetconfCapability.INTERLEAVE)

@@ -11,7 +11,9 @@ with the deployment, the VM and the connector.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from esc_orch import metrics
 from esc_orch.model.actions import (
@@ -26,7 +28,8 @@ from esc_orch.model.actions import (
     SourceState,
 )
 from esc_orch.model.clock import Clock
-from esc_orch.model.events import EscEvent, EventType
+from esc_orch.model.eo_events import LogEntry
+from esc_orch.model.events import EventType
 from esc_orch.model.failure import (
     ConfigUnsatisfiable,
     DiskHeld,
@@ -53,10 +56,12 @@ from esc_orch.model.record import (
 )
 from esc_orch.model.vim import PowerState
 from esc_orch.reactor import records as rec
+from esc_orch.reactor.alive import AliveVerdicts
 from esc_orch.reactor.execute import Executor, Replan, StepFailed
 from esc_orch.reactor.observe import ConnectorProvider, needed_connectors, observe
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
 from esc_orch.reactor.proving import Proving
+from esc_orch.reactor.quiet import QuietSteps
 from esc_orch.reactor.report import Reporter
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.desired import DesiredState, desired_vms, undeploy_state
@@ -72,6 +77,9 @@ from esc_orch.vim.retry import RetryPolicy, Sleep
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+#: Seconds between looks at a moved VM the next move of its group waits for (a KPI verdict
+#: wakes the wait sooner).
+SETTLE_POLL = 1.0
 
 
 class _Run:
@@ -94,9 +102,17 @@ class _Run:
         #: VMs moved in this run -> their target: the next VM of the group moves only once
         #: the previous one runs there again (so at least N-1 run throughout).
         self.moved: dict[str, str] = {}
+        #: Moved VMs the next move waits for: since when, and whether the wait was logged.
+        self.settle_since: dict[str, datetime] = {}
+        self.settle_logged: set[str] = set()
         #: VMs whose re-create or move a crash cut and this run finishes (its owed VM_UPDATED
         #: paid): starting them again is part of that step, not a VM_STARTED of its own.
         self.finishing: set[str] = set()
+        #: The observation the current plan was made from (a stale copy's facts).
+        self.obs: Observation | None = None
+        #: The deployment's state before the run, and since when a resync waits for a host.
+        self.state_before = DeploymentState.ACTIVE
+        self.waiting_since: datetime | None = None
 
 
 def _where(target: DeploymentTarget, action: Action | None = None) -> dict[str, str]:
@@ -118,7 +134,7 @@ def _alive_pending(
     return False
 
 
-class Converger(Proving["_Run"]):
+class Converger(Proving["_Run"], QuietSteps["_Run"]):
     """Runs one deployment's convergence loop at a time; see the module docstring."""
 
     def __init__(
@@ -136,6 +152,9 @@ class Converger(Proving["_Run"]):
         pending: dict[Key, DeploymentTarget],
         proof: ProofGate,
         observe_timeout: float | None = None,
+        alive: AliveVerdicts | None = None,
+        alive_timeout: float = 300.0,
+        on_silent: Callable[[str], None] | None = None,
     ) -> None:
         self._connectors = connectors
         self._journal = journal
@@ -148,6 +167,9 @@ class Converger(Proving["_Run"]):
         self._executor = Executor(connectors=connectors, policy=retry, sleep=sleep)
         self._proof = proof
         self._observe_timeout = observe_timeout
+        self._alive = alive if alive is not None else AliveVerdicts(sleep=sleep)
+        self._alive_timeout = alive_timeout
+        self._on_silent = on_silent
         #: Shared with the Reactor: the records and the queued targets.
         self._records = records
         self._pending = pending
@@ -179,7 +201,7 @@ class Converger(Proving["_Run"]):
         self._records[record.key] = record
         return record
 
-    async def _publish(self, run: _Run, event: EscEvent, record: RecordChange) -> None:
+    async def _publish(self, run: _Run, event: LogEntry, record: RecordChange) -> None:
         run.published = True
         await self._events.publish(event, record=record)
 
@@ -193,9 +215,12 @@ class Converger(Proving["_Run"]):
             operation = (
                 LifecycleOperation.UPDATE if record.ever_active else LifecycleOperation.DEPLOY
             )
+        before = record.state
         record = self._put(rec.started(record, operation))
         log.info("%s run started", operation, extra=_where(target))
-        return _Run(target, record.depid, operation)
+        run = _Run(target, record.depid, operation)
+        run.state_before = before
+        return run
 
     async def converge(self, target: DeploymentTarget) -> RunOutcome:
         run = self._start(target)
@@ -204,6 +229,9 @@ class Converger(Proving["_Run"]):
         except Exception as exc:  # a bug must not kill the worker nor go unreported
             log.exception("reactor: run of %s/%s crashed", target.tenant, target.name)
             return await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
+        finally:
+            for name in run.moved:
+                self._alive.done(name)
 
     async def _observe(self, run: _Run) -> Observation:
         target, record = run.target, self._get(run)
@@ -227,6 +255,8 @@ class Converger(Proving["_Run"]):
         for view in obs.views:
             if view.reachable:
                 self._proof.saw(view.connector_id, now)
+            elif self._on_silent is not None:
+                self._on_silent(view.connector_id)
         namesakes = self._records.keys() | self._pending.keys()
         if any(key[1] == target.name and key != target.key for key in namesakes):
             # Another tenant's deployment has this name, so its VMs look like ours: touch
@@ -266,7 +296,7 @@ class Converger(Proving["_Run"]):
         last: Action | None = None
         waits = 0
         while True:
-            obs = await self._observe(run)
+            obs = run.obs = await self._observe(run)
             try:
                 desired = self._desired(run)
             except UnsatisfiableDeployment as exc:
@@ -284,7 +314,12 @@ class Converger(Proving["_Run"]):
             if not current.runnable:
                 waits += 1
                 blocked = current.blocked
+                silent = self._silent_host(run, blocked)
+                if silent is not None:
+                    self._put(replace(self._get(run), step=silent))
                 if waits >= self._retry.attempts:
+                    if silent is not None:
+                        return await self._wait_for_host(run, silent)
                     failure = Waited(attempts=waits, blocked=tuple(b.failure for b in blocked))
                     return await self._fail(run, failure, blocked[0])
                 delay = self._retry.delay(attempt=waits)
@@ -298,12 +333,15 @@ class Converger(Proving["_Run"]):
                 continue
             action = current.runnable[0]
             settling = self._settling(run, action, obs)
-            if settling is not None:
-                waits += 1
-                if waits >= self._retry.attempts:
-                    return await self._fail(run, settling, action)
-                await self._sleep(self._retry.delay(attempt=waits))
+            if isinstance(settling, StepInFlight):
+                self._put(replace(self._get(run), step=settling))
+                if settling.vm_name not in run.settle_logged:
+                    run.settle_logged.add(settling.vm_name)
+                    log.info("%s", settling.detail, extra=_where(run.target, action))
+                await self._alive.wait(SETTLE_POLL)
                 continue
+            if settling is not None:
+                return await self._fail(run, settling, action)
             proven: MayStart | None = None
             if isinstance(action, MigrateVm) and action.source is SourceState.UNREACHABLE:
                 gated = await self._prove(run, action)
@@ -428,6 +466,8 @@ class Converger(Proving["_Run"]):
             Outcome(step_id=intent.step_id, status=StepStatus.DONE), record=record
         )
         await self._report(run, action)
+        if isinstance(action, DeleteVm) and action.reason is DeleteReason.STALE_COPY:
+            await self._stale_removed(run, action)
         return None
 
     async def _report(self, run: _Run, action: Action) -> None:

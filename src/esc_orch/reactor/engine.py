@@ -18,7 +18,7 @@ the next record with each step, is :mod:`esc_orch.reactor.converge`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from esc_orch import metrics
@@ -27,6 +27,7 @@ from esc_orch.model.events import EscEvent
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord
 from esc_orch.reactor import records as rec
+from esc_orch.reactor.alive import AliveVerdicts
 from esc_orch.reactor.converge import Converger, Key
 from esc_orch.reactor.execute import Executor
 from esc_orch.reactor.observe import ConnectorProvider
@@ -59,8 +60,15 @@ class Reactor:
         proof_sources: ProofSources | None = None,
         proof_policy: ProofPolicy = DEFAULT_PROOF,
         observe_timeout: float | None = None,
+        alive_timeout: float = 300.0,
     ) -> None:
         self._journal = journal
+        #: The monitoring's alive verdicts (the daemon's monitoring feeds them): a group's
+        #: next VM moves once the one moved before is alive.
+        self.alive = AliveVerdicts(sleep=sleep)
+        #: Told (on the loop) of every connector a run found silent: the daemon's VIM
+        #: supervisor checks it, so its return is noticed within seconds (set by the wiring).
+        self.on_silent: Callable[[str], None] | None = None
         self._limit = asyncio.Semaphore(max_parallel)
         self._pending: dict[Key, DeploymentTarget] = {}
         self._workers: dict[Key, asyncio.Task[None]] = {}
@@ -82,6 +90,9 @@ class Reactor:
                 policy=proof_policy,
             ),
             observe_timeout=observe_timeout,
+            alive=self.alive,
+            alive_timeout=alive_timeout,
+            on_silent=self._silent,
         )
         #: One lock per deployment: held by a run for its length, and by a recovery step.
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -95,6 +106,10 @@ class Reactor:
             new_uuid=new_uuid,
             lock=self._lock,
         )
+
+    def _silent(self, connector_id: str) -> None:
+        if self.on_silent is not None:
+            self.on_silent(connector_id)
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())

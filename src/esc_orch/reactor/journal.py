@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from esc_orch.model.eo_events import LogEntry, StaleCopyRemoved
 from esc_orch.model.events import EscEvent, EventStatus, EventType
 from esc_orch.model.ports import Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, RecordChange, Undeployed
@@ -52,9 +53,14 @@ class MemoryEventSink:
 
     events: list[EscEvent] = field(default_factory=list)
     records: dict[tuple[str, str], DeploymentRecord] = field(default_factory=dict)
+    #: Our own notifications (``eo:``), in order; ``events`` keeps ESC's escEvents only.
+    notices: list[StaleCopyRemoved] = field(default_factory=list)
 
-    async def publish(self, event: EscEvent, *, record: RecordChange) -> None:
-        self.events.append(event)
+    async def publish(self, event: LogEntry, *, record: RecordChange) -> None:
+        if isinstance(event, EscEvent):
+            self.events.append(event)
+        else:
+            self.notices.append(event)
         if isinstance(record, Undeployed):
             self.records.pop(record.key, None)
         else:

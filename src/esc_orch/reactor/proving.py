@@ -18,11 +18,12 @@ from esc_orch import failpoints
 from esc_orch.fence.types import FenceProof
 from esc_orch.model.actions import Action, FenceHost, MigrateVm, MigrationMode
 from esc_orch.model.clock import Clock
-from esc_orch.model.failure import Failure, NoProgress, ProofMissing
+from esc_orch.model.failure import Failure, NotAliveAfterMove, ProofMissing
 from esc_orch.model.lifecycle import LifecycleOperation
 from esc_orch.model.ports import Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, StepInFlight
 from esc_orch.model.vim import DiskCopyProgress, PowerState
+from esc_orch.reactor.alive import AliveVerdicts
 from esc_orch.reactor.proofgate import MoveProof, ProofGate
 from esc_orch.reactor.status import DeploymentTarget, RunOutcome
 from esc_orch.reconcile.identity import UuidFactory
@@ -40,6 +41,7 @@ class ProvingRun(Protocol):
     operation: LifecycleOperation
     proofs: dict[str, MoveProof]
     moved: dict[str, str]
+    settle_since: dict[str, datetime]
 
 
 def _where(target: DeploymentTarget, action: Action) -> dict[str, str]:
@@ -57,6 +59,8 @@ class Proving(Generic[R]):
     """Proof steps of a run; the converger provides the record and failure ports."""
 
     _proof: ProofGate
+    _alive: AliveVerdicts
+    _alive_timeout: float
     _journal: Journal
     _clock: Clock
     _new_uuid: UuidFactory
@@ -161,29 +165,63 @@ class Proving(Generic[R]):
             return {}
         return {n.nicid: n.port_id for n in entry.observed.interfaces if n.port_id}
 
-    def _settling(self, run: R, action: Action, obs: Observation) -> NoProgress | None:
+    def _settling(
+        self, run: R, action: Action, obs: Observation
+    ) -> StepInFlight | NotAliveAfterMove | None:
         """A group moves one VM at a time: before moving another VM of the same group, the
-        VM moved last must run on its target as the VIM reports (until KPI monitoring says
-        "alive"). Returns the failure to report if it never does, else None to go on."""
+        VM moved last must be alive on its target — its KPI's verdict where it is monitored
+        (:class:`~esc_orch.reactor.alive.AliveVerdicts`), else running as the VIM reports.
+        None: go on; a step: wait (opdata shows it); a failure once ``_alive_timeout`` passed.
+        """
         if not isinstance(action, MigrateVm) or action.mode is MigrationMode.COPY_DISK:
             return None
         for name, connector_id in run.moved.items():
             vm = self._get(run).vm(name)
             if name == action.vm.name or vm is None or vm.identity.group != action.vm.group:
                 continue
-            view = obs.view(connector_id)
-            runs = view is not None and any(
-                s.name == name and s.power is PowerState.RUNNING for s in view.vms
+            if vm.wanted_off:
+                continue  # stopped by the operator: it is not meant to run, nothing to wait for
+            by_kpi = (
+                self._alive.enabled
+                and vm.identity.group in run.target.alive_by_monitor
+                and not vm.unmonitored
             )
-            if not runs:
-                log.info(
-                    "%s waits: %s does not run on %s yet",
-                    action.vm.name,
-                    name,
-                    connector_id,
-                    extra=_where(run.target, action),
+            now = self._clock()
+            booted = vm.booted_at or now
+            if by_kpi:
+                ok = self._alive.alive_since(name, booted)
+            else:
+                view = obs.view(connector_id)
+                ok = view is not None and any(
+                    s.name == name and s.power is PowerState.RUNNING for s in view.vms
                 )
-                return NoProgress(step="MigrateVm", vm_name=name, connector_id=connector_id)
+            if ok:
+                self._alive.done(name)
+                continue
+            since = run.settle_since.setdefault(name, now)
+            if by_kpi:
+                self._alive.await_vm(name, since=booted)
+            waited = (now - since).total_seconds()
+            if waited >= self._alive_timeout:
+                self._alive.done(name)
+                return NotAliveAfterMove(
+                    vm_name=name, connector_id=connector_id, next_vm=action.vm.name,
+                    waited_s=int(waited), by_kpi=by_kpi,
+                )  # fmt: skip
+            what = (
+                "alive (its KPI)" if by_kpi else "running as the VIM reports (it is not monitored)"
+            )
+            return StepInFlight(
+                step_id=f"wait-for-alive-{name}",
+                action="WaitForAlive",
+                vm_name=name,
+                connector_id=connector_id,
+                started=since,
+                detail=(
+                    f"{action.vm.name} moves next, once {name} is {what} on {connector_id}: "
+                    f"waited {int(waited)} s of at most {self._alive_timeout:g} s"
+                ),
+            )
         return None
 
     def _copy_progress(self, run: R, step_id: str) -> ProgressCallback:

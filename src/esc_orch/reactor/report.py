@@ -20,6 +20,7 @@ from esc_orch.model.actions import (
     RecreateVm,
     Report,
 )
+from esc_orch.model.eo_events import StaleCopyRemoved, stale_copy_removed
 from esc_orch.model.events import (
     EscEvent,
     EventInfo,
@@ -35,6 +36,7 @@ from esc_orch.model.lifecycle import (
     VmLifecycleState,
 )
 from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.vim import VmState
 from esc_orch.reactor import events as ev
 from esc_orch.reactor.status import DeploymentTarget
 
@@ -161,6 +163,22 @@ class Reporter:
             vm=vm,
             source=self.details(vm, record),
         )
+
+    def stale_copy(
+        self, action: DeleteVm, record: DeploymentRecord, *, found: VmState | None
+    ) -> StaleCopyRemoved:
+        """``eo:stale-copy-removed``: ``action`` removed a copy the VM had left on a host."""
+        entry = record.vm(action.vm.name)
+        applied = entry.applied if entry is not None else None
+        placed = applied.connector_id if applied is not None else None
+        return stale_copy_removed(
+            depname=self.target.name, tenant=self.target.tenant, depid=self.depid,
+            vm_group=action.vm.group, vmid=action.vm.vmid or None, vmname=action.vm.name,
+            vim_id=action.connector_id, hostname=found.host if found is not None else None,
+            power_found=str(found.power) if found is not None else None,
+            placed_on=placed if placed != action.connector_id else None,
+            disk_kept=action.keep_disk,
+        )  # fmt: skip
 
     def service(self, *, failure: str | None = None, code: int = 500) -> EscEvent:
         return self._event(

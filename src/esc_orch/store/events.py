@@ -26,10 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from esc_orch.model.clock import Clock, utc_now
+from esc_orch.model.eo_events import LogEntry, entry_type, entry_xml
 from esc_orch.model.events import (
-    EscEvent,
     LoggedEvent,
-    esc_event_xml,
     from_millis,
     to_millis,
 )
@@ -84,7 +83,7 @@ class EventLog:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, session: Session, events: Sequence[EscEvent]) -> tuple[LoggedEvent, ...]:
+    def append(self, session: Session, events: Sequence[LogEntry]) -> tuple[LoggedEvent, ...]:
         """Add ``events`` to the log inside ``session``'s open transaction.
 
         They get consecutive ids and increasing eventTimes, and are published to the
@@ -109,8 +108,8 @@ class EventLog:
             row = {
                 "id": first + offset,
                 "event_time": millis,
-                "event_type": str(esc_event.event.type),
-                "payload": esc_event_xml(esc_event),
+                "event_type": entry_type(esc_event),
+                "payload": entry_xml(esc_event),
             }
             rows.append(row)
             logged.append(
@@ -126,7 +125,7 @@ class EventLog:
         session.info.setdefault(_PENDING, []).extend(logged)
         return tuple(logged)
 
-    def emit(self, events: Sequence[EscEvent]) -> tuple[LoggedEvent, ...]:
+    def emit(self, events: Sequence[LogEntry]) -> tuple[LoggedEvent, ...]:
         """Append ``events`` in a transaction of their own (events with no state change)."""
         with Session(self._engine) as session, session.begin():
             return self.append(session, events)

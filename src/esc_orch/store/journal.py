@@ -43,6 +43,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from esc_orch import failpoints
+from esc_orch.model.eo_events import LogEntry, entry_type
 from esc_orch.model.events import EscEvent
 from esc_orch.model.failure import describe
 from esc_orch.model.lifecycle import LifecycleOperation
@@ -178,12 +179,12 @@ class LifecycleStore:
 
     # ------------------------------------------------------------------ EventSink
 
-    async def publish(self, event: EscEvent, *, record: RecordChange) -> None:
+    async def publish(self, event: LogEntry, *, record: RecordChange) -> None:
         held = self._held.pop(record.key, None)
         try:
             await self._run(lambda: self._write_event(event, record, held))
         except Exception:  # the sink must not raise into the reactor
-            log.exception("lifecycle: could not log %s", event.event.type)
+            log.exception("lifecycle: could not log %s", entry_type(event))
         failpoints.hit("lifecycle.after-event")
 
     async def emit(self, events: Sequence[EscEvent]) -> None:
@@ -256,7 +257,7 @@ class LifecycleStore:
         if record is not None:
             self._put(session, record)
 
-    def _write_event(self, event: EscEvent, record: RecordChange, held: Held | None) -> None:
+    def _write_event(self, event: LogEntry, record: RecordChange, held: Held | None) -> None:
         with Session(self._engine) as session, session.begin():
             if held is not None:
                 self._apply(session, record.key, held)

@@ -166,8 +166,21 @@ def test_actions_refusals_and_faults(cluster: Cluster) -> None:
         assert cause == "host-unreachable" and when
         assert str(failed[0].status_message).endswith(message)
 
+        # The run found CSP-3 silent, so the VIM supervisor checked it then and knows it is
+        # down: another group placed on it is refused at edit time (reference §2).
+        with pytest.raises(RPCError) as known_down:
+            edit(m, on_dead.replace("<name>dead</name>", "<name>later</name>"))
+        assert known_down.value.tag == "operation-failed"
+        assert "VIM connector CSP-3 is not usable" in str(known_down.value.message)
+
+        cluster.hosts["CSP-3"].start()  # back (probed every 0.5 s while down): usable again
+        deadline = time.monotonic() + 15
+        while _connector_status(m, "CSP-3") != "CONNECTION_SUCCESSFUL":
+            assert time.monotonic() < deadline, "CSP-3 not seen back"
+            time.sleep(0.3)
+        cluster.hosts["CSP-3"].kill()
         cluster.hosts["CSP-3"].extra_args = ["--error-rate", "1"]
-        cluster.hosts["CSP-3"].start()
+        cluster.hosts["CSP-3"].start()  # answers 503 (unnoticed until a run or a check)
         edit(m, on_dead.replace("<name>dead</name>", "<name>flaky</name>"))
         failed = events_until(m, "SERVICE_ALIVE", dep="flaky")
         assert [short(e) for e in failed] == ["SERVICE_ALIVE/FAILURE"]
@@ -177,3 +190,12 @@ def test_actions_refusals_and_faults(cluster: Cluster) -> None:
         # every call answered 503, the observation too: the host is taken as unreachable
         assert cause == "host-unreachable" and "CSP-3" in message
         assert (cluster.services("CSP-1"), list(cluster.services("CSP-2"))) == ({}, [name])
+
+
+def _connector_status(m: Any, vim_id: str) -> str | None:
+    reply = m.get(filter=("xpath", "/esc_datamodel/opdata/vim_connectors"))
+    data = etree.fromstring(reply.data_xml.encode())
+    found = data.xpath(
+        f"//e:vim_connector[e:id='{vim_id}']/e:status/text()", namespaces={"e": ESC_NS}
+    )
+    return str(found[0]) if found else None

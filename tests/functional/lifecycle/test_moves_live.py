@@ -21,6 +21,7 @@ from typing import Any
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
+from esc_orch.model.eo_events import StaleCopyRemoved, parse_stale_copy_removed
 from esc_orch.model.events import EscEvent
 from esc_orch.model.schema import EO_NS
 from functional.lifecycle.support import (
@@ -77,6 +78,20 @@ def nics(event: EscEvent) -> dict[int, tuple[str | None, str | None]]:
     vm = event.vm_source
     assert vm is not None and vm.interfaces is not None
     return {i.nicid: (i.mac_address, i.port_id) for i in vm.interfaces.interface}
+
+
+def stale_notice(m: Any, *, timeout: float) -> StaleCopyRemoved:
+    """The first ``eo:stale-copy-removed`` notification received within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        notification = m.take_notification(block=True, timeout=0.5)
+        if notification is None:
+            continue
+        element = etree.fromstring(notification.notification_xml.encode())
+        found = element.find(f"{{{EO_NS}}}stale-copy-removed")
+        if found is not None:
+            return parse_stale_copy_removed(found)
+    raise AssertionError(f"no eo:stale-copy-removed within {timeout} s")
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
@@ -146,6 +161,24 @@ def test_scenario2_host_killed_vm_moves_then_the_stale_copy_goes_when_it_returns
         assert "on" not in seen_on
         assert cluster.all_services() == {name: ["CSP-2"]}
         assert cluster.services("CSP-2")[name] == "on"
+        assert (cluster.hosts["CSP-1"].gluster_dir / f"{name}.qcow2").exists()  # disk kept
+
+        # ... and says so: eo:stale-copy-removed on the escEvent stream, with the facts.
+        notice = stale_notice(m, timeout=15)
+        assert (notice.depname, notice.tenant, notice.vmname) == ("dep", "name1", name)
+        assert (notice.vim_id, notice.placed_on, notice.action) == (
+            "CSP-1",
+            "CSP-2",
+            "removed-disk-kept",
+        )
+        assert notice.vmid == vm.vmid and notice.depid == before["depid"]
+        assert notice.power_found == "stopped"  # removed before it could run
+        assert notice.message.startswith(f"Stale copy of VM [{name}] found on VIM connector")
+
+    # The durable log replays it to a later subscriber, like every escEvent.
+    with connect(cluster) as late:
+        late.create_subscription(stream_name="escEvent", start_time="2000-01-01T00:00:00Z")
+        assert stale_notice(late, timeout=15) == notice
 
 
 def test_a_partitioned_source_never_gets_a_second_copy_until_it_returns(
@@ -356,9 +389,10 @@ def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_secon
     cluster: Cluster,
 ) -> None:
     """The moved VM is stopped on CSP-2 (its disk lock free): CSP-1 comes back and starts its
-    persisted copy (as a host with autostart does). Seen at the next check of the failed
-    connector (every 5 s, though check_interval is 30 s) and removed at once; the VM stays off
-    on CSP-2 as the operator wanted."""
+    persisted copy (as a host with autostart does). CSP-1 is known down since the move's run
+    found it silent, so it is probed every ``[vim] down_check_interval`` (0.5 s, though
+    check_interval is 30 s): its return is seen, and the copy removed first thing; the VM
+    stays off on CSP-2 as the operator wanted. Prints the window."""
     from functional.lifecycle.test_lifecycle_actions import vm_action  # noqa: PLC0415
 
     cluster.config.write_text(
@@ -377,15 +411,70 @@ def test_a_returning_host_that_restarts_its_old_copy_has_it_removed_within_secon
         vm_action(m, "STOP", name)
         events_until(m, "VM_STOPPED")
         assert cluster.services("CSP-2")[name] == "off"
-        cluster.hosts["CSP-1"].start()
-        started = time.monotonic()
+        # The move's run found CSP-1 silent: the supervisor checked it then (not at its next
+        # full check in 30 s) and probes it every down_check_interval since.
+        wait_for(
+            lambda: (
+                opdata_vim(m, "CSP-1").findtext("e:status", namespaces=NS) == "CONNECTION_FAILED"
+            ),
+            timeout=10,
+            what="CSP-1 known down",
+        )
+        spawned = time.monotonic()
+        cluster.hosts["CSP-1"].start()  # its API answers: the old copy was started before
+        answered = time.monotonic()
+        assert cluster.services("CSP-1").get(name) == "on"  # the copy runs (autostart)
         wait_for(
             lambda: name not in cluster.services("CSP-1"),
             timeout=30,
             what="the stale copy removed from CSP-1",
         )
-        assert time.monotonic() - started < 15
+        gone = time.monotonic()
+        notice = stale_notice(m, timeout=10)
+        assert notice.power_found == "running" and "(it was running)" in notice.message
+        print(
+            f"\nstale copy window: {gone - answered:.2f} s from the host's API answering to "
+            f"the copy gone ({gone - spawned:.2f} s from the host process start)"
+        )
+        assert gone - answered < 5  # was up to ~5 s (a failed connector checked every 5 s)
         assert cluster.all_services() == {name: ["CSP-2"]}
         assert cluster.services("CSP-2")[name] == "off"  # still as the operator wanted
     assert cluster.daemon is not None
     assert "removing the stale copy of" in cluster.daemon.log()
+
+
+def test_a_start_up_resync_while_a_host_is_partitioned_waits_visibly_without_a_failure(
+    cluster: Cluster,
+) -> None:
+    """The daemon restarts while CSP-1 is partitioned (SIGSTOP): its start-up resync of the
+    deployment on CSP-1 is nobody's update, so it sends no SERVICE_UPDATED FAILURE (it did,
+    ~10 s after the start); opdata's eo:current_step shows it waiting for CSP-1, and once
+    CSP-1 answers it converges quietly and the wait is gone."""
+    m, _ = start(cluster)
+    with m:
+        (name,) = cluster.all_services()
+    assert cluster.daemon is not None
+    cluster.daemon.stop()
+    cluster.hosts["CSP-1"].pause()
+    cluster.start_daemon()
+    with connect(cluster) as m:
+        m.create_subscription(stream_name="escEvent")
+        step = wait_for(
+            lambda: (s := current_step(m)).get("action") == "WaitForHost" and s,
+            timeout=30,
+            what="opdata showing the resync waiting for CSP-1",
+        )
+        assert step["vim_id"] == "CSP-1"
+        assert "CSP-1 does not answer" in (step["detail"] or "")
+        deadline = time.monotonic() + 15  # the old FAILURE came ~10 s after the start
+        while time.monotonic() < deadline:
+            notification = m.take_notification(block=True, timeout=0.5)
+            if notification is not None:
+                assert "SERVICE_UPDATED" not in notification.notification_xml
+        assert dep_state(m)["state"] == "SERVICE_ACTIVE_STATE"
+        assert current_step(m).get("action") == "WaitForHost"  # still shown
+        cluster.hosts["CSP-1"].resume()
+        wait_for(lambda: current_step(m) == {}, timeout=30, what="the wait gone")
+        assert dep_state(m)["state"] == "SERVICE_ACTIVE_STATE"
+        assert cluster.all_services() == {name: ["CSP-1"]}
+        assert cluster.services("CSP-1")[name] == "on"

@@ -233,3 +233,83 @@ async def test_a_restart_with_nothing_changed_reports_no_connection_state(
         ConnectionStatus.FAILED,
         ConnectionStatus.SUCCESSFUL,
     ]
+
+
+async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_next_interval(
+    store: SqlDatastore,
+) -> None:
+    """The loop sleeps for a whole interval (an hour); a recheck on demand finds CSP-1 down:
+    from then on the loop probes it every failed_interval, so its return (and the removal of
+    a stale copy it holds) is seen at once. Before, the loop slept on to the next interval."""
+    import asyncio  # noqa: PLC0415
+
+    hosts, events = Hosts(), []
+    checked = asyncio.Event()
+
+    def emit(batch: list[EscEvent]) -> None:
+        events.extend(batch)
+        if len(events) >= 3:  # the first checks of the three connectors
+            checked.set()
+
+    supervisor = VimSupervisor(
+        emit=emit, clock=lambda: NOW, factory=hosts.factory, interval=3600,
+        failed_interval=0.01,
+    )  # fmt: skip
+    back = asyncio.Event()
+    supervisor.on_up = lambda connector_id: back.set()
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(checked.wait(), timeout=5)
+        hosts.by_url["http://127.0.0.1:8441"].down = True
+        down = await supervisor.recheck("CSP-1")
+        assert down is not None and down.status is ConnectionStatus.FAILED
+        hosts.by_url["http://127.0.0.1:8441"].down = False
+        await asyncio.wait_for(back.wait(), timeout=5)  # seen by the loop's own probe
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await supervisor.pool.close()
+
+
+async def test_a_host_a_run_found_silent_is_checked_now_and_probed_until_back(
+    store: SqlDatastore,
+) -> None:
+    """Between full checks (an hour here) a run finds CSP-1 silent and says so (``suspect``):
+    the supervisor checks it at once, finds it down, probes it every failed_interval, and
+    reports its return — the lifecycle then removes a stale copy it holds."""
+    import asyncio  # noqa: PLC0415
+
+    hosts, events = Hosts(), []
+    checked, failed = asyncio.Event(), asyncio.Event()
+
+    def emit(batch: list[EscEvent]) -> None:
+        events.extend(batch)
+        if len(events) >= 3:
+            checked.set()
+        if any(e.status is EventStatus.FAILURE for e in batch):
+            failed.set()
+
+    supervisor = VimSupervisor(
+        emit=emit, clock=lambda: NOW, factory=hosts.factory, interval=3600,
+        failed_interval=0.01,
+    )  # fmt: skip
+    back = asyncio.Event()
+    supervisor.on_up = lambda connector_id: back.set()
+    store.add_listener(supervisor.on_commit)
+    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(checked.wait(), timeout=5)
+        hosts.by_url["http://127.0.0.1:8441"].down = True
+        supervisor.suspect("CSP-1")
+        supervisor.suspect("CSP-1")  # once is enough
+        await asyncio.wait_for(failed.wait(), timeout=5)  # checked now, not in an hour
+        assert [e.status for e in events[3:]] == [EventStatus.FAILURE]
+        hosts.by_url["http://127.0.0.1:8441"].down = False
+        await asyncio.wait_for(back.wait(), timeout=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await supervisor.pool.close()

@@ -32,3 +32,19 @@ def test_replay_complete_reads_as_a_marker() -> None:
     assert format_notification(root) == (
         "2024-01-01T00:00:00.000+00:00  -- replay complete: live notifications follow --"
     )
+
+
+def test_our_stale_copy_notification_reads_as_its_sentence_then_its_facts() -> None:
+    from esc_orch.model.eo_events import entry_xml, stale_copy_removed  # noqa: PLC0415
+    from esc_orch.model.events import LoggedEvent  # noqa: PLC0415
+
+    notice = stale_copy_removed(
+        depname="dep", tenant="demo", depid="d-1", vm_group="g", vmid="v-1", vmname="vm-1",
+        vim_id="CSP-1", hostname="csp-1", power_found="stopped", placed_on="CSP-2",
+        disk_kept=True,
+    )  # fmt: skip
+    logged = LoggedEvent(1, datetime(2024, 1, 1, tzinfo=UTC), "eo:x", entry_xml(notice))
+    lines = format_notification(etree.fromstring(logged.notification_xml())).splitlines()
+    assert lines[0] == "2024-01-01T00:00:00.000+00:00  eo:stale-copy-removed"
+    assert lines[1] == f"  {notice.message}"
+    assert "vim_id: CSP-1" in lines[2] and "action: removed-disk-kept" in lines[2]

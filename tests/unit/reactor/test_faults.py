@@ -79,6 +79,33 @@ async def test_unreachable_target_is_waited_on_then_reported() -> None:
     assert lab.events.types() == ["SERVICE_ALIVE/FAILURE"]
 
 
+async def test_a_resync_while_a_host_is_silent_waits_visibly_and_reports_nothing() -> None:
+    """A resync (start-up, periodic, re-arm) is nobody's update: a silent host is waited on,
+    shown in the record's step (opdata eo:current_step), never a SERVICE_UPDATED FAILURE; once
+    the host answers, the next resync converges and clears the wait."""
+    lab = Lab()
+    reactor = lab.reactor()
+    assert (await reactor.run(target(DEP))).ok
+    sent = len(lab.events.events)
+    lab.hosts["csp-1"].down = True  # partitioned: the VM may still run there
+    outcome = await reactor.run(target(DEP, resync=True))
+    assert len(lab.events.events) == sent, lab.events.types()  # no SERVICE_UPDATED FAILURE
+    assert outcome.failure is None
+    record = reactor.status("name1", "dep")
+    assert record is not None and record.state is DeploymentState.ACTIVE
+    assert record.last_failure is None
+    step = record.step
+    assert step is not None and (step.action, step.connector_id) == ("WaitForHost", "CSP-1")
+    assert "CSP-1 does not answer" in (step.detail or "")
+    assert "retried as soon as it answers" in (step.detail or "")
+    assert lab.clock.sleeps == [1.0, 2.0, 4.0]  # retried with backoff meanwhile
+    lab.hosts["csp-1"].down = False
+    again = await reactor.run(target(DEP, resync=True))
+    assert again.ok and len(lab.events.events) == sent
+    record = reactor.status("name1", "dep")
+    assert record is not None and record.step is None
+
+
 async def test_unsatisfiable_deployment_is_a_400_failure_before_any_vim_call() -> None:
     lab = Lab()
     outcome = await lab.reactor().run(target(with_group(DEP, flavor="NOPE")))
@@ -146,7 +173,16 @@ async def test_scenario2_host_powered_off_vm_moves_and_stale_copy_goes_later() -
     assert resync.ok and resync.steps == 1
     assert lab.vms("csp-1") == {} and lab.cluster.gluster_disks == {name}
     assert lab.running() == [("csp-2", name)]
-    assert len(lab.events.events) == 5  # removing a stale copy reports nothing
+    assert len(lab.events.events) == 5  # no escEvent: none of ESC's types says this
+    (notice,) = lab.events.notices  # ours: eo:stale-copy-removed, with the facts
+    assert (notice.depname, notice.tenant, notice.vm_group) == ("dep", "name1", "Group1")
+    assert (notice.vmname, notice.vim_id, notice.placed_on) == (name, "CSP-1", "CSP-2")
+    assert notice.action == "removed-disk-kept" and notice.power_found == "stopped"
+    assert notice.vmid and notice.depid == lab.events.events[3].depid
+    assert notice.message == (
+        f"Stale copy of VM [{name}] found on VIM connector [CSP-1] was removed, keeping its "
+        f"shared disk (the VM's own); {name} is placed on CSP-2"
+    )
 
 
 async def test_scenario2_partitioned_host_still_holding_the_disk_is_never_doubled() -> None:

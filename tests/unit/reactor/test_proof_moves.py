@@ -18,6 +18,7 @@ from esc_orch.fence.types import FenceAgentConfig
 from esc_orch.model.actions import FenceHost
 from esc_orch.model.config import Scaling, StaticIpAddressPool
 from esc_orch.model.confirmation import HostDownConfirmation
+from esc_orch.model.failure import FailureCause, NotAliveAfterMove, cause_of
 from esc_orch.model.ports import StepStatus
 from esc_orch.model.record import StepInFlight
 from esc_orch.vim.fake import FakeClock
@@ -298,3 +299,113 @@ async def test_an_observation_is_bounded_by_the_observe_timeout() -> None:
     outcome = await asyncio.wait_for(reactor.run(target(with_locator(DEP, "CSP-2"))), 10)
     assert outcome.ok, outcome.reason
     assert lab.running() == [("csp-2", name)]
+
+
+def _group(n: int) -> Any:
+    pool = StaticIpAddressPool(
+        network="Eth0-2",
+        netmask="255.255.255.0",
+        ip_address=tuple(f"192.168.23.{61 + i}" for i in range(n)),
+    )
+    return with_group(
+        DEP, scaling=Scaling(min_active=n, max_active=n, static_ip_address_pool=(pool,))
+    )
+
+
+async def test_a_monitored_group_moves_the_next_vm_only_once_the_last_is_alive_by_its_kpi() -> None:
+    """Where the monitoring decides (a KPI, wired), running on the target is not enough: the
+    next VM stops only after the monitoring's verdict for the VM moved before. The wait shows
+    in the record's step (opdata eo:current_step)."""
+    lab = Lab()
+    two = _group(2)
+    reactor = lab.reactor(alive_timeout=60)
+    group = two.vm_group[0].name
+    monitored = {"alive_by_monitor": frozenset({group})}
+    assert (await reactor.run(target(two))).ok
+    alive = reactor.alive
+    alive.enabled = True
+    steps: list[StepInFlight] = []
+    sleep = lab.clock.sleep
+    order: list[str] = []
+
+    async def verdict_after_a_while(seconds: float) -> None:
+        record = reactor.status("name1", "dep")
+        assert record is not None
+        if record.step is not None and record.step.action == "WaitForAlive":
+            steps.append(record.step)
+            if len(steps) == 3:  # the KPI turns TRUE after three looks
+                alive.note(record.step.vm_name, at=lab.clock.utc())
+                order.append(f"alive {record.step.vm_name}")
+        await sleep(seconds)
+
+    alive._sleep = verdict_after_a_while  # the wait's sleep, under the fake clock
+    off = lab.connectors["CSP-1"].power_off
+
+    async def power_off(*, name: str) -> Any:
+        order.append(f"stop {name}")
+        return await off(name=name)
+
+    lab.connectors["CSP-1"].power_off = power_off  # type: ignore[method-assign]
+    outcome = await reactor.run(target(with_locator(two, "CSP-2"), **monitored))
+    assert outcome.ok, outcome.reason
+    assert len(steps) == 3 and steps[0].detail is not None
+    first = steps[0].vm_name
+    assert f"once {first} is alive (its KPI) on CSP-2" in steps[0].detail
+    assert "of at most 60 s" in steps[0].detail
+    assert order[0] == f"stop {first}" and order[1] == f"alive {first}"  # then the second
+    assert order[2].startswith("stop ") and order[2] != f"stop {first}"
+    assert lab.events.types()[-3:] == ["VM_UPDATED", "VM_UPDATED", "SERVICE_UPDATED"]
+    assert alive.awaited == {}
+
+
+async def test_a_moved_vm_never_alive_is_a_typed_failure_and_the_next_vm_keeps_running() -> None:
+    lab = Lab()
+    two = _group(2)
+    reactor = lab.reactor(alive_timeout=30)
+    group = two.vm_group[0].name
+    assert (await reactor.run(target(two))).ok
+    reactor.alive.enabled = True
+    outcome = await reactor.run(
+        target(with_locator(two, "CSP-2"), alive_by_monitor=frozenset({group}))
+    )
+    assert not outcome.ok and outcome.failure is not None
+    assert cause_of(outcome.failure) is FailureCause.NOT_ALIVE_AFTER_MOVE
+    assert isinstance(outcome.failure, NotAliveAfterMove) and outcome.failure.by_kpi
+    reason = outcome.reason or ""
+    assert "its KPI did not report it alive within 30 s" in reason
+    assert "was not moved (it keeps running where it is)" in reason
+    assert len(lab.vms("csp-2")) == 1 and len(lab.vms("csp-1")) == 1  # one moved, one kept
+    assert len(lab.running()) == 2
+    assert lab.events.types()[-2:] == ["VM_UPDATED/FAILURE", "SERVICE_UPDATED/FAILURE"]
+    assert 30 <= lab.clock.now < 40
+
+
+async def test_an_unmonitored_group_falls_back_to_the_vims_running_state() -> None:
+    lab = Lab()
+    two = _group(2)
+    reactor = lab.reactor(alive_timeout=30)
+    assert (await reactor.run(target(two))).ok
+    reactor.alive.enabled = True  # wired, but this group has no KPI: the VIM's view decides
+    outcome = await reactor.run(target(with_locator(two, "CSP-2")))
+    assert outcome.ok, outcome.reason
+    assert len(lab.vms("csp-2")) == 2
+
+
+async def test_a_group_of_vms_the_operator_stopped_moves_without_waiting_for_them_to_run() -> None:
+    lab = Lab()
+    two = _group(2)
+    reactor = lab.reactor(alive_timeout=30)
+    group = two.vm_group[0].name
+    assert (await reactor.run(target(two))).ok
+    names = frozenset(lab.vms("csp-1"))
+    reactor.alive.enabled = True
+    assert (await reactor.run(target(two, stopped=names))).ok  # both stopped (vmAction STOP)
+    record = reactor.status("name1", "dep")
+    assert record is not None
+    await reactor.set_flags("name1", "dep", stopped=names)
+    outcome = await reactor.run(
+        target(with_locator(two, "CSP-2"), stopped=names, alive_by_monitor=frozenset({group}))
+    )
+    assert outcome.ok, outcome.reason
+    assert len(lab.vms("csp-2")) == 2 and lab.running() == []
+    assert lab.clock.now < 30  # no wait for a VM that is meant to be off

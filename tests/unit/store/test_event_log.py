@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from sqlalchemy.orm import Session
 
+from esc_orch.model.eo_events import parse_stale_copy_removed, stale_copy_removed
 from esc_orch.model.errors import RpcErrors
 from esc_orch.model.events import EscEvent, EventType, LoggedEvent
 from esc_orch.northbound.backend import Datastore
@@ -152,3 +154,20 @@ def test_a_failing_listener_does_not_break_the_commit(store: SqlDatastore) -> No
     store.edit_config(target=Datastore.RUNNING, config=config_of(_tenant("a")))
     assert seen.types == ["CREATE_TENANT"]
     assert isinstance(store.events, EventLog)
+
+
+def test_our_own_notification_is_logged_and_read_back_like_an_esc_event(
+    store: SqlDatastore,
+) -> None:
+    notice = stale_copy_removed(
+        depname="dep", tenant="name1", depid="d-1", vm_group="Group1", vmid="v-1",
+        vmname="dep_Group1_0_v-1", vim_id="CSP-1", hostname="csp-1", power_found="stopped",
+        placed_on="CSP-2", disk_kept=True,
+    )  # fmt: skip
+    seen = Recorder()
+    store.events.add_listener(seen)
+    (logged,) = store.events.emit([notice])
+    assert seen.types == ["eo:stale-copy-removed"]
+    (read,) = store.events.read(after_id=logged.id - 1)
+    assert read.event_type == "eo:stale-copy-removed"
+    assert parse_stale_copy_removed(etree.fromstring(read.payload)) == notice
