@@ -38,7 +38,10 @@ Points (``POINTS``; an unknown name is refused):
 
 Enable them in-process with :func:`enable`, or for a daemon started by a test with the
 environment variable ``ESC_ORCH_FAILPOINTS=name=kill@N[,name=kill@N...]`` (read once by
-``esc-orchd serve``). The only action is ``kill``: SIGKILL the process on the N-th hit.
+``esc-orchd serve``). Actions, on the N-th hit: ``kill`` SIGKILLs the process (a crash);
+``stop`` SIGSTOPs it (``name=stop@N``): the process freezes right there, so a test can change
+the world at that exact step (power a host off, make it slow, change its password, fill its
+storage) and then let the process go on with SIGCONT — the fault matrix does that.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ POINTS = frozenset(
 
 class FailAction(StrEnum):
     KILL = "kill"
+    STOP = "stop"
 
 
 @dataclass(slots=True)
@@ -106,7 +110,7 @@ def configure(spec: str) -> None:
         name, sep, rest = item.partition("=")
         action, _, count = rest.partition("@")
         if not sep or action not in set(FailAction) or not count.isdigit():
-            raise FailpointError(f"{ENV}: expected name=kill@N, not {item!r}")
+            raise FailpointError(f"{ENV}: expected name=kill@N or name=stop@N, not {item!r}")
         enable(name.strip(), action=FailAction(action), at=int(count))
 
 
@@ -130,3 +134,5 @@ def hit(name: str) -> None:
     log.warning("failpoint %s: %s", name, armed.action)
     if armed.action is FailAction.KILL:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif armed.action is FailAction.STOP:
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns once someone sends SIGCONT
