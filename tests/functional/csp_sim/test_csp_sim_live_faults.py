@@ -67,7 +67,7 @@ async def test_the_fault_file_changes_latency_and_error_rate_while_it_runs(
 ) -> None:
     faults = tmp_path / "faults.json"
     write(faults, json.dumps({"error_rate": 1.0}))
-    status, headers, body = await host.request("GET", "/api/running/services")
+    status, headers, _ = await host.request("GET", "/api/running/services")
     assert status == 503 and headers["Retry-After"] == "1"
     write(faults, json.dumps({"latency_ms": 400}))
     t0 = time.monotonic()
@@ -89,8 +89,7 @@ async def test_full_storage_refuses_a_new_disk_with_the_confd_error(
     try:
         await conn.ensure_vm(spec=sample_spec("vm1", storage=Storage.GLUSTER))
         # another tenant's volume takes the rest of the storage
-        with open(host.gluster_dir / "other-tenant.img", "wb") as fh:
-            fh.truncate(24 << 30)
+        os.truncate(_touch(host.gluster_dir / "other-tenant.img"), 24 << 30)
         spec = sample_spec("vm2", storage=Storage.GLUSTER)
         status, _, body = await host.request(
             "POST", "/api/running/services", body={"service": _service(spec.name)}
@@ -117,3 +116,8 @@ def _service(name: str) -> dict[str, object]:
         "name": name, "numcpu": 1, "memory": 512, "disk_size": 10,
         "iso_name": "x.qcow2", "disk_storage_name": "gluster",
     }  # fmt: skip
+
+
+def _touch(path: Path) -> Path:
+    path.touch()
+    return path
