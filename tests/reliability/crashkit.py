@@ -451,6 +451,12 @@ def check(trial: Trial, op: Operation, *, since: int, events: list[str]) -> list
     problems: list[str] = []
     if events != list(op.events):
         problems.append(f"events {events}, expected {list(op.events)}")
+    return problems + check_world(trial, op)
+
+
+def check_world(trial: Trial, op: Operation) -> list[str]:
+    """The hosts, their disks and opdata against ``op.final`` (the events left aside)."""
+    problems: list[str] = []
     cluster = trial.cluster
     where = {vm: hosts for vm, hosts in cluster.all_services().items() if f"{DEP}_" in vm}
     final = op.final
