@@ -391,7 +391,9 @@ def _rows(trial: Trial, sql: str, since: int) -> list[tuple[Any, ...]]:
 def logged(trial: Trial, *, since: int) -> list[tuple[int, EscEvent]]:
     """The durable events of ``dep`` after event id ``since`` (config events left out)."""
     try:
-        rows = _rows(trial, "SELECT id, payload FROM event_log WHERE id > :since ORDER BY id", since)
+        rows = _rows(
+            trial, "SELECT id, payload FROM event_log WHERE id > :since ORDER BY id", since
+        )
     except Exception as exc:  # the daemon has not created its tables yet
         if STORE_URL is not None and "event_log" in str(exc):
             return []

@@ -40,7 +40,13 @@ OPERATIONS = (
     "vmAction-STOP",
     "serviceAction-REBOOT",
 )
-MULTI_CALL = ("update-flavor", "update-interface", "update-image", "update-locator", "move-redeploy")
+MULTI_CALL = (
+    "update-flavor",
+    "update-interface",
+    "update-image",
+    "update-locator",
+    "move-redeploy",
+)
 ACTIONS = tuple(op for op in OPERATIONS if "Action-" in op)
 
 #: step name -> the failpoint the daemon freezes at (see esc_orch/failpoints.py).

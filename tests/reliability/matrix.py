@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="comma-separated operations (default: all)")
     parser.add_argument("--markdown", type=Path, help="also write the matrix as Markdown here")
+    parser.add_argument("--columns", default="", help="comma-separated columns (default: all)")
     parser.add_argument(
         "--recovery",
         action="store_true",
@@ -167,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crash-matrix-") as tmp:
+        chosen = set(filter(None, args.columns.split(",")))
         for n, (op, col) in enumerate(cells(only)):
+            if chosen and col.name not in chosen:
+                continue
             t0 = time.monotonic()
             result = run_cell(Path(tmp) / f"cell{n}", op, col)
             shutil.rmtree(Path(tmp) / f"cell{n}", ignore_errors=True)

@@ -47,8 +47,10 @@ CELLS = [
 
 def private_schema_url(url: str) -> str:
     """``url`` with the search path set to :data:`SCHEMA` (psycopg's ``options``)."""
-    return make_url(url).update_query_dict({"options": f"-csearch_path={SCHEMA}"}).render_as_string(
-        hide_password=False
+    return (
+        make_url(url)
+        .update_query_dict({"options": f"-csearch_path={SCHEMA}"})
+        .render_as_string(hide_password=False)
     )
 
 

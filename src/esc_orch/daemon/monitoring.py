@@ -56,6 +56,7 @@ from esc_orch.monitor.service import MonitorService
 from esc_orch.monitor.snapshot import (
     book_from_json,
     book_to_json,
+    forget_conditions,
     snapshot_from_json,
     snapshot_to_json,
 )
@@ -66,6 +67,7 @@ from esc_orch.reconcile.recovery import (
     Cancel,
     CancelReason,
     IssuedStep,
+    Phase,
     RecoveryAction,
     RecoveryBook,
     RecoveryNotice,
@@ -156,6 +158,9 @@ class DaemonMonitoring:
             book = resume(book, at=self._clock.now(), subjects=self.subjects())
             for name, run in book.runs.items():
                 log.info("recovery of %s resumed after a restart (%s)", name, run.phase)
+            awaiting = [n for n, r in book.runs.items() if r.phase is Phase.AWAITING_ALIVE]
+            if snapshot is not None and awaiting:
+                snapshot = forget_conditions(snapshot, awaiting)
         self.coordinator = RecoveryCoordinator(
             subjects=self, executor=self, reporter=self, clock=self._clock,
             new_uuid=lambda: str(uuid.uuid4()), book=book, persist=self._persist,
