@@ -1,7 +1,8 @@
 """The fault matrix: every operation frozen at each step, a fault injected there, then cleared.
 
 Rows are operations (:data:`OPERATIONS`, from the crash matrix), columns a fault at a step
-(:data:`FAULTS` × :data:`STEPS`); a cell is one trial (:func:`reliability.faultkit.run_fault_trial`):
+(each fault of :data:`FAULTS` at each step of :data:`STEPS`); a cell is one trial
+(:func:`reliability.faultkit.run_fault_trial`):
 ``pass`` when the world reached the operation's final state by itself once the fault cleared
 and every FAILURE named the real cause, ``pass+r`` when that took the documented re-arm
 (``eo:recheck-vim-connector``) after the run gave up visibly, ``FAIL`` otherwise, ``n/a`` when
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 if result is not None:
                     why = f" {result.problems}" if result.problems else ""
                     print(
-                        f"{op} × {fault} @ {step}: {result.cell} ({result.seconds:.0f} s)"
+                        f"{op} x {fault} @ {step}: {result.cell} ({result.seconds:.0f} s)"
                         f" events={result.events}{why}",
                         flush=True,
                     )

@@ -28,7 +28,7 @@ CELLS = [
 
 
 @pytest.mark.parametrize(
-    ("operation", "fault", "step"), CELLS, ids=[f"{o}×{f}@{s}" for o, f, s in CELLS]
+    ("operation", "fault", "step"), CELLS, ids=[f"{o}-{f}@{s}" for o, f, s in CELLS]
 )
 def test_fault_at_a_step_holds(tmp_path: Path, operation: str, fault: str, step: str) -> None:
     result = run_cell(tmp_path, operation, fault, step)
