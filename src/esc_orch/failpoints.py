@@ -29,6 +29,11 @@ Points (``POINTS``; an unknown name is refused):
     the N-th event the lifecycle logged is durable (with the record it came with), the
     reactor's and the actions' alike.
 
+``recovery.after-book``
+    the N-th write of the recovery book that carried events is durable (the book with the
+    VM_RECOVERY_* events it produced and the records they came with,
+    ``daemon/monitoring.py``): its steps not handed over yet.
+
 ``move.source-stopped``, ``move.source-removed``, ``move.disk-copied``, ``move.target-created``,
 ``move.fenced``
     the N-th move has just done that step on the VIM (``reactor/execute.py``,
@@ -64,6 +69,7 @@ POINTS = frozenset(
         "lifecycle.before-outcome",
         "lifecycle.after-outcome",
         "lifecycle.after-event",
+        "recovery.after-book",
         "move.source-stopped",
         "move.source-removed",
         "move.disk-copied",

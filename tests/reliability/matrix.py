@@ -69,6 +69,10 @@ class Column:
             case "after-event-1" | "after-event-2" | "after-event-3":
                 n = int(self.name[-1])
                 return (f"lifecycle.after-event=kill@{n}", None) if n <= len(op.events) else None
+            case "recovery-book-1" | "recovery-book-2" | "recovery-book-3":
+                if not op.name.startswith("recovery-"):
+                    return None
+                return (f"recovery.after-book=kill@{self.name[-1]}", None)
             case "twice":
                 if not stepping:
                     return None
@@ -91,6 +95,9 @@ COLUMNS = (
     Column("after-event-1", "the operation's first event durable"),
     Column("after-event-2", "its second event durable"),
     Column("after-event-3", "its third event durable"),
+    Column("recovery-book-1", "recovery: its first book write with events durable (INIT)"),
+    Column("recovery-book-2", "recovery: its second (the step's event)"),
+    Column("recovery-book-3", "recovery: its third (COMPLETE)"),
     Column(
         "twice",
         "VIM call done, killed; killed again as the restart closes the intent; restarted",

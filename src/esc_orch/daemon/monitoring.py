@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from esc_orch import failpoints
 from esc_orch.daemon.config import MonitorSettings
 from esc_orch.daemon.lifecycle import Key, LifecycleService
 from esc_orch.daemon.monitor_support import (
@@ -357,6 +358,8 @@ class DaemonMonitoring:
         await self.lifecycle.store.save_state(
             states={BOOK: json.dumps(book_to_json(book))}, records=records, events=events
         )
+        if events:
+            failpoints.hit("recovery.after-book")
 
     # ------------------------------------------------------------------ MonitorSink
 
