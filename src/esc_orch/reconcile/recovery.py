@@ -463,7 +463,9 @@ def resume(
     ``bootup_time`` from now to be alive, and the step's event is owed (``cut``) — sent as a
     success when the VM is seen alive, before COMPLETE, or as a failure when the time runs
     out, before the next attempt or COMPLETE FAILURE. A recovery cut by a crash resumes, no
-    step runs twice, and its events are those it has without the crash.
+    step runs twice, and its events are those it has without the crash. A recovery already
+    awaiting its VM alive gets ``bootup_time`` from now too (at least): nobody watched while
+    the daemon was down.
     """
     runs = dict(book.runs)
     for name, run in book.runs.items():
@@ -474,4 +476,7 @@ def resume(
             runs[name] = replace(
                 run, phase=Phase.AWAITING_ALIVE, deadline=at + subject.bootup_time, cut=True
             )
+        elif run.phase is Phase.AWAITING_ALIVE and run.deadline is not None:
+            # nobody watched while the daemon was down: the VM gets its boot time from now
+            runs[name] = replace(run, deadline=max(run.deadline, at + subject.bootup_time))
     return replace(book, runs=runs)

@@ -266,6 +266,20 @@ def test_resume_after_a_crash_never_runs_a_step_twice() -> None:
     assert short(d.done(1601, ok=True)) == ["REBOOT:ok"]
 
 
+def test_a_recovery_awaiting_alive_gets_its_boot_time_again_after_a_restart() -> None:
+    """Found by the crash matrix's recovery rows: killed right after VM_RECOVERY_REBOOT was
+    logged, the restart took longer than the wait left, and COMPLETE FAILURE came for a VM
+    that was alive (nobody had watched it meanwhile)."""
+    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=2))
+    d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
+    assert short(d.done(10, ok=True)) == ["REBOOT:ok"]
+    assert d.book.runs[NAME].deadline == 610
+    d.book = resume(d.book, at=605, subjects=d.subjects)
+    assert d.book.runs[NAME].deadline == 1205 and not d.book.runs[NAME].cut
+    assert short(d(Tick(at=700))) == []
+    assert short(d(AliveAgain(vm_name=NAME, at=710))) == ["COMPLETE:ok", "state:ALIVE"]
+
+
 def test_a_step_cut_by_a_restart_is_reported_once_the_vm_is_alive() -> None:
     """Found by the crash matrix's recovery rows: killed after the reboot's intent or before
     its outcome, the restarted daemon never sent VM_RECOVERY_REBOOT (the VM alive again)."""
