@@ -3,7 +3,8 @@
 Recovery needs the VM's address to answer ping, so ``matrix.py --recovery`` runs its trials
 under ``unshare --net`` (only ``lo``): the hosts put running VMs' addresses there, the daemon
 monitors them. CI runs :data:`CELLS` (a monitoring-driven recovery killed before its
-step's outcome, and right after VM_RECOVERY_REBOOT was logged, about 2 minutes); the whole rows: ``.venv/bin/python tests/reliability/matrix.py --recovery``. A machine that cannot
+step's outcome, and right after VM_RECOVERY_REBOOT was logged, about 2 minutes); the whole
+rows: ``.venv/bin/python tests/reliability/matrix.py --recovery``. A machine that cannot
 make a namespace skips (fails under CI as root), as the live monitoring tests do.
 """
 
