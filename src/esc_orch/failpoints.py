@@ -29,6 +29,11 @@ Points (``POINTS``; an unknown name is refused):
     the N-th event the lifecycle logged is durable (with the record it came with), the
     reactor's and the actions' alike.
 
+``recovery.after-book``
+    the N-th write of the recovery book that carried events is durable (the book with the
+    VM_RECOVERY_* events it produced and the records they came with,
+    ``daemon/monitoring.py``): its steps not handed over yet.
+
 ``move.source-stopped``, ``move.source-removed``, ``move.disk-copied``, ``move.target-created``,
 ``move.fenced``
     the N-th move has just done that step on the VIM (``reactor/execute.py``,
@@ -38,7 +43,10 @@ Points (``POINTS``; an unknown name is refused):
 
 Enable them in-process with :func:`enable`, or for a daemon started by a test with the
 environment variable ``ESC_ORCH_FAILPOINTS=name=kill@N[,name=kill@N...]`` (read once by
-``esc-orchd serve``). The only action is ``kill``: SIGKILL the process on the N-th hit.
+``esc-orchd serve``). Actions, on the N-th hit: ``kill`` SIGKILLs the process (a crash);
+``stop`` SIGSTOPs it (``name=stop@N``): the process freezes right there, so a test can change
+the world at that exact step (power a host off, make it slow, change its password, fill its
+storage) and then let the process go on with SIGCONT — the fault matrix does that.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ POINTS = frozenset(
         "lifecycle.before-outcome",
         "lifecycle.after-outcome",
         "lifecycle.after-event",
+        "recovery.after-book",
         "move.source-stopped",
         "move.source-removed",
         "move.disk-copied",
@@ -72,6 +81,7 @@ POINTS = frozenset(
 
 class FailAction(StrEnum):
     KILL = "kill"
+    STOP = "stop"
 
 
 @dataclass(slots=True)
@@ -106,7 +116,7 @@ def configure(spec: str) -> None:
         name, sep, rest = item.partition("=")
         action, _, count = rest.partition("@")
         if not sep or action not in set(FailAction) or not count.isdigit():
-            raise FailpointError(f"{ENV}: expected name=kill@N, not {item!r}")
+            raise FailpointError(f"{ENV}: expected name=kill@N or name=stop@N, not {item!r}")
         enable(name.strip(), action=FailAction(action), at=int(count))
 
 
@@ -130,3 +140,5 @@ def hit(name: str) -> None:
     log.warning("failpoint %s: %s", name, armed.action)
     if armed.action is FailAction.KILL:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif armed.action is FailAction.STOP:
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns once someone sends SIGCONT

@@ -24,17 +24,20 @@ directories, and opdata over NETCONF:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from esc_orch import failpoints
 from esc_orch.model.events import EscEvent, parse_esc_event
+from esc_orch.testing.netns import inside
 from functional.lifecycle.support import (
     Cluster,
     connect,
@@ -55,8 +58,41 @@ EVENT_TIMEOUT_S = 40.0
 # ---------------------------------------------------------------------- payload variants
 
 
+#: Inside a private network namespace (``esc_orch.testing.netns.inside()``, made by
+#: ``matrix.py --recovery``): the hosts put their running VMs' addresses on ``lo``, the daemon
+#: monitors them (ICMP), and the recovery rows exist. Outside, monitoring is off.
+MONITORED = inside()
+MONITOR_TOML = """
+[vim]
+check_interval = 30
+check_timeout = 2
+[lifecycle]
+resync_interval = 600
+retry_attempts = 3
+retry_base_delay = 0.2
+retry_max_delay = 1
+[monitor]
+allowed_networks = ["192.168.23.0/24"]
+vim_interval = 1
+script_timeout = 5
+scripts_dir = "{scripts}"
+"""
+#: The seed's monitoring timings scaled down (polls every second, two occurrences).
+FAST_MONITORING = (
+    ("<poll_frequency>15</poll_frequency>", "<poll_frequency>1</poll_frequency>"),
+    ("<metric_occurrences_true>3<", "<metric_occurrences_true>2<"),
+    ("<metric_occurrences_false>3<", "<metric_occurrences_false>2<"),
+    ("<recovery_wait_time>60<", "<recovery_wait_time>1<"),
+    ("<bootup_time>600<", "<bootup_time>6<"),
+)
+
+
 def seed() -> str:
-    return payload("deploy_csp_1.xml")
+    text = payload("deploy_csp_1.xml")
+    if MONITORED:
+        for old, new in FAST_MONITORING:
+            text = text.replace(old, new)
+    return text
 
 
 def with_flavor() -> str:
@@ -181,6 +217,26 @@ def editing(body: Callable[[], str]) -> Callable[[Trial], None]:
     return act
 
 
+def recovery_do(trial: Trial) -> None:
+    """``recoveryVmAction DO``: a recovery now, by the group's policy (a reboot)."""
+    assert trial.vm is not None
+    _rpc(trial, "recoveryVmAction", actionType="DO", vmName=trial.vm)
+
+
+def vm_down(trial: Trial) -> None:
+    """The VM stopped behind the daemon's back (on its host): monitoring sees it die."""
+    assert trial.vm is not None
+    vm = trial.vm
+
+    async def patch() -> int:
+        status, _, _ = await trial.cluster.hosts["CSP-1"].request(
+            "PATCH", f"/api/running/services/service/{vm}", body={"service": {"power": "off"}}
+        )
+        return status
+
+    assert asyncio.run(patch()) in (200, 204)
+
+
 def undeploying(trial: Trial) -> None:
     with connect(trial.cluster) as m:
         delete_deployment(m, dep=DEP)
@@ -219,9 +275,17 @@ UPDATED = "SERVICE_UPDATED"
 OFF = Final(power="off", state="SERVICE_STOPPED_STATE", vm_state="VM_STOPPED_STATE")
 SVC_OFF = Final(power="off", state="SERVICE_STOPPED_STATE", vm_state="VM_STOPPED_STATE")
 
+RECOVERED = ("VM_RECOVERY_INIT", "VM_RECOVERY_REBOOT", "VM_RECOVERY_COMPLETE")
+#: Only inside a namespace (:data:`MONITORED`): recovery needs the VM's address to answer.
+RECOVERIES = (
+    Operation("recovery-vm-down", deployed, vm_down, RECOVERED),
+    Operation("recovery-DO", deployed, recovery_do, RECOVERED),
+)
+
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
+        *(RECOVERIES if MONITORED else ()),
         Operation("deploy", nothing, editing(seed), ("VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE")),
         Operation(
             "update-flavor", deployed, editing(with_flavor), ("VM_UPDATED FLAVOR_UPDATED", UPDATED)
@@ -297,22 +361,47 @@ OPERATIONS: dict[str, Operation] = {
 # ---------------------------------------------------------------------- the durable log
 
 
+#: The daemon's store: ``None`` is SQLite in its data directory; else a SQLAlchemy URL (the
+#: PostgreSQL form of the matrix, test_crash_matrix_pg.py), written to ``[store] url``.
+STORE_URL: str | None = None
+
+
 def _db(trial: Trial) -> Path:
     return trial.cluster.root / "orchd" / "esc-orch.sqlite"
 
 
-def logged(trial: Trial, *, since: int) -> list[tuple[int, EscEvent]]:
-    """The durable events of ``dep`` after event id ``since`` (config events left out)."""
+def _rows(trial: Trial, sql: str, since: int) -> list[tuple[Any, ...]]:
+    """``sql`` (one ``:since`` parameter) on the daemon's durable store, read directly."""
+    if STORE_URL is not None:
+        from sqlalchemy import create_engine, text  # noqa: PLC0415 - PostgreSQL runs only
+
+        engine = create_engine(STORE_URL)
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(sql), {"since": since})]
+        finally:
+            engine.dispose()
     path = _db(trial)
     if not path.exists():
         return []
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-        rows = db.execute(
-            "SELECT id, payload FROM event_log WHERE id > ? ORDER BY id", (since,)
-        ).fetchall()
+        return db.execute(sql.replace(":since", "?"), (since,)).fetchall()
+
+
+def logged(trial: Trial, *, since: int) -> list[tuple[int, EscEvent]]:
+    """The durable events of ``dep`` after event id ``since`` (config events left out)."""
+    try:
+        rows = _rows(
+            trial, "SELECT id, payload FROM event_log WHERE id > :since ORDER BY id", since
+        )
+    except Exception as exc:  # the daemon has not created its tables yet
+        if STORE_URL is not None and "event_log" in str(exc):
+            return []
+        raise
     out = []
     for event_id, body in rows:
-        element = etree.fromstring(bytes(body))
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        element = etree.fromstring(raw)
         found = (
             element
             if element.tag == f"{{{ESC_NS}}}escEvent"
@@ -327,9 +416,7 @@ def logged(trial: Trial, *, since: int) -> list[tuple[int, EscEvent]]:
 
 
 def last_event_id(trial: Trial) -> int:
-    path = _db(trial)
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-        (value,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()
+    ((value,),) = _rows(trial, "SELECT COALESCE(MAX(id), 0) FROM event_log WHERE 0 <= :since", 0)
     return int(value)
 
 
@@ -413,6 +500,17 @@ def run_trial(root: Path, operation: str, point: str, *, again: str | None = Non
     op = OPERATIONS[operation]
     root.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(root)
+    if MONITORED:
+        for host in cluster.hosts.values():
+            host.extra_args = [*host.extra_args, "--guest-net", "netns"]
+        scripts = root / "scripts"  # the seed's rule action runs servicebooted.sh
+        scripts.mkdir(exist_ok=True)
+        (scripts / "servicebooted.sh").write_text("#!/bin/sh\nexit 0\n")
+        (scripts / "servicebooted.sh").chmod(0o755)
+        cluster.config.write_text(MONITOR_TOML.format(scripts=scripts))
+    if STORE_URL is not None:
+        with cluster.config.open("a") as fh:
+            fh.write(f'[store]\nurl = "{STORE_URL}"\n')
     trial = Trial(cluster=cluster)
     result = Result(operation=operation, points=(point,) if again is None else (point, again))
     try:
@@ -451,6 +549,12 @@ def check(trial: Trial, op: Operation, *, since: int, events: list[str]) -> list
     problems: list[str] = []
     if events != list(op.events):
         problems.append(f"events {events}, expected {list(op.events)}")
+    return problems + check_world(trial, op)
+
+
+def check_world(trial: Trial, op: Operation) -> list[str]:
+    """The hosts, their disks and opdata against ``op.final`` (the events left aside)."""
+    problems: list[str] = []
     cluster = trial.cluster
     where = {vm: hosts for vm, hosts in cluster.all_services().items() if f"{DEP}_" in vm}
     final = op.final

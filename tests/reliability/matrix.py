@@ -18,7 +18,9 @@ subset by default (CI), all of them with ``ESC_ORCH_CRASH_MATRIX=full``.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +30,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: tests/ on the path, as pytest has it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reliability.crashkit import OPERATIONS, Operation, Result, run_trial
+from esc_orch.csp_sim.guestnet import isolation_problems
+from esc_orch.testing.netns import INSIDE_MARKER, netns_unavailable
+from reliability.crashkit import MONITORED, OPERATIONS, RECOVERIES, Operation, Result, run_trial
 
 RECREATES = ("update-flavor", "update-interface", "update-image")
 MOVES = ("update-locator", "move-copy-disk", "move-redeploy")
@@ -65,6 +69,10 @@ class Column:
             case "after-event-1" | "after-event-2" | "after-event-3":
                 n = int(self.name[-1])
                 return (f"lifecycle.after-event=kill@{n}", None) if n <= len(op.events) else None
+            case "recovery-book-1" | "recovery-book-2" | "recovery-book-3":
+                if not op.name.startswith("recovery-"):
+                    return None
+                return (f"recovery.after-book=kill@{self.name[-1]}", None)
             case "twice":
                 if not stepping:
                     return None
@@ -87,6 +95,9 @@ COLUMNS = (
     Column("after-event-1", "the operation's first event durable"),
     Column("after-event-2", "its second event durable"),
     Column("after-event-3", "its third event durable"),
+    Column("recovery-book-1", "recovery: its first book write with events durable (INIT)"),
+    Column("recovery-book-2", "recovery: its second (the step's event)"),
+    Column("recovery-book-3", "recovery: its third (COMPLETE)"),
     Column(
         "twice",
         "VIM call done, killed; killed again as the restart closes the intent; restarted",
@@ -144,13 +155,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="comma-separated operations (default: all)")
     parser.add_argument("--markdown", type=Path, help="also write the matrix as Markdown here")
+    parser.add_argument("--columns", default="", help="comma-separated columns (default: all)")
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="the recovery rows: run inside a private network namespace made here "
+        "(unshare --net; root), where the VMs' addresses answer on lo and are monitored",
+    )
     args = parser.parse_args(argv)
+    if args.recovery and not MONITORED:
+        return in_private_namespace(sys.argv[1:] if argv is None else argv)
     only = tuple(filter(None, args.only.split(",")))
+    if args.recovery and not only:
+        only = tuple(op.name for op in RECOVERIES)
+    if MONITORED and (problems := isolation_problems()):
+        print(f"matrix: not a sealed namespace: {problems}", file=sys.stderr)
+        return 2
     results: dict[tuple[str, str], Result | None] = {}
     failed = 0
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crash-matrix-") as tmp:
+        chosen = set(filter(None, args.columns.split(",")))
         for n, (op, col) in enumerate(cells(only)):
+            if chosen and col.name not in chosen:
+                continue
             t0 = time.monotonic()
             result = run_cell(Path(tmp) / f"cell{n}", op, col)
             shutil.rmtree(Path(tmp) / f"cell{n}", ignore_errors=True)
@@ -174,6 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown is not None:
         args.markdown.write_text(render(results, markdown=True) + "\n\n" + summary + "\n")
     return 1 if failed else 0
+
+
+def in_private_namespace(argv: list[str]) -> int:
+    """Run this script again inside ``unshare --net`` (only ``lo``, up): the recovery rows."""
+    reason = netns_unavailable()
+    if reason is not None:
+        print(f"matrix: cannot make a private network namespace: {reason}", file=sys.stderr)
+        return 2
+    script = 'ip link set lo up && exec "$0" "$@"'
+    cmd = ["unshare", "--net", "sh", "-c", script, sys.executable, __file__, *argv]
+    return subprocess.run(cmd, env={**os.environ, INSIDE_MARKER: "1"}, check=False).returncode
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,3 +48,34 @@ def test_the_environment_only_arms_points(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(failpoints.FailpointError, match="unknown failpoint"):
         failpoints.configure_from_env()  # a module:function is no point name: refused
     failpoints.disable_all()
+
+
+def test_stop_freezes_the_process_at_the_point_until_sigcont() -> None:
+    code = (
+        "from esc_orch import failpoints\n"
+        "failpoints.configure('lifecycle.after-intent=stop@1')\n"
+        "print('before', flush=True)\n"
+        "failpoints.hit('lifecycle.after-intent'); print('after', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "before"
+        deadline = time.monotonic() + 30
+        while _state(proc.pid) != "T":  # stopped at the point
+            assert time.monotonic() < deadline, "never stopped"
+            time.sleep(0.02)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGCONT)
+        assert proc.stdout.readline().strip() == "after"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]

@@ -14,10 +14,12 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from esc_orch.csp_sim.faults import LiveSettings
 from esc_orch.csp_sim.host import CspHost, HostError
 from esc_orch.csp_sim.service import DiskStorage, InputError, Power, ServiceConfig
 
@@ -33,6 +35,9 @@ class ApiSettings:
     latency_s: float = 0.0
     error_rate: float = 0.0
     seed: int | None = None
+    #: Read again when they change (csp_sim/faults.py): latency and error rate, the password.
+    fault_file: Path | None = None
+    password_file: Path | None = None
 
 
 def confd_error(
@@ -49,30 +54,38 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type=YANG_JSON)
 
 
-def _authorized(header: str | None, settings: ApiSettings) -> bool:
+def _authorized(header: str | None, expected_user: str, settings: LiveSettings) -> bool:
     if not header or not header.startswith("Basic "):
         return False
     try:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    ok_user = hmac.compare_digest(user.encode(), settings.user.encode())
+    ok_user = hmac.compare_digest(user.encode(), expected_user.encode())
     ok_password = hmac.compare_digest(password.encode(), settings.password.encode())
     return ok_user and ok_password
 
 
 def make_app(host: CspHost, settings: ApiSettings) -> web.Application:
     rng = random.Random(settings.seed)
+    live = LiveSettings(
+        password=settings.password,
+        latency_s=settings.latency_s,
+        error_rate=settings.error_rate,
+        fault_file=settings.fault_file,
+        password_file=settings.password_file,
+    )
 
     @web.middleware
     async def faults_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if settings.latency_s:
-            await asyncio.sleep(settings.latency_s)
-        if settings.error_rate and rng.random() < settings.error_rate:
+        live.refresh()
+        if live.latency_s:
+            await asyncio.sleep(live.latency_s)
+        if live.error_rate and rng.random() < live.error_rate:
             resp = confd_error(503, "resource-denied", "service unavailable", request.path)
             resp.headers["Retry-After"] = "1"
             return resp
-        if not _authorized(request.headers.get("Authorization"), settings):
+        if not _authorized(request.headers.get("Authorization"), settings.user, live):
             resp = confd_error(401, "access-denied", "access denied", request.path)
             resp.headers["WWW-Authenticate"] = 'Basic realm="restconf"'
             return resp

@@ -21,6 +21,7 @@ from esc_orch.csp_sim.api import ApiSettings, make_app
 from esc_orch.csp_sim.cluster import run_cluster
 from esc_orch.csp_sim.guestnet import NetnsGuest, NotIsolated
 from esc_orch.csp_sim.host import CspHost
+from esc_orch.csp_sim.service import DiskStorage
 
 LOOPBACK = "127.0.0.1"
 
@@ -75,6 +76,21 @@ def _host_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction of 503 answers")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--fault-file",
+        type=Path,
+        help='JSON {"latency_ms": N, "error_rate": F}, read again whenever it changes',
+    )
+    p.add_argument(
+        "--local-capacity-gb",
+        type=float,
+        help="size of the local storage (default: the free space of its file system)",
+    )
+    p.add_argument(
+        "--gluster-capacity-gb",
+        type=float,
+        help="size of the shared storage (default: the free space of its file system)",
+    )
     p.add_argument("--ram-mb", type=int, default=65536)
     p.add_argument("--cpus", type=int, default=32)
     p.add_argument(
@@ -163,6 +179,10 @@ async def _serve_host(args: argparse.Namespace) -> int:
         cpus_total=args.cpus,
         guest=guest,
         copy_rate=None if args.copy_rate_kbps is None else args.copy_rate_kbps * 1024,
+        capacity_gb={
+            DiskStorage.LOCAL: args.local_capacity_gb,
+            DiskStorage.GLUSTER: args.gluster_capacity_gb,
+        },
     )
     host.load()
     settings = ApiSettings(
@@ -171,6 +191,8 @@ async def _serve_host(args: argparse.Namespace) -> int:
         latency_s=args.latency_ms / 1000.0,
         error_rate=args.error_rate,
         seed=args.seed,
+        fault_file=args.fault_file,
+        password_file=args.password_file,
     )
     runner = web.AppRunner(make_app(host, settings), access_log=None)
     await runner.setup()

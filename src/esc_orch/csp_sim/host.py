@@ -9,6 +9,7 @@ with a reason, when another host now runs their disk.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import uuid
@@ -105,6 +106,7 @@ class CspHost:
         cpus_total: int = 32,
         guest: GuestAddresses | None = None,
         copy_rate: float | None = None,
+        capacity_gb: dict[DiskStorage, float | None] | None = None,
     ) -> None:
         self.name = name
         self.state_file = state_dir / "state.json"
@@ -115,6 +117,8 @@ class CspHost:
         self.ram_total_mb, self.cpus_total = ram_total_mb, cpus_total
         self.guest = guest
         self.copy_rate = copy_rate  # bytes of data per second for disk copies (None: no limit)
+        #: Size of each storage (GB); None: the file system's own free space is the limit.
+        self.capacity = {k: v for k, v in (capacity_gb or {}).items() if v is not None}
         self.services: dict[str, Entry] = {}
         self.jobs: dict[str, CopyJob] = {}
         for d in (state_dir, *self.dirs.values()):
@@ -160,6 +164,25 @@ class CspHost:
         if directory is None:
             raise HostError(400, "invalid-value", f"storage {storage.value!r} not on this host")
         return directory / f"{name}.qcow2"
+
+    def storage_free(self, storage: DiskStorage) -> int:
+        """Bytes free on ``storage``: its capacity less every file's size (a disk counts whole,
+        sparse or not, as a provisioned volume does), or the file system's free space."""
+        directory = self.dirs[storage]
+        capacity = self.capacity.get(storage)
+        if capacity is None:
+            st = os.statvfs(directory)
+            return st.f_bavail * st.f_frsize
+        used = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+        return max(0, int(capacity * GIB) - used)
+
+    def _need_space(self, name: str, storage: DiskStorage, size: int) -> None:
+        """Refuse as CSP does (409 resource-denied) a disk the storage has no room for."""
+        if storage not in self.capacity:
+            return
+        free = self.storage_free(storage)
+        if size > free:
+            raise _no_space(name, storage, f"needs {size / GIB:g} GB, {free / GIB:.1f} GB free")
 
     def get(self, name: str) -> Entry:
         try:
@@ -251,7 +274,16 @@ class CspHost:
             raise HostError(409, "data-exists", f"service {cfg.name!r} already exists")
         self._check_port_ids(cfg)
         path = self.disk_path(cfg.name, cfg.disk_storage_name)
-        create_sparse(path, size=max(1, cfg.disk_size) * GIB, seed=cfg.iso_name.encode())
+        size = max(1, cfg.disk_size) * GIB
+        if not path.exists():  # a shared disk that exists already is reused: no new space
+            self._need_space(cfg.name, cfg.disk_storage_name, size)
+        try:
+            create_sparse(path, size=size, seed=cfg.iso_name.encode())
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            path.unlink(missing_ok=True)
+            raise _no_space(cfg.name, cfg.disk_storage_name, "no space left on device") from None
         ports = {
             v.nic: (v.port_id or str(uuid.uuid4()), v.mac_address or _mac(cfg.name, v.nic))
             for v in cfg.vnics
@@ -343,16 +375,14 @@ class CspHost:
         }
 
     def cluster(self) -> dict[str, Any]:
-        storages = []
-        for storage, path in self.dirs.items():
-            st = os.statvfs(path)
-            storages.append(
-                {
-                    "name": storage.value,
-                    "shared": storage is DiskStorage.GLUSTER,
-                    "free_mb": st.f_bavail * st.f_frsize // (1 << 20),
-                }
-            )
+        storages = [
+            {
+                "name": storage.value,
+                "shared": storage is DiskStorage.GLUSTER,
+                "free_mb": self.storage_free(storage) // (1 << 20),
+            }
+            for storage in self.dirs
+        ]
         return {
             "name": self.cluster_name or "",
             "host_name": self.name,
@@ -370,6 +400,8 @@ class CspHost:
         if self.running_copy(name) is not None:
             raise HostError(409, "in-use", f"the disk of {name!r} is already being copied")
         src, dst = self.disk_path(name, source), self.disk_path(name, target)
+        if not dst.exists():
+            self._need_space(name, target, src.stat().st_size)
         job = CopyJob(id=str(uuid.uuid4()), service=name, source=source, target=target)
         self.jobs[job.id] = job
         task = asyncio.get_running_loop().create_task(self._copy(entry, job, src, dst))
@@ -408,6 +440,15 @@ def _locked_copy(
     finally:
         for lock in locks:
             lock.release()
+
+
+def _no_space(name: str, storage: DiskStorage, detail: str) -> HostError:
+    return HostError(
+        409,
+        "resource-denied",
+        f"not enough disk space on storage {storage.value} for {name}: {detail}",
+        app_tag="disk-space",
+    )
 
 
 def _mac(name: str, nic: int) -> str:

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from esc_orch import failpoints
 from esc_orch.daemon.config import MonitorSettings
 from esc_orch.daemon.lifecycle import Key, LifecycleService
 from esc_orch.daemon.monitor_support import (
@@ -57,6 +58,7 @@ from esc_orch.monitor.service import MonitorService
 from esc_orch.monitor.snapshot import (
     book_from_json,
     book_to_json,
+    forget_conditions,
     snapshot_from_json,
     snapshot_to_json,
 )
@@ -67,6 +69,7 @@ from esc_orch.reconcile.recovery import (
     Cancel,
     CancelReason,
     IssuedStep,
+    Phase,
     RecoveryAction,
     RecoveryBook,
     RecoveryNotice,
@@ -158,6 +161,9 @@ class DaemonMonitoring:
             book = resume(book, at=self._clock.now(), subjects=self.subjects())
             for name, run in book.runs.items():
                 log.info("recovery of %s resumed after a restart (%s)", name, run.phase)
+            awaiting = [n for n, r in book.runs.items() if r.phase is Phase.AWAITING_ALIVE]
+            if snapshot is not None and awaiting:
+                snapshot = forget_conditions(snapshot, awaiting)
         self.coordinator = RecoveryCoordinator(
             subjects=self, executor=self, reporter=self, clock=self._clock,
             new_uuid=lambda: str(uuid.uuid4()), book=book, persist=self._persist,
@@ -357,6 +363,8 @@ class DaemonMonitoring:
         await self.lifecycle.store.save_state(
             states={BOOK: json.dumps(book_to_json(book))}, records=records, events=events
         )
+        if events:
+            failpoints.hit("recovery.after-book")
 
     # ------------------------------------------------------------------ MonitorSink
 

@@ -97,6 +97,29 @@ def restore_states(
     return out
 
 
+def forget_conditions(snapshot: MonitorSnapshot, names: Sequence[str]) -> MonitorSnapshot:
+    """The snapshot with the KPI conditions of the VMs ``names`` unknown again.
+
+    For VMs whose recovery resumes after a restart awaiting their VM alive: the step cut by the
+    crash may have started or rebooted them after the snapshot was taken, so a KPI the
+    snapshot holds TRUE (from before the failure) must not hide the TRUE edge that tells the
+    recovery the VM is back (without it the recovery timed out on a VM that answered).
+    """
+    vms = dict(snapshot.vms)
+    for name in names:
+        state = vms.get(name)
+        if state is None:
+            continue
+        kpis = {k: KpiState(last_value=v.last_value, last_poll_at=v.last_poll_at)
+                for k, v in state.kpis.items()}  # fmt: skip
+        vms[name] = VmMonitorState(
+            since=state.since, alive=False, ever_alive=state.ever_alive,
+            bootup_expired=state.bootup_expired, grace_until=state.grace_until,
+            vim=state.vim, kpis=kpis,
+        )  # fmt: skip
+    return MonitorSnapshot(taken_at=snapshot.taken_at, vms=vms)
+
+
 # ------------------------------------------------------------------------------ recovery book
 
 
@@ -111,7 +134,7 @@ def _run_json(run: RecoveryRun) -> dict[str, Any]:
         "current": _identity_json(run.current), "stage": run.stage,
         "step": None if run.step is None else str(run.step), "seq": run.seq,
         "act_at": run.act_at, "deadline": run.deadline, "announced": run.announced,
-        "failures": list(run.failures),
+        "failures": list(run.failures), "cut": run.cut,
     }  # fmt: skip
 
 
@@ -143,6 +166,7 @@ def book_from_json(data: Mapping[str, Any]) -> RecoveryBook:
                 deadline=r["deadline"],
                 announced=bool(r["announced"]),
                 failures=tuple(r["failures"]),
+                cut=bool(r.get("cut", False)),  # absent in books written before it existed
             )
             for name, r in data["runs"].items()
         }

@@ -505,7 +505,10 @@ class Converger(Proving["_Run"], QuietSteps["_Run"]):
         )
         if owed_alive and isinstance(change, DeploymentRecord) and not target.quiet:
             # VM_ALIVE comes from the KPI: SERVICE_ALIVE once the monitor has seen them all
-            change = self._put(replace(change, run=None, alive_owed=True))
+            # (the debt moves from the commit's owed run to alive_owed, in one record)
+            change = self._put(
+                replace(change, run=None, alive_owed=True, settled_txid=self._settled(run))
+            )
             await self._journal.save(change)
         elif not target.quiet and (not target.resync or run.reported):
             if isinstance(change, DeploymentRecord):

@@ -128,6 +128,9 @@ class RecoveryRun:
     deadline: float | None = None  # AWAITING_ALIVE: when the attempt has failed
     announced: bool = False  # VM_RECOVERY_INIT sent
     failures: tuple[str, ...] = ()
+    #: The step was with the reactor when the daemon died (its outcome lost): its event is
+    #: owed, sent when the VM is seen alive (ok) or its boot time runs out (failed).
+    cut: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,9 +318,11 @@ def _tick(
             book, more = _act(book, run, subject, new_uuid)
             effects += more
         elif run.phase is Phase.AWAITING_ALIVE and run.deadline is not None and at >= run.deadline:
-            run = replace(
-                run, failures=(*run.failures, f"not alive within {subject.bootup_time:g} s")
-            )
+            why = f"not alive within {subject.bootup_time:g} s"
+            if run.cut:
+                effects += RecoveryEffects(notices=_owed_step(run, subject, ok=False, why=why))
+                run = replace(run, cut=False)
+            run = replace(run, failures=(*run.failures, why))
             book, more = _attempt_over(book, run, subject, new_uuid)
             effects += more
     return book, effects
@@ -423,11 +428,29 @@ def recover(
             notes=(f"{name}: alive again before recovery began; nothing done",)
         )
     if run.phase is Phase.AWAITING_ALIVE:
+        owed = _owed_step(run, subject, ok=True) if run.cut else ()
         done = _notice(run, subject, EventType.VM_RECOVERY_COMPLETE, ok=True, target=True)
         return _with(book, None, name), RecoveryEffects(
-            notices=(done,), vm_states=((name, VmLifecycleState.ALIVE),)
+            notices=(*owed, done), vm_states=((name, VmLifecycleState.ALIVE),)
         )
     return book, _NONE  # alive while a step runs: the step's outcome decides
+
+
+def _owed_step(
+    run: RecoveryRun, subject: RecoverySubject, *, ok: bool, why: str | None = None
+) -> tuple[RecoveryNotice, ...]:
+    """The event of a step cut by a restart (``run.cut``), now that its effect is known."""
+    failure = None if ok else f"{why}; the step's outcome was lost in a restart"
+    match run.step:
+        case Step.REBOOT | Step.POWER_ON:
+            event, target = EventType.VM_RECOVERY_REBOOT, False
+        case Step.UNDEPLOY:
+            event, target = EventType.VM_RECOVERY_UNDEPLOYED, False
+        case Step.REDEPLOY:
+            event, target = EventType.VM_RECOVERY_DEPLOYED, True
+        case _:
+            return ()
+    return (_notice(run, subject, event, ok=ok, failure=failure, target=target),)
 
 
 def resume(
@@ -435,9 +458,14 @@ def resume(
 ) -> RecoveryBook:
     """The book after a restart: a step that was with the reactor is not issued again.
 
-    Its outcome was lost with the process (or its event is already out): the VM gets
-    ``bootup_time`` from now to be alive, then the next attempt or COMPLETE FAILURE follows,
-    so a recovery cut by a crash resumes and no step runs twice.
+    Its outcome was lost with the process, and its event with it (the book is written with
+    the events it produced, so a step still in the book has not been reported): the VM gets
+    ``bootup_time`` from now to be alive, and the step's event is owed (``cut``) — sent as a
+    success when the VM is seen alive, before COMPLETE, or as a failure when the time runs
+    out, before the next attempt or COMPLETE FAILURE. A recovery cut by a crash resumes, no
+    step runs twice, and its events are those it has without the crash. A recovery already
+    awaiting its VM alive gets ``bootup_time`` from now too (at least): nobody watched while
+    the daemon was down.
     """
     runs = dict(book.runs)
     for name, run in book.runs.items():
@@ -445,5 +473,10 @@ def resume(
         if subject is None:
             continue
         if run.phase is Phase.STEP:
-            runs[name] = replace(run, phase=Phase.AWAITING_ALIVE, deadline=at + subject.bootup_time)
+            runs[name] = replace(
+                run, phase=Phase.AWAITING_ALIVE, deadline=at + subject.bootup_time, cut=True
+            )
+        elif run.phase is Phase.AWAITING_ALIVE and run.deadline is not None:
+            # nobody watched while the daemon was down: the VM gets its boot time from now
+            runs[name] = replace(run, deadline=max(run.deadline, at + subject.bootup_time))
     return replace(book, runs=runs)

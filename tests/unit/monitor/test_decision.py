@@ -288,3 +288,20 @@ def test_a_lasting_vim_fault_forces_false_once_and_answering_pings_win() -> None
         got.append([_short(d) for d in ds])
     assert got == [[], ["edge:TRUE", "alive", "log", "script:servicebooted.sh"], []]
     assert state.alive
+
+
+def test_a_resumed_recovery_sees_the_vm_alive_again_after_its_conditions_are_forgotten() -> None:
+    """Found by the crash matrix's recovery rows: the snapshot (taken before the VM failed)
+    held the KPI TRUE, so the VM's answers after the restart made no TRUE edge, the resumed
+    recovery never heard it was alive and ended COMPLETE FAILURE with the VM in error."""
+    from esc_orch.monitor.snapshot import MonitorSnapshot, forget_conditions  # noqa: PLC0415
+
+    w = watch()
+    alive_state, _ = run(w, [UP, UP, UP])  # the snapshot: alive, KPI TRUE
+    _, stale = run(w, [UP, UP, UP], state=alive_state)
+    assert stale == [[], [], []]  # no edge: nobody hears the VM is alive
+    snapshot = forget_conditions(MonitorSnapshot(taken_at=45, vms={"vm": alive_state}), ["vm"])
+    state = snapshot.vms["vm"]
+    assert state.ever_alive and not state.alive and state.kpi("VM_ALIVE").condition is None
+    _, fresh = run(w, [UP, UP, UP], state=state)
+    assert fresh[-1][:2] == ["edge:TRUE", "alive"]  # alive again, not the first time

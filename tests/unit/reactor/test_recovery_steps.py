@@ -49,6 +49,17 @@ async def test_a_monitored_group_gets_vm_alive_and_service_alive_from_the_monito
     assert not record.alive_owed and record.vms[0].state is VmLifecycleState.ALIVE
 
 
+async def test_a_deploy_left_to_the_monitor_settles_its_commit_owed_service_event() -> None:
+    """Found by the crash matrix's recovery rows: the deploy run that leaves SERVICE_ALIVE to
+    the monitor (``alive_owed``) did not settle its commit's owed service event (the store's
+    ``lifecycle_owed_run``), so every later restart sent a stray SERVICE_UPDATED. The debt
+    moves to ``alive_owed`` in the same record: the record settles the commit's txid."""
+    lab = Lab()
+    reactor, _name = await _deployed(lab, alive_by_monitor=frozenset({GROUP}), txid=7)
+    record = reactor.status("name1", "dep")  # type: ignore[attr-defined]
+    assert record.alive_owed and record.settled_txid == 7
+
+
 async def test_an_unmonitored_group_keeps_the_first_seen_running_stand_in() -> None:
     lab = Lab()
     await _deployed(lab)

@@ -258,7 +258,38 @@ def test_resume_after_a_crash_never_runs_a_step_twice() -> None:
     run = d.book.runs[NAME]
     assert run.phase is Phase.AWAITING_ALIVE and run.deadline == 1600
     assert short(d.done(1001, ok=True)) == []  # the lost step's outcome is stale
-    assert short(d(Tick(at=1600))) == ["do:Reboot"]  # the second attempt, not the first again
+    # its event is owed: a failure once the boot time ran out, then the second attempt (not
+    # the first again)
+    over = d(Tick(at=1600))
+    assert short(over) == ["REBOOT:FAIL", "do:Reboot"]
+    assert "outcome was lost in a restart" in (over.notices[0].failure or "")
+    assert short(d.done(1601, ok=True)) == ["REBOOT:ok"]
+
+
+def test_a_recovery_awaiting_alive_gets_its_boot_time_again_after_a_restart() -> None:
+    """Found by the crash matrix's recovery rows: killed right after VM_RECOVERY_REBOOT was
+    logged, the restart took longer than the wait left, and COMPLETE FAILURE came for a VM
+    that was alive (nobody had watched it meanwhile)."""
+    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=2))
+    d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
+    assert short(d.done(10, ok=True)) == ["REBOOT:ok"]
+    assert d.book.runs[NAME].deadline == 610
+    d.book = resume(d.book, at=605, subjects=d.subjects)
+    assert d.book.runs[NAME].deadline == 1205 and not d.book.runs[NAME].cut
+    assert short(d(Tick(at=700))) == []
+    assert short(d(AliveAgain(vm_name=NAME, at=710))) == ["COMPLETE:ok", "state:ALIVE"]
+
+
+def test_a_step_cut_by_a_restart_is_reported_once_the_vm_is_alive() -> None:
+    """Found by the crash matrix's recovery rows: killed after the reboot's intent or before
+    its outcome, the restarted daemon never sent VM_RECOVERY_REBOOT (the VM alive again)."""
+    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=2))
+    d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
+    d.book = resume(d.book, at=1000, subjects=d.subjects)
+    assert short(d(AliveAgain(vm_name=NAME, at=1005))) == [
+        "REBOOT:ok", "COMPLETE:ok", "state:ALIVE",
+    ]  # fmt: skip
+    assert NAME not in d.book.runs
 
 
 def test_recovery_event_renders_the_seed_fields() -> None:
