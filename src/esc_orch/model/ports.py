@@ -85,7 +85,13 @@ class EventSink(Protocol):
     ``publish`` is awaited in event order for one deployment; it should return quickly and must
     not raise for a slow or absent subscriber. The sink stamps ``eventTime``. ``record`` is the
     deployment once the event is sent (or :class:`Undeployed`): a durable sink writes both
-    together.
+    together. A durable sink may return before the event is durable, if it keeps the order of
+    its writes with the journal's (so the journal's next awaited write makes it durable too);
+    ``durable`` waits for every event published so far (a run's end calls it).
     """
 
     async def publish(self, event: EscEvent, *, record: RecordChange) -> None: ...
+
+    async def durable(self) -> None:
+        """Return once every event published so far is durable."""
+        ...

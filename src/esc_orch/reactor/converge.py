@@ -200,10 +200,12 @@ class Converger(Proving["_Run"]):
     async def converge(self, target: DeploymentTarget) -> RunOutcome:
         run = self._start(target)
         try:
-            return await self._loop(run)
+            outcome = await self._loop(run)
         except Exception as exc:  # a bug must not kill the worker nor go unreported
             log.exception("reactor: run of %s/%s crashed", target.tenant, target.name)
-            return await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
+            outcome = await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
+        await self._events.durable()  # a finished run's events are in the log
+        return outcome
 
     async def _observe(self, run: _Run) -> Observation:
         target, record = run.target, self._get(run)
