@@ -101,10 +101,11 @@ class Timed:
 
 async def bare_emulator(
     root: Path, timeline: Timeline, *, parallel: int, extra: list[str]
-) -> float:
+) -> tuple[float, float]:
     """Wall time of the same VIM calls, per run in the same order, ``parallel`` runs at once,
     made by the bare connectors to fresh emulator hosts: the emulator's own operation time
-    for this workload, with no orchestrator around (only the reactor runs' calls count)."""
+    for this workload, with no orchestrator around (only the reactor runs' calls count).
+    Returns that wall time and this process's CPU time meanwhile (the connectors' HTTP)."""
     hosts = {
         cid: EmulatorHost(name=cid, root=root / "bare", extra_args=extra)
         for cid in sorted(timeline.configs)
@@ -129,9 +130,9 @@ async def bare_emulator(
                 for cid, method, args, kwargs in chain:
                     await getattr(connectors[cid], method)(*args, **kwargs)
 
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(replay(c) for c in chains))
-        return time.monotonic() - started
+        return time.monotonic() - started, time.process_time() - cpu
     finally:
         for connector in connectors.values():
             await connector.close()
@@ -232,7 +233,7 @@ async def bench(
             began = time.monotonic()
             await asyncio.to_thread(store.edit_config, target=Datastore.RUNNING, config=payload)
             edits.append((began, time.monotonic()))
-        edits_done = time.monotonic()
+        edits_done, edits_cpu = time.monotonic(), time.process_time() - cpu
         await asyncio.sleep(0)
         await asyncio.wait_for(service.reactor.drain(), timeout=600)
         total = time.monotonic() - started
@@ -246,7 +247,9 @@ async def bench(
         busy = timeline.busy()
         lifecycle = total - union(timeline.spans + edits)
         window = total - (edits_done - started)  # from the last edit's return
-        bare = await bare_emulator(root, timeline, parallel=max_parallel, extra=room + latency)
+        bare, bare_cpu = await bare_emulator(
+            root, timeline, parallel=max_parallel, extra=room + latency
+        )
         return {
             "deployments": deployments,
             "active": active,
@@ -268,7 +271,9 @@ async def bench(
             "bare_emulator_s": bare,
             "share_vs_bare_pct": 100 * (window - bare) / window,
             "orchd_cpu_per_deployment_ms": 1000 * cpu / deployments,
+            "edits_cpu_per_deployment_ms": 1000 * edits_cpu / deployments,
             "emulator_cpu_per_deployment_ms": 1000 * emulator_cpu / deployments,
+            "bare_client_cpu_per_deployment_ms": 1000 * bare_cpu / deployments,
             "lifecycle_commits": commits() - commits_before,
             "events": store.events.count(),
         }

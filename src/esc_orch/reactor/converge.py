@@ -204,7 +204,6 @@ class Converger(Proving["_Run"]):
         except Exception as exc:  # a bug must not kill the worker nor go unreported
             log.exception("reactor: run of %s/%s crashed", target.tenant, target.name)
             outcome = await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
-        await self._events.durable()  # a finished run's events are in the log
         return outcome
 
     async def _observe(self, run: _Run) -> Observation:
