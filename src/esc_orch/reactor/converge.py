@@ -209,7 +209,15 @@ class Converger(Proving["_Run"]):
     async def _observe(self, run: _Run) -> Observation:
         target, record = run.target, self._get(run)
         applied = {v.name: v.applied for v in record.vms if v.applied is not None}
-        others = [r for key, r in self._records.items() if key != target.key]
+        # Other deployments' VMs whose names can look like ours (``<name>_...``): only those
+        # whose deployment name is a prefix of ours or has ours as a prefix (computing every
+        # record's VM names made each observation O(deployments)).
+        name = target.name
+        others = [
+            r
+            for key, r in self._records.items()
+            if key != target.key and (r.name.startswith(name) or name.startswith(r.name))
+        ]
         needed = needed_connectors(
             deployment=target.deployment,
             connectors=target.connectors,
@@ -228,8 +236,9 @@ class Converger(Proving["_Run"]):
         for view in obs.views:
             if view.reachable:
                 self._proof.saw(view.connector_id, now)
-        namesakes = self._records.keys() | self._pending.keys()
-        if any(key[1] == target.name and key != target.key for key in namesakes):
+        if any(k[1] == name and k != target.key for k in self._records) or any(
+            k[1] == name and k != target.key for k in self._pending
+        ):
             # Another tenant's deployment has this name, so its VMs look like ours: touch
             # nothing we did not name ourselves (no adoption, no orphan removal).
             unowned = obs.names() - record.names()
