@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import dataclasses
 import os
 import tempfile
@@ -60,18 +61,36 @@ Call = tuple[str, str, tuple[Any, ...], dict[str, Any]]
 
 
 class Timeline:
-    """Intervals of VIM calls in flight (monotonic seconds), and the calls of each task."""
+    """Intervals of VIM calls in flight (monotonic seconds), and the calls of each run."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[float, float]] = []
         self.calls = 0
-        #: The calls each asyncio task made, in order (a reactor run is one task).
+        #: The calls of each deployment's reactor runs, in order (see tag_reactor_runs).
         self.chains: dict[str, list[Call]] = {}
         #: The configuration of each connector built.
         self.configs: dict[str, ConnectorConfig] = {}
 
     def busy(self) -> float:
         return union(self.spans)
+
+
+#: The deployment whose reactor worker (and the tasks it starts) makes the current call.
+RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("RUN", default=None)
+
+
+def tag_reactor_runs(loop: asyncio.AbstractEventLoop) -> None:
+    """Tasks of ``Reactor._work`` (and every task they start, e.g. ``wait_for``'s) carry
+    their deployment in :data:`RUN`, so each VIM call is charged to its deployment's chain."""
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        if getattr(coro, "__qualname__", "") == "Reactor._work":
+            context = contextvars.copy_context()
+            context.run(RUN.set, repr(coro.cr_frame.f_locals["key"]))
+            kwargs["context"] = context
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
 
 
 class Timed:
@@ -86,9 +105,9 @@ class Timed:
             return attr
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            task = asyncio.current_task()
-            chain = self._timeline.chains.setdefault(task.get_name() if task else "", [])
-            chain.append((self._id, name, args, kwargs))
+            run = RUN.get()
+            if run is not None:
+                self._timeline.chains.setdefault(run, []).append((self._id, name, args, kwargs))
             started = time.monotonic()
             try:
                 return await attr(*args, **kwargs)
@@ -122,7 +141,7 @@ async def bare_emulator(
             connectors[cid] = create_connector(
                 dataclasses.replace(config, properties=props, credentials=creds)
             )
-        chains = [c for name, c in timeline.chains.items() if name.startswith("reactor ")]
+        chains = list(timeline.chains.values())
         limit = asyncio.Semaphore(parallel)
 
         async def replay(chain: list[Call]) -> None:
@@ -197,6 +216,7 @@ async def bench(
         for i in (1, 2, 3)
     ]
     timeline = Timeline()
+    tag_reactor_runs(asyncio.get_running_loop())
     store = SqlDatastore.open(data_dir=root / "orchd")
     service: LifecycleService | None = None
     try:
