@@ -37,6 +37,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +120,19 @@ class Timed:
 
 
 async def bare_emulator(
-    root: Path, timeline: Timeline, *, parallel: int, extra: list[str]
+    root: Path,
+    timeline: Timeline,
+    *,
+    parallel: int,
+    extra: list[str],
+    before: Sequence[list[Call]] = (),
 ) -> tuple[float, float]:
     """Wall time of the same VIM calls, per run in the same order, ``parallel`` runs at once,
     made by the bare connectors to fresh emulator hosts: the emulator's own operation time
     for this workload, with no orchestrator around (only the reactor runs' calls count).
-    Returns that wall time and this process's CPU time meanwhile (the connectors' HTTP)."""
+    ``before``: chains replayed first, not timed (what put the hosts in their starting state,
+    e.g. the deployment a move then moves). Returns that wall time and this process's CPU
+    time meanwhile (the connectors' HTTP)."""
     hosts = {
         cid: EmulatorHost(name=cid, root=root / "bare", extra_args=extra)
         for cid in sorted(timeline.configs)
@@ -141,7 +149,6 @@ async def bare_emulator(
             connectors[cid] = create_connector(
                 dataclasses.replace(config, properties=props, credentials=creds)
             )
-        chains = list(timeline.chains.values())
         limit = asyncio.Semaphore(parallel)
 
         async def replay(chain: list[Call]) -> None:
@@ -149,8 +156,9 @@ async def bare_emulator(
                 for cid, method, args, kwargs in chain:
                     await getattr(connectors[cid], method)(*args, **kwargs)
 
+        await asyncio.gather(*(replay(c) for c in before))
         started, cpu = time.monotonic(), time.process_time()
-        await asyncio.gather(*(replay(c) for c in chains))
+        await asyncio.gather(*(replay(c) for c in timeline.chains.values()))
         return time.monotonic() - started, time.process_time() - cpu
     finally:
         for connector in connectors.values():
