@@ -28,6 +28,10 @@ Points (``POINTS``; an unknown name is refused):
 ``lifecycle.after-event``
     the N-th event the lifecycle logged is durable (with the record it came with), the
     reactor's and the actions' alike.
+``lifecycle.before-commit``
+    the N-th transaction of the lifecycle store's group commit that holds a write nobody waits
+    for (a published event, which the reactor went on from) is written, not committed
+    (``store/groupcommit.py``): a kill loses it and every write queued after it.
 
 ``move.source-stopped``, ``move.source-removed``, ``move.disk-copied``, ``move.target-created``,
 ``move.fenced``
@@ -61,6 +65,7 @@ POINTS = frozenset(
         "lifecycle.before-outcome",
         "lifecycle.after-outcome",
         "lifecycle.after-event",
+        "lifecycle.before-commit",
         "move.source-stopped",
         "move.source-removed",
         "move.disk-copied",

@@ -29,8 +29,9 @@ What it guarantees:
   worker after every change queued before it has committed.
 
 The changes are opaque here: ``apply(session, changes)`` writes a batch inside its open
-transaction, and ``committed(changes)`` runs after its commit (the failpoints that mark a
-durable event).
+transaction, ``before_commit(changes, unwaited)`` runs after it, just before the commit
+(``unwaited``: the batch holds a change nobody waits for), and ``committed(changes)`` after the
+commit (the failpoints that mark a lost and a durable event).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class GroupCommit(Generic[C]):
         engine: Engine,
         apply: Callable[[Session, Sequence[C]], None],
         committed: Callable[[Sequence[C]], None] = lambda _changes: None,
+        before_commit: Callable[[Sequence[C], bool], None] = lambda _changes, _unwaited: None,
         max_batch: int = MAX_BATCH,
         linger: float = LINGER_S,
         name: str = "lifecycle-store",
@@ -97,6 +99,7 @@ class GroupCommit(Generic[C]):
         self._engine = engine
         self._apply = apply
         self._committed = committed
+        self._before_commit = before_commit
         self._max_batch = max_batch
         self._linger = linger
         self._queue: queue.SimpleQueue[_Item[C]] = queue.SimpleQueue()
@@ -171,6 +174,7 @@ class GroupCommit(Generic[C]):
         try:
             with Session(self._engine) as session, session.begin():
                 self._apply(session, changes)
+                self._before_commit(changes, any(item.future is None for item in batch))
         except Exception as exc:
             if len(batch) > 1:  # find the bad one: each alone, in order
                 for item in batch:

@@ -47,7 +47,9 @@ of the run committed), so a finished run's events are in the log.
 Failpoints (:mod:`esc_orch.failpoints`) ``lifecycle.after-intent``,
 ``lifecycle.before-outcome`` and ``lifecycle.after-event`` mark the points crash tests stop at
 (``lifecycle.after-event`` fires on the worker right after the commit that made the event
-durable, once per published event or per ``save`` with events, as before).
+durable, once per published event or per ``save`` with events, as before);
+``lifecycle.before-commit`` just before the commit of a batch holding a published event the
+reactor did not wait for: the crash that loses it.
 """
 
 from __future__ import annotations
@@ -156,7 +158,10 @@ class LifecycleStore:
         self._engine = engine
         self._events = events
         self._writer: GroupCommit[Change] = GroupCommit(
-            engine=engine, apply=self._apply, committed=self._committed
+            engine=engine,
+            apply=self._apply,
+            committed=self._committed,
+            before_commit=self._before_commit,
         )
         #: Outcomes held until the next event of their deployment (see the module docstring).
         self._held: dict[Key, Held] = {}
@@ -342,6 +347,11 @@ class LifecycleStore:
         if states:
             _upsert(conn, _MONITOR, [{"name": n, "value": v} for n, v in states.items()], ["name"])
         self._events.append(session, events)  # last: appenders wait for the commit from here
+
+    @staticmethod
+    def _before_commit(_changes: Sequence[Change], unwaited: bool) -> None:
+        if unwaited:
+            failpoints.hit("lifecycle.before-commit")
 
     @staticmethod
     def _committed(changes: Sequence[Change]) -> None:
