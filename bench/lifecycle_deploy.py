@@ -19,8 +19,9 @@ edit-config carries N deployments (default 1: one edit per deployment; ``--per-e
 of them in one edit). ``share_vs_bare_pct`` compares with the same VIM calls made by bare
 connectors to fresh hosts (``bare_emulator_s``, :func:`bare_emulator`): the share of the time
 from the first edit's return to the last deployment done that the emulator alone does not
-need (with one edit, the lifecycle's; with many, the later edits are in it too). The union measure cannot see an orchestrator that keeps the process busy
-while a call is in flight (its reply then waits in the socket), so CPU time is printed too:
+need (with one edit, the lifecycle's; with many, the later edits are in it too). The union
+measure cannot see an orchestrator that keeps the process busy while a call is in flight (its
+reply then waits in the socket), so the bare replay and CPU time are printed too:
 this process's (the orchestrator and the connectors' HTTP client) and the emulator processes',
 per deployment. ``lifecycle_commits`` is how many transactions the lifecycle's store made.
 
