@@ -7,7 +7,10 @@ The daemon's lifecycle parts run in this process as ``esc-orchd serve`` wires th
 * Scenario 1: the seed deployment (1 VM, then a group of 10) on CSP-1, then the locator edit to
   CSP-2: wall time from the edit to SERVICE_UPDATED; the emulator's share is the wall time
   during which at least one VIM call was in flight (union of the calls' intervals, as in
-  bench/lifecycle_deploy.py); the orchestrator's share is the rest.
+  bench/lifecycle_deploy.py); the orchestrator's share is the rest. ``share_vs_bare_pct``
+  compares with the same VIM calls of the move made by bare connectors to fresh hosts (put in
+  the same state by replaying the deployment's calls first): ``bare_emulator_s`` is the
+  emulator's own time for the move, the rest is the orchestrator's.
 * Scenario 2, fence agent: CSP-1 partitioned (SIGSTOP, VM running, disk locked), its connector
   naming its power controller (``esc-csp-sim cluster``) in ``eo:fence_agent``: time from the
   locator edit to SERVICE_UPDATED (observing the silent host, fencing it, starting on CSP-2).
@@ -15,7 +18,7 @@ The daemon's lifecycle parts run in this process as ``esc-orchd serve`` wires th
   then at once ``confirm-host-down CSP-1`` (what eo:confirm-host-down does): time from the edit
   to SERVICE_UPDATED.
 
-    .venv/bin/python bench/move_scenarios.py [--group 10]
+    .venv/bin/python bench/move_scenarios.py [--group 10] [--only-scenario-1]
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lifecycle_deploy import Timed, Timeline, _config  # type: ignore[import-not-found]
+from lifecycle_deploy import (  # type: ignore[import-not-found]
+    Timed,
+    Timeline,
+    _config,
+    bare_emulator,
+    tag_reactor_runs,
+)
 
 from esc_orch.daemon.config import LifecycleSettings
 from esc_orch.daemon.lifecycle import LifecycleService
@@ -92,7 +101,8 @@ class Lifecycle:
         self.store.edit_config(target=Datastore.RUNNING, config=_config(connectors))
 
         def factory(config: ConnectorConfig) -> Any:
-            return Timed(create_connector(config), self.timeline)
+            self.timeline.configs[config.id] = config
+            return Timed(create_connector(config), self.timeline, config.id)
 
         self.service = LifecycleService(datastore=self.store, settings=SETTINGS, factory=factory)
 
@@ -116,6 +126,7 @@ class Lifecycle:
 
 
 async def scenario1(root: Path, *, n: int) -> dict[str, float]:
+    tag_reactor_runs(asyncio.get_running_loop())
     hosts = [EmulatorHost(name=f"CSP-{i}", root=root / "cluster") for i in (1, 2)]
     for host in hosts:
         host.start()
@@ -127,15 +138,22 @@ async def scenario1(root: Path, *, n: int) -> dict[str, float]:
         await life.service.start()
         await life.edit(deployment("deploy_csp_1.xml", vim="CSP-1", n=n))
         await life.settle()
+        deployed = list(life.timeline.chains.values())
         life.timeline.spans.clear()
+        life.timeline.chains.clear()
         started = time.monotonic()
         await life.edit(deployment("deploy_csp_1.xml", vim="CSP-2", n=n))
         await life.settle()
         total = time.monotonic() - started
         busy = life.timeline.busy()
         assert life.last_service_event() == EventType.SERVICE_UPDATED, life.last_service_event()
-        return {"vms": n, "total_s": total, "emulator_s": busy, "orchestrator_s": total - busy,
-                "orchestrator_share_pct": 100 * (total - busy) / total}  # fmt: skip
+        calls = sum(len(c) for c in life.timeline.chains.values())
+        bare, _cpu = await bare_emulator(root, life.timeline, parallel=1, extra=[], before=deployed)
+        return {"vms": n, "total_s": total, "vim_calls": calls, "emulator_s": busy,
+                "orchestrator_s": total - busy,
+                "orchestrator_share_pct": 100 * (total - busy) / total,
+                "bare_emulator_s": bare, "share_vs_bare_pct": 100 * (total - bare) / total,
+                }  # fmt: skip
     finally:
         await life.close()
         for host in hosts:
@@ -204,6 +222,7 @@ def show(title: str, figures: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", type=int, default=10)
+    parser.add_argument("--only-scenario-1", action="store_true", help="skip scenario 2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="esc-bench-") as tmp:
         root = Path(tmp)
@@ -211,6 +230,8 @@ def main() -> None:
         show(
             f"scenario 1, group of {args.group}", asyncio.run(scenario1(root / "s1b", n=args.group))
         )
+        if args.only_scenario_1:
+            return
         show("scenario 2, fence agent", asyncio.run(scenario2_fence(root / "s2f")))
         show("scenario 2, operator confirmation", asyncio.run(scenario2_confirm(root / "s2c")))
 

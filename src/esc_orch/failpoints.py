@@ -28,6 +28,10 @@ Points (``POINTS``; an unknown name is refused):
 ``lifecycle.after-event``
     the N-th event the lifecycle logged is durable (with the record it came with), the
     reactor's and the actions' alike.
+``lifecycle.before-commit``
+    the N-th transaction of the lifecycle store's group commit that holds a write nobody waits
+    for (a published event, which the reactor went on from) is written, not committed
+    (``store/groupcommit.py``): a kill loses it and every write queued after it.
 
 ``recovery.after-book``
     the N-th write of the recovery book that carried events is durable (the book with the
@@ -70,6 +74,7 @@ POINTS = frozenset(
         "lifecycle.after-outcome",
         "lifecycle.after-event",
         "recovery.after-book",
+        "lifecycle.before-commit",
         "move.source-stopped",
         "move.source-removed",
         "move.disk-copied",

@@ -87,7 +87,14 @@ class EventSink(Protocol):
     not raise for a slow or absent subscriber. The sink stamps ``eventTime``. ``record`` is the
     deployment once the event is sent (or :class:`Undeployed`): a durable sink writes both
     together. Besides ESC's escEvent, ``event`` may be a notification of our own module
-    (:mod:`esc_orch.model.eo_events`), logged and delivered the same way.
+    (:mod:`esc_orch.model.eo_events`), logged and delivered the same way. A durable sink may
+    return before the event is durable, if it keeps the order of its writes with the journal's
+    (so the journal's next awaited write makes it durable too); ``durable`` waits for every
+    event published so far (a run's end calls it).
     """
 
     async def publish(self, event: LogEntry, *, record: RecordChange) -> None: ...
+
+    async def durable(self) -> None:
+        """Return once every event published so far is durable."""
+        ...

@@ -225,18 +225,27 @@ class Converger(Proving["_Run"], QuietSteps["_Run"]):
     async def converge(self, target: DeploymentTarget) -> RunOutcome:
         run = self._start(target)
         try:
-            return await self._loop(run)
+            outcome = await self._loop(run)
         except Exception as exc:  # a bug must not kill the worker nor go unreported
             log.exception("reactor: run of %s/%s crashed", target.tenant, target.name)
-            return await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
+            outcome = await self._fail(run, Internal(detail=f"{type(exc).__name__}: {exc}"), None)
         finally:
             for name in run.moved:
                 self._alive.done(name)
+        return outcome
 
     async def _observe(self, run: _Run) -> Observation:
         target, record = run.target, self._get(run)
         applied = {v.name: v.applied for v in record.vms if v.applied is not None}
-        others = [r for key, r in self._records.items() if key != target.key]
+        # Other deployments' VMs whose names can look like ours (``<name>_...``): only those
+        # whose deployment name is a prefix of ours or has ours as a prefix (computing every
+        # record's VM names made each observation O(deployments)).
+        name = target.name
+        others = [
+            r
+            for key, r in self._records.items()
+            if key != target.key and (r.name.startswith(name) or name.startswith(r.name))
+        ]
         needed = needed_connectors(
             deployment=target.deployment,
             connectors=target.connectors,

@@ -69,6 +69,7 @@ class Reactor:
         #: Told (on the loop) of every connector a run found silent: the daemon's VIM
         #: supervisor checks it, so its return is noticed within seconds (set by the wiring).
         self.on_silent: Callable[[str], None] | None = None
+        self._events = events
         self._limit = asyncio.Semaphore(max_parallel)
         self._pending: dict[Key, DeploymentTarget] = {}
         self._workers: dict[Key, asyncio.Task[None]] = {}
@@ -129,13 +130,16 @@ class Reactor:
         return self._outcomes[target.key]
 
     async def wait(self, tenant: str, name: str) -> None:
+        """Wait until the deployment is idle and the events of its runs are durable."""
         while (task := self._workers.get((tenant, name))) is not None:
             await asyncio.shield(task)
+        await self._events.durable()
 
     async def drain(self) -> None:
-        """Wait until no deployment has work in progress or queued."""
+        """Wait until no deployment has work in progress or queued, and its events are durable."""
         while self._workers:
             await asyncio.gather(*(asyncio.shield(t) for t in list(self._workers.values())))
+        await self._events.durable()
 
     async def resume(
         self, targets: Iterable[DeploymentTarget], *, records: Sequence[DeploymentRecord] = ()

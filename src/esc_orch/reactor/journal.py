@@ -66,6 +66,9 @@ class MemoryEventSink:
         else:
             self.records[record.key] = record
 
+    async def durable(self) -> None:
+        """Kept in memory: published is as durable as it gets."""
+
     def types(self) -> list[str]:
         """``TYPE`` or ``TYPE/FAILURE``, in order, for compact assertions."""
         return [

@@ -186,6 +186,7 @@ class RecoverySteps:
         if record.alive_owed and all(v.alive for v in wanted_on):
             record = self._put(replace(record, alive_owed=False))
             await self._events.publish(reporter.service(), record=record)
+        await self._events.durable()
 
     def set_vm(
         self, vm_name: str, *, recovery: VmLifecycleState | None, failure: Failure | None = None

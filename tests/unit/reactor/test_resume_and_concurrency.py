@@ -163,3 +163,35 @@ async def test_a_delete_cut_before_its_vim_call_is_reported_once() -> None:
     await restarted.drain()
     assert lab.vms("csp-1") == {}
     assert lab.events.types()[3:] == ["VM_UNDEPLOYED", "SERVICE_UNDEPLOYED"]
+
+
+@pytest.mark.parametrize("first", ["dep", "dep_a"])
+async def test_a_deployment_whose_vm_names_look_like_another_s_never_takes_them(
+    first: str,
+) -> None:
+    """``dep`` with group ``a_Group1`` and ``dep_a`` with group ``Group1`` both name their VM
+    ``dep_a_Group1_0_<uuid>``-like: each run must leave the other's VM alone (the reactor only
+    looks at the records whose names can collide with the deployment's, not at all of them)."""
+    group = DEP.vm_group[0]
+    deployments = {
+        "dep": DEP.model_copy(
+            update={"vm_group": [group.model_copy(update={"name": "a_" + group.name})]}
+        ),
+        "dep_a": DEP.model_copy(update={"name": "dep_a"}),
+    }
+    lab = Lab()
+    reactor = lab.reactor()
+    second = "dep_a" if first == "dep" else "dep"
+    for name in (first, second):
+        assert (await reactor.run(target(deployments[name], name=name))).ok
+    assert len(lab.vms("csp-1")) == 2
+    names = set()
+    for name in ("dep", "dep_a"):
+        status = reactor.status("name1", name)
+        assert status is not None and len(status.vms) == 1
+        names.add(status.vms[0].identity.name)
+    assert names == set(lab.vms("csp-1"))
+    # and a resync of each changes nothing
+    for name in ("dep", "dep_a"):
+        assert (await reactor.run(target(deployments[name], name=name, resync=True))).ok
+    assert set(lab.vms("csp-1")) == names
