@@ -9,7 +9,17 @@ from esc_orch.model.backend import (
     Datastore,
     DefaultOperation,
     ErrorOption,
+    GroupCommitBackend,
+    RunningSnapshotBackend,
     TestOption,
 )
 
-__all__ = ["ConfigBackend", "Datastore", "DefaultOperation", "ErrorOption", "TestOption"]
+__all__ = [
+    "ConfigBackend",
+    "Datastore",
+    "DefaultOperation",
+    "ErrorOption",
+    "GroupCommitBackend",
+    "RunningSnapshotBackend",
+    "TestOption",
+]

@@ -22,7 +22,12 @@ from lxml import etree
 
 from esc_orch import metrics
 from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
-from esc_orch.northbound.backend import ConfigBackend, Datastore
+from esc_orch.northbound.backend import (
+    ConfigBackend,
+    Datastore,
+    GroupCommitBackend,
+    RunningSnapshotBackend,
+)
 from esc_orch.northbound.framing import DEFAULT_MAX_MESSAGE_SIZE
 from esc_orch.northbound.group import EditGroups
 from esc_orch.northbound.rpc import RpcRegistry
@@ -170,6 +175,9 @@ class NetconfCore:
         limits: Limits | None = None,
     ) -> None:
         self.backend = backend
+        #: The backend's fast paths, where it has them (typed ports, decided once here).
+        self.grouping = backend if isinstance(backend, GroupCommitBackend) else None
+        self.snapshots = backend if isinstance(backend, RunningSnapshotBackend) else None
         self.registry = registry
         self.capabilities = tuple(capabilities)
         self.limits = limits or Limits()
@@ -238,13 +246,12 @@ class NetconfCore:
                 raise
 
     async def run_edit(self, fn: Callable[[], T], *, before: Callable[[], None]) -> T:
-        """Like :meth:`run`, for edit-config: with a backend that has ``run_group``, edits
+        """Like :meth:`run`, for edit-config: with a :class:`GroupCommitBackend`, edits
         queued meanwhile are committed in one transaction (``group.py`` says how RFC 6241
         order and semantics are kept)."""
-        runner = getattr(self.backend, "run_group", None)
-        if runner is None:
+        if self.grouping is None:
             return await self.run(fn, before=before)
-        result: T = await self._groups.run(fn, before=before, runner=runner)
+        result: T = await self._groups.run(fn, before=before, runner=self.grouping.run_group)
         return result
 
     async def read(self, fn: Callable[[], T]) -> T:
@@ -252,12 +259,6 @@ class NetconfCore:
         (running from memory, the candidate in one database transaction), so a read never
         waits behind an edit in progress and sees it either whole or not at all."""
         return await asyncio.to_thread(fn)
-
-    def backend_cached_running(self) -> bytes | None:
-        """Serialized unfiltered running if the backend has it built for the current
-        version (served on the event loop, no thread hop), else None."""
-        cached = getattr(self.backend, "running_xml_cached", None)
-        return cached() if cached is not None else None
 
     async def end_session(self, session_id: int) -> None:
         """Forget a session and release its locks; idempotent.
