@@ -90,6 +90,13 @@ _DELETE_REFS = delete(_REFS).where(
 )
 _INSERT_UNITS = insert(_UNITS)
 _INSERT_REFS = insert(_REFS)
+_OWED = cast(Table, OwedRunRow.__table__)
+_DELETE_OWED = delete(_OWED).where(
+    _OWED.c.tenant == bindparam("t"), _OWED.c.deployment == bindparam("d")
+)
+_INSERT_OWED = insert(_OWED).values(
+    tenant=bindparam("t"), deployment=bindparam("d"), txid=bindparam("txid")
+)
 _META = cast(Table, MetaRow.__table__)
 _BUMP_TXID = (
     update(_META)
@@ -421,13 +428,17 @@ class SqlDatastore:
 
     def _acceptance_errors(
         self, before: dict[UnitId, bytes | None], after: dict[UnitId, bytes | None]
-    ) -> list[RpcError]:
+    ) -> tuple[list[RpcError], ConfigDiff | None]:
+        """The acceptance checks' errors, and the preview diff they saw (its parsed models
+        are reused by the committed diff, so a unit is parsed once per edit, not per check
+        and listener)."""
         if not self._acceptance_checks:
-            return []
+            return [], None
         preview = diff_units(before, after, txid=0)
         if preview.empty:
-            return []
-        return [error for check in self._acceptance_checks for error in check(preview)]
+            return [], preview
+        errors = [error for check in self._acceptance_checks for error in check(preview)]
+        return errors, preview
 
     def running_units(self, kind: str) -> dict[UnitId, bytes]:
         """All running units of one kind (for the reconciler's resync)."""
@@ -491,14 +502,16 @@ class SqlDatastore:
             if errors and not continue_on_error:
                 raise RpcErrors(errors)
             if target is Datastore.RUNNING:
-                refused = self._acceptance_errors(before, after)
+                refused, preview = self._acceptance_errors(before, after)
                 if refused:
                     raise RpcErrors(errors + refused)
+            else:
+                preview = None
             if test_option is TestOption.TEST_ONLY:
                 if errors:
                     raise RpcErrors(errors)
                 return None
-            diff = self._write(session, view, before, after)
+            diff = self._write(session, view, before, after, preview=preview)
         if diff is not None and not diff.empty:
             self._published(diff)
         if target is Datastore.RUNNING:
@@ -584,6 +597,8 @@ class SqlDatastore:
         view: str,
         before: dict[UnitId, bytes | None],
         after: dict[UnitId, bytes | None],
+        *,
+        preview: ConfigDiff | None = None,
     ) -> ConfigDiff | None:
         changed = {u: x for u, x in after.items() if x != before.get(u)}
         if view == CANDIDATE:
@@ -603,13 +618,22 @@ class SqlDatastore:
             session, RUNNING, changed, {u: x for u, x in changed.items() if x is not None}
         )
         diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
+        if preview is not None and _same_changes(preview, diff):
+            diff = ConfigDiff(txid=txid, changes=preview.changes)  # models parsed once
         # Same transaction as the change: published by the log after the commit.
         self.events.append(session, config_events(diff))
         # The service event of every changed deployment is owed from this very transaction
         # until the lifecycle logs it (store/journal.py settles it): a crash between the
-        # reply and the run cannot lose it.
-        for change in diff.deployments():
-            session.merge(OwedRunRow(tenant=change.tenant, deployment=change.name, txid=txid))
+        # reply and the run cannot lose it. (Core statements on the unit keys: the ORM's
+        # merge and parsing the deployments' models cost more than the edit's SQL.)
+        owed = [
+            {"t": c.unit.key[0], "d": c.unit.key[1], "txid": txid}
+            for c in diff.of_kind("deployment")
+        ]
+        if owed:
+            conn = session.connection()
+            conn.execute(_DELETE_OWED, owed)
+            conn.execute(_INSERT_OWED, owed)
         return diff
 
     def _replace_rows(
@@ -714,10 +738,10 @@ class SqlDatastore:
             if errors:
                 raise RpcErrors(errors)
             before = self._load(session, RUNNING, overlay)
-            refused = self._acceptance_errors(before, overlay)
+            refused, preview = self._acceptance_errors(before, overlay)
             if refused:
                 raise RpcErrors(refused)
-            diff = self._write(session, RUNNING, before, overlay)
+            diff = self._write(session, RUNNING, before, overlay, preview=preview)
             session.execute(delete(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE))
             session.execute(delete(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE))
         assert diff is not None
@@ -766,6 +790,14 @@ class SqlDatastore:
             tag=ErrorTag.OPERATION_NOT_SUPPORTED,
             message=f"the {target} datastore cannot be deleted",
         )
+
+
+def _same_changes(one: ConfigDiff, other: ConfigDiff) -> bool:
+    """Whether two diffs change the same units from and to the same bytes."""
+    return len(one.changes) == len(other.changes) and all(
+        a.unit == b.unit and a.before == b.before and a.after == b.after
+        for a, b in zip(one.changes, other.changes, strict=True)
+    )
 
 
 def _name(source: Datastore | etree._Element) -> str:
