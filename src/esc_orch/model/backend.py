@@ -123,3 +123,15 @@ class RunningSnapshotBackend(ConfigBackend, Protocol):
     def running_xml(self) -> bytes: ...
 
     def running_xml_cached(self) -> bytes | None: ...
+
+
+@runtime_checkable
+class PublishingBackend(ConfigBackend, Protocol):
+    """A backend whose commit listeners (the lifecycle) may learn of a change after the edit
+    was answered. ``flush_publications`` delivers every committed change now and returns
+    after; the NETCONF core calls it before operations that read what the listeners keep
+    (``get``, actions), so they see every acknowledged edit."""
+
+    def publications_pending(self) -> bool: ...
+
+    def flush_publications(self) -> None: ...

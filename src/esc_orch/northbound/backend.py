@@ -10,6 +10,7 @@ from esc_orch.model.backend import (
     DefaultOperation,
     ErrorOption,
     GroupCommitBackend,
+    PublishingBackend,
     RunningSnapshotBackend,
     TestOption,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "DefaultOperation",
     "ErrorOption",
     "GroupCommitBackend",
+    "PublishingBackend",
     "RunningSnapshotBackend",
     "TestOption",
 ]

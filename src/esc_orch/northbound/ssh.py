@@ -279,7 +279,7 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     username=self._username,
                     request=event,
                 )
-                reply = await self._core.registry.dispatch(ctx)
+                reply = await self._core.dispatch(ctx)
                 if _renders_inline(reply):
                     await self.write(session.render_reply(event, reply))
                 else:

@@ -51,6 +51,7 @@ from esc_orch.model.units import (
     unit_of_path,
 )
 from esc_orch.model.validate import check_types, validate_config
+from esc_orch.store.datastore_publish import Holding, Publisher
 from esc_orch.store.events import EventLog
 from esc_orch.store.image import RunningImage
 from esc_orch.store.secrets import KEY_FILE, SecretBox
@@ -155,6 +156,7 @@ class SqlDatastore:
         self.events = EventLog(engine=engine, clock=clock)
         self._image = self._load_image()
         self._group: _Group | None = None
+        self._publisher: Publisher[ConfigDiff | frozenset[UnitId]] | None = None
 
     def _pending(self) -> dict[UnitId, bytes | None] | None:
         """The open group's uncommitted running changes, seen by that group's thread only."""
@@ -193,9 +195,9 @@ class SqlDatastore:
                 finally:
                     self._group = None
             for diff in group.diffs:
-                self._notify(diff)
+                self._publish(diff)
             for units in group.touched:
-                self._touched(units)
+                self._publish(units)
         return results
 
     def _published(self, diff: ConfigDiff) -> None:
@@ -203,14 +205,44 @@ class SqlDatastore:
         if group is not None and group.thread == threading.get_ident():
             group.diffs.append(diff)  # after the group's commit
         else:
-            self._notify(diff)
+            self._publish(diff)
 
     def _touch_published(self, units: frozenset[UnitId]) -> None:
         group = self._group
         if group is not None and group.thread == threading.get_ident():
             group.touched.append(units)  # after the group's commit, as its diffs
         else:
-            self._touched(units)
+            self._publish(units)
+
+    def _publish(self, item: ConfigDiff | frozenset[UnitId]) -> None:
+        """Hand a committed diff (or the units an edit named) to the listeners: now, in this
+        thread, or through the publisher once :meth:`defer_publication` set one up."""
+        if self._publisher is not None:
+            self._publisher.post(item)
+        else:
+            self._deliver(item)
+
+    def _deliver(self, item: ConfigDiff | frozenset[UnitId]) -> None:
+        if isinstance(item, ConfigDiff):
+            self._notify(item)
+        else:
+            self._touched(item)
+
+    def defer_publication(self, holding: Holding | None = None) -> None:
+        """Call the listeners later, from a thread of their own, while edits keep coming
+        (``datastore_publish.py`` says why and what stays guaranteed). Without it (tests,
+        tools) they are called in the committing thread before the edit returns."""
+        if self._publisher is None:
+            self._publisher = Publisher(self._deliver, holding=holding or Holding())
+
+    def publications_pending(self) -> bool:
+        """Whether a committed change has not reached every listener yet."""
+        return self._publisher is not None and self._publisher.pending()
+
+    def flush_publications(self) -> None:
+        """Deliver every committed change to the listeners now; return after."""
+        if self._publisher is not None:
+            self._publisher.flush()
 
     def _load_image(self) -> RunningImage:
         """running as committed in the database (this daemon is its only writer)."""
@@ -266,6 +298,8 @@ class SqlDatastore:
         return self._engine
 
     def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
         self._engine.dispose()
 
     def add_listener(self, listener: DiffListener) -> None:
@@ -746,8 +780,8 @@ class SqlDatastore:
             session.execute(delete(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE))
         assert diff is not None
         if not diff.empty:
-            self._notify(diff)
-        self._touched(overlay)
+            self._publish(diff)
+        self._publish(frozenset(overlay))
         return diff
 
     def discard_changes(self) -> None:
