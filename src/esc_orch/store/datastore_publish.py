@@ -40,8 +40,8 @@ Item = TypeVar("Item")
 class Holding:
     """How long committed changes wait for the edits behind them (seconds)."""
 
-    quiet: float = 0.025
-    max_delay: float = 0.5
+    quiet: float = 0.1
+    max_delay: float = 1.0
 
     def wait(self, *, now: float, first: float, last: float) -> float:
         """Seconds still to wait before delivering, 0 for now: ``first`` and ``last`` are
