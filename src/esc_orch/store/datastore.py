@@ -6,7 +6,8 @@ are loaded into a small tree, edited with the pure engine, validated with libyan
 with the units they reference and the units that reference them, and written in one
 transaction. Nothing is written when anything fails (stop-on-error and rollback-on-error);
 with continue-on-error the units that failed keep their old content and the rest is applied.
-Every change of running yields a :class:`ConfigDiff` handed to the registered listeners,
+Every change of running yields a :class:`ConfigDiff` handed to the registered listeners
+after the commit (in the daemon later, from the publisher of ``datastore_publish.py``),
 and the escEvents it implies (CREATE_TENANT...) are appended to the event log in the same
 transaction as the change (``_write``), so neither exists without the other.
 """
@@ -303,7 +304,8 @@ class SqlDatastore:
         self._engine.dispose()
 
     def add_listener(self, listener: DiffListener) -> None:
-        """Call ``listener`` with every non-empty diff of running, after it is durable."""
+        """Call ``listener`` with every non-empty diff of running, after it is durable (in
+        the committing thread, or from the publisher after :meth:`defer_publication`)."""
         self._listeners.append(listener)
 
     def add_touch_listener(self, listener: Callable[[frozenset[UnitId]], None]) -> None:
