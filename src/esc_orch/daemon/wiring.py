@@ -64,7 +64,7 @@ def build_backend(data_dir: Path, config: DaemonConfig) -> SqlDatastore:
     settings = config.monitor if config.monitor.enabled else None
     backend.set_vocabulary(vocabulary(settings, definitions))
     # NETCONF commits first: the lifecycle learns of a change once the edits stop coming
-    # (or 0.5 s at most), never before the edit is answered (store/datastore_publish.py).
+    # (100 ms quiet, 1 s at most), never before the edit is answered (store/datastore_publish.py).
     backend.defer_publication(Holding())
     return backend
 
