@@ -13,7 +13,7 @@ Nothing here is needed for durability. What a listener learns is already committ
 change, its events (``store/events.py`` publishes those right after the commit, not through
 here) and the owed-run row of every changed deployment; the lifecycle reads the whole running
 configuration at start and resumes every deployment. A crash while a diff waits here loses
-nothing: the restart runs it (tests/functional/lifecycle/test_deferred_publication_live.py).
+nothing: the restart runs it (tests/reliability/test_crash_events.py).
 
 Order and visibility: one thread delivers, in commit order. :meth:`Publisher.flush` delivers
 everything committed before it was called and returns after; the NETCONF core calls it before
