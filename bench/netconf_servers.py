@@ -128,6 +128,10 @@ def esc_orchd(
     sock_dir = Path(tempfile.mkdtemp(prefix="orchd-"))  # short: sun_path is 108 bytes
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     log_path = workdir / "esc-orchd.log"
+    # Monitoring off: the seed's VM addresses (192.168.23.x) are outside the default
+    # allowed_networks, and the bench measures the NETCONF path, not KPI polling.
+    config = workdir / "esc-orchd.toml"
+    config.write_text("[monitor]\nenabled = false\n")
     proc: subprocess.Popen[bytes] | None = None
     try:
         notify.bind(str(sock_dir / "notify"))
@@ -137,7 +141,16 @@ def esc_orchd(
         started = time.monotonic()
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [*orchd, "serve", "--data-dir", str(data_dir), *ORCHD_SERVE_ARGS, *serve_args],
+                [
+                    *orchd,
+                    "serve",
+                    "--data-dir",
+                    str(data_dir),
+                    "--config",
+                    str(config),
+                    *ORCHD_SERVE_ARGS,
+                    *serve_args,
+                ],  # fmt: skip
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

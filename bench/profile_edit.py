@@ -9,6 +9,7 @@ innermost frame of ours it passes through (see ``PHASES``). Prints milliseconds 
 request by phase and the top functions, so a regression shows where it is.
 
 Run: .venv/bin/python bench/profile_edit.py [--kind flavor|deployment|get] [--requests 300]
+     [--sessions 10]   (each session its own deployment, as netconf_table.py's throughput row)
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ IDLE_LEAVES = (
 
 
 def phase_of(stack: list[str]) -> str:
-    if stack and any(stack[-1].startswith(leaf) for leaf in IDLE_LEAVES):
+    # py-spy names methods with their class ("EpollSelector.select (selectors.py:468)"):
+    # match the leaf anywhere, or an idle loop is counted as busy asyncio work.
+    if stack and any(leaf in stack[-1] for leaf in IDLE_LEAVES):
         return "idle (waiting: epoll, idle worker)"
     for phase, patterns in PHASES:
         if any(p in frame for frame in stack for p in patterns):
@@ -111,26 +114,34 @@ def summarize(raw: Path, requests: int, rate: int) -> None:
         print(f"  {count * ms:7.3f} ms  {function[:110]}")
 
 
-async def drive(endpoint: object, kind: str, requests: int) -> float:
+async def drive(endpoint: object, kind: str, requests: int, sessions: int = 1) -> float:
+    """Send ``requests`` edits from each of ``sessions`` sessions at once (with more than
+    one, each session edits its own deployment of the seed, as netconf_table.py's row)."""
     loads = payloads(0)
-    session = await RawSession.open(endpoint)  # type: ignore[arg-type]
+    opened = [await RawSession.open(endpoint) for _ in range(sessions)]  # type: ignore[arg-type]
 
-    def op(i: int) -> bytes:
+    def op(s: int, i: int) -> bytes:
         if kind == "get":
             return GET_CONFIG
         if kind == "flavor":
             return edit_rpc(flavor_edit(i))
-        return edit_rpc(loads.edit("name1", "dep", "CSP-2" if i % 2 == 0 else "CSP-1"))
+        vim = "CSP-2" if i % 2 == 0 else "CSP-1"
+        if sessions == 1:
+            return edit_rpc(loads.edit("name1", "dep", vim))
+        return edit_rpc(loads.edit("bench", f"b{s:03d}", vim))
+
+    async def run(s: int, first: int, count: int) -> None:
+        for i in range(first, first + count):
+            await opened[s].rpc(op(s, i))
 
     try:
-        for i in range(10):
-            await session.rpc(op(i))
+        await asyncio.gather(*(run(s, 0, 10) for s in range(sessions)))
         start = time.perf_counter()
-        for i in range(requests):
-            await session.rpc(op(10 + i))
+        await asyncio.gather(*(run(s, 10, requests) for s in range(sessions)))
         return time.perf_counter() - start
     finally:
-        await session.close()
+        for session in opened:
+            await session.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("flavor", "deployment", "get"), default="deployment")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--extra", type=int, default=100)
+    parser.add_argument("--sessions", type=int, default=1, help="concurrent sessions")
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw stacks in this file")
     args = parser.parse_args(argv)
@@ -168,14 +180,18 @@ def main(argv: list[str] | None = None) -> int:
                 stderr=subprocess.PIPE,
             )
             time.sleep(1.0)
-            wall = asyncio.run(drive(endpoint, args.kind, args.requests))
+            wall = asyncio.run(drive(endpoint, args.kind, args.requests, args.sessions))
             recorder.send_signal(2)  # SIGINT: py-spy writes its output and exits
             _, err = recorder.communicate(timeout=30)
-            print(f"{args.requests} {args.kind} requests, {wall / args.requests * 1e3:.2f} ms each")
+            total = args.requests * args.sessions
+            print(
+                f"{total} {args.kind} requests from {args.sessions} session(s), "
+                f"{wall / total * 1e3:.2f} ms each"
+            )
             if not raw.exists():
                 print(f"py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
                 return 1
-            summarize(raw, args.requests, args.rate)
+            summarize(raw, total, args.rate)
             if args.raw:
                 shutil.copy(raw, args.raw)
     return 0

@@ -41,7 +41,7 @@ class InprocClient:
         ctx = RpcContext(
             core=self.core, session_id=self.session_id, username="admin", request=request
         )
-        reply = await self.core.registry.dispatch(ctx)
+        reply = await self.core.dispatch(ctx)
         self.closed = ctx.close_after_reply
         return build_reply(rpc, reply)
 

@@ -9,10 +9,12 @@ of the operation exactly once with the type it has without a crash, the hosts ex
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from reliability import crashkit
 from reliability.crashkit import run_trial
 
 
@@ -86,3 +88,22 @@ def test_killed_before_the_group_commit_of_a_published_event_nothing_is_lost(
     event of the operation exactly once. Only the first such batch: how the later events
     group into batches depends on timing, so a later N may not exist."""
     _holds(tmp_path, operation, "lifecycle.before-commit=kill@1")
+
+
+@pytest.mark.parametrize("operation", ["deploy", "update-locator"])
+def test_an_edit_acknowledged_before_the_lifecycle_learned_of_it_is_run_after_a_crash(
+    tmp_path: Path, operation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon answers an edit before its diff reaches the lifecycle (deferred
+    publication, store/datastore_publish.py) and is killed as the diff is handed over: the
+    edit was acknowledged, the lifecycle never ran it; the restart runs it, events once."""
+    acknowledged: list[str] = []
+    base = crashkit.OPERATIONS[operation]
+
+    def act(trial: crashkit.Trial) -> None:
+        base.act(trial)  # raises unless the daemon answered <ok/>
+        acknowledged.append(operation)
+
+    monkeypatch.setitem(crashkit.OPERATIONS, operation, dataclasses.replace(base, act=act))
+    _holds(tmp_path, operation, "datastore.after-commit=kill@1")
+    assert acknowledged == [operation]

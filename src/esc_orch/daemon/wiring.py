@@ -32,6 +32,7 @@ from esc_orch.monitor.definitions import DefinitionError, MetricDefinition, load
 from esc_orch.monitor.scripts import known_rule_scripts
 from esc_orch.monitor.watch import check_group
 from esc_orch.store.datastore import SqlDatastore
+from esc_orch.store.datastore_publish import Holding
 from esc_orch.store.secrets import SecretsError
 from esc_orch.vocabulary import installed_vocabulary
 
@@ -62,6 +63,9 @@ def build_backend(data_dir: Path, config: DaemonConfig) -> SqlDatastore:
         raise WiringError(f"the secrets key is unusable: {exc}") from None
     settings = config.monitor if config.monitor.enabled else None
     backend.set_vocabulary(vocabulary(settings, definitions))
+    # NETCONF commits first: the lifecycle learns of a change once the edits stop coming
+    # (100 ms quiet, 1 s at most), never before the edit is answered (store/datastore_publish.py).
+    backend.defer_publication(Holding())
     return backend
 
 

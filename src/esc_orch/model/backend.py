@@ -15,8 +15,9 @@ Secrets (VIM credentials) are never returned in clear.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from lxml import etree
 
@@ -93,3 +94,44 @@ class ConfigBackend(Protocol):
     def delete_config(self, *, target: Datastore) -> None:
         """Delete a datastore (only meaningful for ``startup``; running cannot be deleted)."""
         ...
+
+
+@runtime_checkable
+class GroupCommitBackend(ConfigBackend, Protocol):
+    """A backend that commits several edit-configs in one durable transaction.
+
+    ``run_group`` runs the thunks (each calling :meth:`ConfigBackend.edit_config`) one after
+    the other, each seeing the ones before it, commits once and returns per thunk
+    ``(True, result)`` or ``(False, the RpcError/RpcErrors)``; any other failure rolls the
+    whole group back and is raised. The NETCONF core (``northbound/group.py``) uses it to
+    answer edits that queued meanwhile with one commit.
+    """
+
+    def run_group(self, thunks: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]: ...
+
+
+@runtime_checkable
+class RunningSnapshotBackend(ConfigBackend, Protocol):
+    """A backend that serves unfiltered get-config of running already serialized.
+
+    ``running_xml`` is the children of ``<data>`` (secrets masked) for the last committed
+    version, built once per version and never waiting for an edit in progress;
+    ``running_xml_cached`` is the same if it is already built (cheap enough for the event
+    loop), else None.
+    """
+
+    def running_xml(self) -> bytes: ...
+
+    def running_xml_cached(self) -> bytes | None: ...
+
+
+@runtime_checkable
+class PublishingBackend(ConfigBackend, Protocol):
+    """A backend whose commit listeners (the lifecycle) may learn of a change after the edit
+    was answered. ``flush_publications`` delivers every committed change now and returns
+    after; the NETCONF core calls it before operations that read what the listeners keep
+    (``get``, actions), so they see every acknowledged edit."""
+
+    def publications_pending(self) -> bool: ...
+
+    def flush_publications(self) -> None: ...

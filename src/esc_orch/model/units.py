@@ -11,6 +11,7 @@ the references a unit holds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
@@ -278,18 +279,38 @@ def _references() -> tuple[Reference, ...]:
 
 
 REFERENCES: tuple[Reference, ...] = _references()
+#: Per unit kind, its references with their XPath compiled once (compiling it on every call
+#: cost more than the lookup: references_of runs several times per edited unit).
+_COMPILED: dict[str, tuple[tuple[Reference, etree.XPath], ...]] = {}
+for _ref in REFERENCES:
+    _COMPILED.setdefault(_ref.source, ())
+    _COMPILED[_ref.source] += (
+        (_ref, etree.XPath(f"{_ref.xpath}/text()", namespaces={"esc": ESC_NS})),
+    )
 
 
 def references_of(unit_id: UnitId, xml: bytes) -> set[UnitId]:
     """The units that ``xml`` (a unit of ``unit_id.kind``) references through leafrefs."""
+    return set(_references_of(unit_id.kind, xml))
+
+
+@functools.lru_cache(maxsize=256)
+def _references_of(kind: str, xml: bytes) -> frozenset[UnitId]:
+    """Cached: one edit asks for the same unit's references several times (its validation,
+    its leafref rows, the running image before and after), each a parse of its XML."""
+    compiled = _COMPILED.get(kind)
+    if not compiled:
+        return frozenset()
+    element = etree.fromstring(xml)
     found: set[UnitId] = set()
-    element: etree._Element | None = None
-    for ref in REFERENCES:
-        if ref.source != unit_id.kind:
-            continue
-        if element is None:
-            element = etree.fromstring(xml)
-        values = element.xpath(f"{ref.xpath}/text()", namespaces={"esc": ESC_NS})
+    for ref, xpath in compiled:
+        values = xpath(element)
+        for value in values if isinstance(values, list) else ():
+            found.add(UnitId(ref.target, (str(value),)))
+    return frozenset(found)
+    element = etree.fromstring(xml)
+    for ref, xpath in compiled:
+        values = xpath(element)
         for value in values if isinstance(values, list) else ():
             found.add(UnitId(ref.target, (str(value),)))
     return found

@@ -9,7 +9,19 @@ from esc_orch.model.backend import (
     Datastore,
     DefaultOperation,
     ErrorOption,
+    GroupCommitBackend,
+    PublishingBackend,
+    RunningSnapshotBackend,
     TestOption,
 )
 
-__all__ = ["ConfigBackend", "Datastore", "DefaultOperation", "ErrorOption", "TestOption"]
+__all__ = [
+    "ConfigBackend",
+    "Datastore",
+    "DefaultOperation",
+    "ErrorOption",
+    "GroupCommitBackend",
+    "PublishingBackend",
+    "RunningSnapshotBackend",
+    "TestOption",
+]

@@ -21,20 +21,33 @@ from typing import TypeVar
 from lxml import etree
 
 from esc_orch import metrics
-from esc_orch.model.errors import ErrorTag, ErrorType, RpcError
-from esc_orch.northbound.backend import ConfigBackend, Datastore
+from esc_orch.model.errors import NC_BASE_NS, ErrorTag, ErrorType, RpcError
+from esc_orch.northbound.backend import (
+    ConfigBackend,
+    Datastore,
+    GroupCommitBackend,
+    PublishingBackend,
+    RunningSnapshotBackend,
+)
 from esc_orch.northbound.framing import DEFAULT_MAX_MESSAGE_SIZE
 from esc_orch.northbound.group import EditGroups
-from esc_orch.northbound.rpc import RpcRegistry
+from esc_orch.northbound.rpc import RpcContext, RpcRegistry
 from esc_orch.northbound.session import (
     DEFAULT_MAX_ATTRIBUTE_BYTES,
     DEFAULT_MAX_RPC_ATTRIBUTES,
     NetconfSession,
+    Reply,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Operations that read or write only the configuration, never what the datastore's listeners
+#: keep: they need not wait for committed changes to reach the lifecycle.
+_NO_SETTLE = frozenset(
+    (NC_BASE_NS, name) for name in ("edit-config", "get-config", "lock", "unlock", "close-session")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +183,10 @@ class NetconfCore:
         limits: Limits | None = None,
     ) -> None:
         self.backend = backend
+        #: The backend's fast paths, where it has them (typed ports, decided once here).
+        self.grouping = backend if isinstance(backend, GroupCommitBackend) else None
+        self.snapshots = backend if isinstance(backend, RunningSnapshotBackend) else None
+        self.publishing = backend if isinstance(backend, PublishingBackend) else None
         self.registry = registry
         self.capabilities = tuple(capabilities)
         self.limits = limits or Limits()
@@ -213,6 +230,19 @@ class NetconfCore:
     def session_count(self) -> int:
         return len(self.sessions)
 
+    async def dispatch(self, ctx: RpcContext) -> Reply:
+        """Run one request's handler. Any operation but edit-config and get-config first
+        waits until every committed change has reached the backend's listeners (a ``get``
+        of opdata or an action then sees the lifecycle after every acknowledged edit)."""
+        publishing = self.publishing
+        if (
+            publishing is not None
+            and ctx.request.key not in _NO_SETTLE
+            and publishing.publications_pending()
+        ):
+            await asyncio.to_thread(publishing.flush_publications)
+        return await self.registry.dispatch(ctx)
+
     async def run(self, fn: Callable[[], T], *, before: Callable[[], None] | None = None) -> T:
         """Run ``fn`` in a worker thread under the datastore mutex, ``before`` first.
 
@@ -238,13 +268,12 @@ class NetconfCore:
                 raise
 
     async def run_edit(self, fn: Callable[[], T], *, before: Callable[[], None]) -> T:
-        """Like :meth:`run`, for edit-config: with a backend that has ``run_group``, edits
+        """Like :meth:`run`, for edit-config: with a :class:`GroupCommitBackend`, edits
         queued meanwhile are committed in one transaction (``group.py`` says how RFC 6241
         order and semantics are kept)."""
-        runner = getattr(self.backend, "run_group", None)
-        if runner is None:
+        if self.grouping is None:
             return await self.run(fn, before=before)
-        result: T = await self._groups.run(fn, before=before, runner=runner)
+        result: T = await self._groups.run(fn, before=before, runner=self.grouping.run_group)
         return result
 
     async def read(self, fn: Callable[[], T]) -> T:
@@ -252,12 +281,6 @@ class NetconfCore:
         (running from memory, the candidate in one database transaction), so a read never
         waits behind an edit in progress and sees it either whole or not at all."""
         return await asyncio.to_thread(fn)
-
-    def backend_cached_running(self) -> bytes | None:
-        """Serialized unfiltered running if the backend has it built for the current
-        version (served on the event loop, no thread hop), else None."""
-        cached = getattr(self.backend, "running_xml_cached", None)
-        return cached() if cached is not None else None
 
     async def end_session(self, session_id: int) -> None:
         """Forget a session and release its locks; idempotent.

@@ -165,10 +165,10 @@ def register_base_operations(
         source = _datastore_only(op, "source")
         flt = filter_of(ctx, op)
         # Reads take their own snapshot: they never wait behind an edit in progress.
-        running_xml = getattr(ctx.core.backend, "running_xml", None)
-        if source is Datastore.RUNNING and flt is None and running_xml:
-            cached = ctx.core.backend_cached_running()
-            content: bytes = cached if cached is not None else await ctx.core.read(running_xml)
+        snapshots = ctx.core.snapshots
+        if source is Datastore.RUNNING and flt is None and snapshots is not None:
+            cached = snapshots.running_xml_cached()
+            content = cached if cached is not None else await ctx.core.read(snapshots.running_xml)
             return SerializedDataReply(content)
         data = await ctx.core.read(lambda: ctx.core.backend.get_config(source=source))
         return DataReply(await filtered(data, flt))

@@ -39,9 +39,12 @@ from esc_orch.northbound.core import NetconfCore
 from esc_orch.northbound.rpc import RpcContext
 from esc_orch.northbound.session import (
     CloseConnection,
+    DataReply,
+    ErrorReply,
     Event,
     HelloReceived,
     NetconfSession,
+    Reply,
     RpcMessage,
     RpcRequest,
     SendBytes,
@@ -52,6 +55,12 @@ log = logging.getLogger(__name__)
 SUBSYSTEM = "netconf"
 _CLOSE_GRACE = 0.2  # seconds between the close-session reply and closing the channel
 _QUEUE_HIGH_WATER = 32  # queued events above which we stop reading from the client
+#: Requests up to this size are parsed on the event loop, and small replies rendered there:
+#: for them a worker-thread round trip (two loop wake-ups) cost more than the work itself
+#: (about a third of a one-flavor edit's time). Larger ones still go to a worker thread, so
+#: a 16 MB request or reply never holds the loop that serves the other sessions.
+INLINE_BYTES = 16 * 1024
+_INLINE_ERRORS = 16  # an error reply with more errors than this is rendered in a thread
 #: Password checks at once: argon2 costs its memory_cost (19 MiB by default) per check. They
 #: run on their own threads: each thread's malloc arena keeps what argon2 allocated, so
 #: checks spread over the shared pool grew RSS by one working set per pool thread.
@@ -59,6 +68,15 @@ MAX_PASSWORD_CHECKS = 2
 # Seconds a closed channel may take to finish its close handshake before the connection is
 # aborted: a client that stopped reading (a stuck subscriber) never acknowledges the close.
 _ABORT_GRACE = 2.0
+
+
+def _renders_inline(reply: Reply) -> bool:
+    """Whether rendering ``reply`` is cheap enough for the event loop (see INLINE_BYTES)."""
+    if isinstance(reply, DataReply):
+        return False  # a tree of any size: serialized in a worker thread
+    if isinstance(reply, ErrorReply):
+        return len(reply.errors) <= _INLINE_ERRORS
+    return True  # ok, YANG output, or get-config already serialized (framed by copying)
 
 
 def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
@@ -240,7 +258,10 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
             event = await self._queue.get()
             if isinstance(event, RpcMessage):
                 self._queued_bytes -= len(event.data)
-                event = await asyncio.to_thread(session.handle_rpc_message, event)
+                if len(event.data) <= INLINE_BYTES:
+                    event = session.handle_rpc_message(event)
+                else:
+                    event = await asyncio.to_thread(session.handle_rpc_message, event)
             if (
                 self._reading_paused
                 and self._queue.qsize() <= _QUEUE_HIGH_WATER // 2
@@ -258,8 +279,11 @@ class _NetconfChannel(asyncssh.SSHServerSession[bytes]):
                     username=self._username,
                     request=event,
                 )
-                reply = await self._core.registry.dispatch(ctx)
-                await self.write(await asyncio.to_thread(session.render_reply, event, reply))
+                reply = await self._core.dispatch(ctx)
+                if _renders_inline(reply):
+                    await self.write(session.render_reply(event, reply))
+                else:
+                    await self.write(await asyncio.to_thread(session.render_reply, event, reply))
                 for callback in ctx.after_reply:
                     callback()
                 if ctx.close_after_reply:

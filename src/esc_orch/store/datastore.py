@@ -6,7 +6,8 @@ are loaded into a small tree, edited with the pure engine, validated with libyan
 with the units they reference and the units that reference them, and written in one
 transaction. Nothing is written when anything fails (stop-on-error and rollback-on-error);
 with continue-on-error the units that failed keep their old content and the rest is applied.
-Every change of running yields a :class:`ConfigDiff` handed to the registered listeners,
+Every change of running yields a :class:`ConfigDiff` handed to the registered listeners
+after the commit (in the daemon later, from the publisher of ``datastore_publish.py``),
 and the escEvents it implies (CREATE_TENANT...) are appended to the event log in the same
 transaction as the change (``_write``), so neither exists without the other.
 """
@@ -51,6 +52,7 @@ from esc_orch.model.units import (
     unit_of_path,
 )
 from esc_orch.model.validate import check_types, validate_config
+from esc_orch.store.datastore_publish import Holding, Publisher
 from esc_orch.store.events import EventLog
 from esc_orch.store.image import RunningImage
 from esc_orch.store.secrets import KEY_FILE, SecretBox
@@ -90,6 +92,13 @@ _DELETE_REFS = delete(_REFS).where(
 )
 _INSERT_UNITS = insert(_UNITS)
 _INSERT_REFS = insert(_REFS)
+_OWED = cast(Table, OwedRunRow.__table__)
+_DELETE_OWED = delete(_OWED).where(
+    _OWED.c.tenant == bindparam("t"), _OWED.c.deployment == bindparam("d")
+)
+_INSERT_OWED = insert(_OWED).values(
+    tenant=bindparam("t"), deployment=bindparam("d"), txid=bindparam("txid")
+)
 _META = cast(Table, MetaRow.__table__)
 _BUMP_TXID = (
     update(_META)
@@ -148,6 +157,7 @@ class SqlDatastore:
         self.events = EventLog(engine=engine, clock=clock)
         self._image = self._load_image()
         self._group: _Group | None = None
+        self._publisher: Publisher[ConfigDiff | frozenset[UnitId]] | None = None
 
     def _pending(self) -> dict[UnitId, bytes | None] | None:
         """The open group's uncommitted running changes, seen by that group's thread only."""
@@ -186,9 +196,9 @@ class SqlDatastore:
                 finally:
                     self._group = None
             for diff in group.diffs:
-                self._notify(diff)
+                self._publish(diff)
             for units in group.touched:
-                self._touched(units)
+                self._publish(units)
         return results
 
     def _published(self, diff: ConfigDiff) -> None:
@@ -196,14 +206,44 @@ class SqlDatastore:
         if group is not None and group.thread == threading.get_ident():
             group.diffs.append(diff)  # after the group's commit
         else:
-            self._notify(diff)
+            self._publish(diff)
 
     def _touch_published(self, units: frozenset[UnitId]) -> None:
         group = self._group
         if group is not None and group.thread == threading.get_ident():
             group.touched.append(units)  # after the group's commit, as its diffs
         else:
-            self._touched(units)
+            self._publish(units)
+
+    def _publish(self, item: ConfigDiff | frozenset[UnitId]) -> None:
+        """Hand a committed diff (or the units an edit named) to the listeners: now, in this
+        thread, or through the publisher once :meth:`defer_publication` set one up."""
+        if self._publisher is not None:
+            self._publisher.post(item)
+        else:
+            self._deliver(item)
+
+    def _deliver(self, item: ConfigDiff | frozenset[UnitId]) -> None:
+        if isinstance(item, ConfigDiff):
+            self._notify(item)
+        else:
+            self._touched(item)
+
+    def defer_publication(self, holding: Holding | None = None) -> None:
+        """Call the listeners later, from a thread of their own, while edits keep coming
+        (``datastore_publish.py`` says why and what stays guaranteed). Without it (tests,
+        tools) they are called in the committing thread before the edit returns."""
+        if self._publisher is None:
+            self._publisher = Publisher(self._deliver, holding=holding or Holding())
+
+    def publications_pending(self) -> bool:
+        """Whether a committed change has not reached every listener yet."""
+        return self._publisher is not None and self._publisher.pending()
+
+    def flush_publications(self) -> None:
+        """Deliver every committed change to the listeners now; return after."""
+        if self._publisher is not None:
+            self._publisher.flush()
 
     def _load_image(self) -> RunningImage:
         """running as committed in the database (this daemon is its only writer)."""
@@ -259,10 +299,13 @@ class SqlDatastore:
         return self._engine
 
     def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
         self._engine.dispose()
 
     def add_listener(self, listener: DiffListener) -> None:
-        """Call ``listener`` with every non-empty diff of running, after it is durable."""
+        """Call ``listener`` with every non-empty diff of running, after it is durable (in
+        the committing thread, or from the publisher after :meth:`defer_publication`)."""
         self._listeners.append(listener)
 
     def add_touch_listener(self, listener: Callable[[frozenset[UnitId]], None]) -> None:
@@ -421,13 +464,17 @@ class SqlDatastore:
 
     def _acceptance_errors(
         self, before: dict[UnitId, bytes | None], after: dict[UnitId, bytes | None]
-    ) -> list[RpcError]:
+    ) -> tuple[list[RpcError], ConfigDiff | None]:
+        """The acceptance checks' errors, and the preview diff they saw (its parsed models
+        are reused by the committed diff, so a unit is parsed once per edit, not per check
+        and listener)."""
         if not self._acceptance_checks:
-            return []
+            return [], None
         preview = diff_units(before, after, txid=0)
         if preview.empty:
-            return []
-        return [error for check in self._acceptance_checks for error in check(preview)]
+            return [], preview
+        errors = [error for check in self._acceptance_checks for error in check(preview)]
+        return errors, preview
 
     def running_units(self, kind: str) -> dict[UnitId, bytes]:
         """All running units of one kind (for the reconciler's resync)."""
@@ -491,14 +538,16 @@ class SqlDatastore:
             if errors and not continue_on_error:
                 raise RpcErrors(errors)
             if target is Datastore.RUNNING:
-                refused = self._acceptance_errors(before, after)
+                refused, preview = self._acceptance_errors(before, after)
                 if refused:
                     raise RpcErrors(errors + refused)
+            else:
+                preview = None
             if test_option is TestOption.TEST_ONLY:
                 if errors:
                     raise RpcErrors(errors)
                 return None
-            diff = self._write(session, view, before, after)
+            diff = self._write(session, view, before, after, preview=preview)
         if diff is not None and not diff.empty:
             self._published(diff)
         if target is Datastore.RUNNING:
@@ -584,6 +633,8 @@ class SqlDatastore:
         view: str,
         before: dict[UnitId, bytes | None],
         after: dict[UnitId, bytes | None],
+        *,
+        preview: ConfigDiff | None = None,
     ) -> ConfigDiff | None:
         changed = {u: x for u, x in after.items() if x != before.get(u)}
         if view == CANDIDATE:
@@ -603,13 +654,22 @@ class SqlDatastore:
             session, RUNNING, changed, {u: x for u, x in changed.items() if x is not None}
         )
         diff = diff_units({u: before.get(u) for u in changed}, dict(changed.items()), txid=txid)
+        if preview is not None and _same_changes(preview, diff):
+            diff = ConfigDiff(txid=txid, changes=preview.changes)  # models parsed once
         # Same transaction as the change: published by the log after the commit.
         self.events.append(session, config_events(diff))
         # The service event of every changed deployment is owed from this very transaction
         # until the lifecycle logs it (store/journal.py settles it): a crash between the
-        # reply and the run cannot lose it.
-        for change in diff.deployments():
-            session.merge(OwedRunRow(tenant=change.tenant, deployment=change.name, txid=txid))
+        # reply and the run cannot lose it. (Core statements on the unit keys: the ORM's
+        # merge and parsing the deployments' models cost more than the edit's SQL.)
+        owed = [
+            {"t": c.unit.key[0], "d": c.unit.key[1], "txid": txid}
+            for c in diff.of_kind("deployment")
+        ]
+        if owed:
+            conn = session.connection()
+            conn.execute(_DELETE_OWED, owed)
+            conn.execute(_INSERT_OWED, owed)
         return diff
 
     def _replace_rows(
@@ -714,16 +774,16 @@ class SqlDatastore:
             if errors:
                 raise RpcErrors(errors)
             before = self._load(session, RUNNING, overlay)
-            refused = self._acceptance_errors(before, overlay)
+            refused, preview = self._acceptance_errors(before, overlay)
             if refused:
                 raise RpcErrors(refused)
-            diff = self._write(session, RUNNING, before, overlay)
+            diff = self._write(session, RUNNING, before, overlay, preview=preview)
             session.execute(delete(ConfigUnitRow).where(ConfigUnitRow.datastore == CANDIDATE))
             session.execute(delete(ConfigRefRow).where(ConfigRefRow.datastore == CANDIDATE))
         assert diff is not None
         if not diff.empty:
-            self._notify(diff)
-        self._touched(overlay)
+            self._publish(diff)
+        self._publish(frozenset(overlay))
         return diff
 
     def discard_changes(self) -> None:
@@ -766,6 +826,14 @@ class SqlDatastore:
             tag=ErrorTag.OPERATION_NOT_SUPPORTED,
             message=f"the {target} datastore cannot be deleted",
         )
+
+
+def _same_changes(one: ConfigDiff, other: ConfigDiff) -> bool:
+    """Whether two diffs change the same units from and to the same bytes."""
+    return len(one.changes) == len(other.changes) and all(
+        a.unit == b.unit and a.before == b.before and a.after == b.after
+        for a, b in zip(one.changes, other.changes, strict=True)
+    )
 
 
 def _name(source: Datastore | etree._Element) -> str:

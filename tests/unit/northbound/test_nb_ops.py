@@ -297,3 +297,13 @@ async def test_a_group_never_takes_an_edit_that_arrived_after_a_lock() -> None:
     refused = await after_lock
     assert error_tag(refused) == "in-use"
     assert error_info(refused, "session-id") == str(locker.session_id)
+
+
+def test_the_fast_paths_are_typed_ports_decided_once() -> None:
+    """A backend with ``run_group`` is a GroupCommitBackend and the core groups through it;
+    a plain one has neither fast path (no attribute probing per request)."""
+    plain = make_core(MemoryBackend())
+    assert plain.grouping is None and plain.snapshots is None
+    grouping = _GroupingBackend()
+    core = make_core(grouping)
+    assert core.grouping is grouping and core.snapshots is None

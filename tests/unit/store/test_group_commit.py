@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from esc_orch.model.backend import GroupCommitBackend, RunningSnapshotBackend
 from esc_orch.model.diff import ConfigDiff
 from esc_orch.model.errors import RpcErrors
 from esc_orch.northbound.backend import Datastore
@@ -87,3 +88,8 @@ def test_a_failure_that_is_not_an_rpc_error_rolls_the_group_back(seeded: SqlData
     # and the datastore goes on working
     assert seeded.run_group([_edit(seeded, FLAVOR)])[0][0]
     assert b"<name>F9</name>" in seeded.running_xml()
+
+
+def test_the_sql_datastore_has_both_fast_paths(seeded: SqlDatastore) -> None:
+    assert isinstance(seeded, GroupCommitBackend)
+    assert isinstance(seeded, RunningSnapshotBackend)
