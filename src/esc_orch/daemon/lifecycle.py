@@ -501,28 +501,46 @@ class LifecycleService:
             full = now - last_full >= self.settings.resync_interval
             if full:
                 last_full = now
-            for key in sorted(self.deployments):
-                status = self.reactor.status(*key)
-                if status is None or self.reactor.busy(*key):
-                    continue
-                if self.holds(key):  # a recovery is at work on it (or gave up): leave it
-                    continue
-                if self._at_desired(key):
-                    self._forget_retry(key)
-                    if full:
-                        self.reactor.submit(self.target(key, resync=True))
-                elif self._rolled_back(status):
-                    continue  # the VM runs on its source again: retrying would bounce it
-                elif self._errored_due(key, now):
-                    log.info(
-                        "retrying a deployment not at its desired state (try %d)",
-                        self._tries.get(key, 0),
-                        extra={"deployment": f"{key[0]}/{key[1]}"},
-                    )
-                    self.reactor.submit(self.target(key))
+            self._resync_pass(now, full=full)
             if full:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.store.prune_journal)
+
+    def _resync_pass(self, now: float, *, full: bool) -> None:
+        """One turn of :meth:`_resync_forever` at loop time ``now``.
+
+        Deleted deployments the reactor still has a record of are walked too: their undeploy
+        failed (or was cut) and their VMs may still run, so they are retried with the same
+        backoff (found by the fault matrix: a host down or credentials refused during an
+        undeploy left the VM until a re-arm).
+        """
+        for key in sorted(self.deployments.keys() | set(self.reactor.deployments())):
+            status = self.reactor.status(*key)
+            if status is None or self.reactor.busy(*key):
+                continue
+            if self.holds(key):  # a recovery is at work on it (or gave up): leave it
+                continue
+            if key not in self.deployments:
+                if self._errored_due(key, now):
+                    log.info(
+                        "retrying the undeploy of a deleted deployment (try %d)",
+                        self._tries.get(key, 0),
+                        extra={"deployment": f"{key[0]}/{key[1]}"},
+                    )
+                    self.reactor.submit(self.target(key, operation=LifecycleOperation.UNDEPLOY))
+            elif self._at_desired(key):
+                self._forget_retry(key)
+                if full:
+                    self.reactor.submit(self.target(key, resync=True))
+            elif self._rolled_back(status):
+                continue  # the VM runs on its source again: retrying would bounce it
+            elif self._errored_due(key, now):
+                log.info(
+                    "retrying a deployment not at its desired state (try %d)",
+                    self._tries.get(key, 0),
+                    extra={"deployment": f"{key[0]}/{key[1]}"},
+                )
+                self.reactor.submit(self.target(key))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, kept until done (action follow-ups)."""

@@ -313,7 +313,8 @@ def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
 
     The book with VM_RECOVERY_INIT was written before the step was handed over; after the
     restart the step is not run again (its intent is abandoned): the VM gets bootup_time to be
-    alive, then VM_RECOVERY_COMPLETE FAILURE is reported, once.
+    alive, then the cut step's owed VM_RECOVERY_REBOOT FAILURE and VM_RECOVERY_COMPLETE
+    FAILURE are reported, once each — the events the recovery has without the crash.
     """
     cluster.start_daemon(env={failpoints.ENV: "lifecycle.after-intent=kill@2"})
     with connect(cluster) as m:
@@ -330,7 +331,9 @@ def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
         m.create_subscription(stream_name="escEvent")
         after = events_until(m, "VM_RECOVERY_COMPLETE", timeout=30)
     recovery = [short(e) for e in after if str(e.event.type).startswith("VM_RECOVERY")]
-    assert recovery == ["VM_RECOVERY_COMPLETE/FAILURE"], [short(e) for e in after]
+    assert recovery == ["VM_RECOVERY_REBOOT/FAILURE", "VM_RECOVERY_COMPLETE/FAILURE"], [
+        short(e) for e in after
+    ]
     db = sqlite3.connect(tmp_path / "orchd" / "esc-orch.sqlite")
     try:
         rows = db.execute(
@@ -342,7 +345,7 @@ def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
     finally:
         db.close()
     assert rows == [("abandoned",)]  # journaled once, never replayed
-    assert logged == ["VM_RECOVERY_INIT", "VM_RECOVERY_COMPLETE"]
+    assert logged == ["VM_RECOVERY_INIT", "VM_RECOVERY_REBOOT", "VM_RECOVERY_COMPLETE"]
 
 
 def test_env_marker() -> None:

@@ -136,3 +136,34 @@ def test_the_agent_checks_its_configuration_as_it_did_when_fencing() -> None:
         asyncio.run(agent.fence(host="CSP-1"))
     assert info.value.failure.kind is FenceFailureKind.MISCONFIGURED
     assert "must be http(s)" in info.value.failure.detail
+
+
+async def test_an_undeploy_that_failed_is_retried_with_bounded_backoff(lab: Lab) -> None:
+    """Found by the fault matrix (undeploy x host-kill / auth): the errored-deployment retry
+    walked the configured deployments only, so a failed undeploy (the deployment deleted, its
+    VM still on the host) waited for a re-arm."""
+    from esc_orch.model.schema import ESC_NS, NC_NS  # noqa: PLC0415
+
+    service = await lab.service()
+    await lab.edit(service, _config(EXAMPLES / "vim_connectors.xml"))
+    await lab.edit(service, _config(EXAMPLES / "deploy_csp_1.xml", fake=False))
+    assert len(lab.hosts["CSP-1"].vms) == 1
+    lab.hosts["CSP-1"].fail_next("delete_vm", PermanentVimError("host refused the delete"))
+    delete = parse_xml(
+        f'<config xmlns="{NC_NS}" xmlns:nc="{NC_NS}"><esc_datamodel xmlns="{ESC_NS}"><tenants>'
+        '<tenant><name>name1</name><deployments><deployment nc:operation="delete">'
+        "<name>dep</name></deployment></deployments></tenant></tenants></esc_datamodel>"
+        "</config>".encode()
+    )
+    await lab.edit(service, delete)
+    record = service.reactor.status(*KEY)
+    assert record is not None and record.state is DeploymentState.ERROR
+    assert len(lab.hosts["CSP-1"].vms) == 1  # the VM is still there
+    service._resync_pass(0.0, full=False)  # arms the first retry
+    await service.reactor.drain()
+    assert len(lab.hosts["CSP-1"].vms) == 1
+    service._resync_pass(service._retry_at[KEY], full=False)  # due: retried
+    await service.reactor.drain()
+    assert len(lab.hosts["CSP-1"].vms) == 0
+    assert service.reactor.status(*KEY) is None
+    await service.stop()
