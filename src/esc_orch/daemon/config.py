@@ -68,6 +68,11 @@ class LifecycleSettings:
     #: Seconds a group move waits for the VM it moved to be alive on its target (its KPI, or
     #: running when unmonitored) before it moves the next one; then FAILURE.
     move_alive_timeout: float = 300.0
+    #: Seconds without a new commit before committed changes reach the lifecycle, and the most
+    #: the oldest may wait (NETCONF replies first; store/datastore_publish.py). 0 and 0 hand
+    #: each change over at once, at the cost of edit latency under a stream of edits.
+    publish_quiet: float = 0.1
+    publish_max_delay: float = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +198,8 @@ _LIFECYCLE_KEYS: dict[str, type] = {
     "move_alive_timeout": float,
     "observe_timeout": float,
     "error_retry_delay": float,
+    "publish_quiet": float,
+    "publish_max_delay": float,
 }
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 

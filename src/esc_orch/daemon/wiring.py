@@ -64,8 +64,13 @@ def build_backend(data_dir: Path, config: DaemonConfig) -> SqlDatastore:
     settings = config.monitor if config.monitor.enabled else None
     backend.set_vocabulary(vocabulary(settings, definitions))
     # NETCONF commits first: the lifecycle learns of a change once the edits stop coming
-    # (100 ms quiet, 1 s at most), never before the edit is answered (store/datastore_publish.py).
-    backend.defer_publication(Holding())
+    # ([lifecycle] publish_quiet, publish_max_delay; store/datastore_publish.py).
+    backend.defer_publication(
+        Holding(
+            quiet=config.lifecycle.publish_quiet,
+            max_delay=config.lifecycle.publish_max_delay,
+        )
+    )
     return backend
 
 

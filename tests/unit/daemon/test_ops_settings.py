@@ -106,3 +106,19 @@ async def test_endpoint_serves_the_registry_on_loopback() -> None:
     finally:
         await server.stop()
     assert 'esc_orch_netconf_rpc_duration_seconds_count{operation="get-config",result="ok"}' in text
+
+
+def test_the_lifecycle_hand_over_is_configurable_and_reaches_the_datastore(tmp_path: Path) -> None:
+    """[lifecycle] publish_quiet / publish_max_delay: the datastore's deferred publication."""
+    from esc_orch.daemon.wiring import build_backend  # noqa: PLC0415
+
+    defaults = load_config(None).lifecycle
+    assert (defaults.publish_quiet, defaults.publish_max_delay) == (0.1, 1.0)
+    text = "[lifecycle]\npublish_quiet = 0\npublish_max_delay = 0.25\n[monitor]\nenabled = false\n"
+    config = load_config(_toml(tmp_path, text))
+    backend = build_backend(tmp_path / "data", config)
+    try:
+        holding = backend._publisher._holding  # type: ignore[union-attr]
+        assert (holding.quiet, holding.max_delay) == (0.0, 0.25)
+    finally:
+        backend.close()
