@@ -21,7 +21,8 @@ Without monitoring (a daemon built without it) it is ``operation-not-supported``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
 
 from esc_orch import failpoints
 from esc_orch.daemon.lifecycle import Key, LifecycleService
@@ -181,8 +182,8 @@ class LifecycleActions:
             await self._set(key, stopped=stopped, owed_service_action=owed, quiet_run=True)
             target = svc.target(key, quiet=True)
         failpoints.hit("actions.after-accept")
-        svc.reactor.submit(target)
-        svc.spawn(self._follow(status, vms, action, service=service))
+        run = svc.reactor.submit(target)
+        svc.spawn(self._follow(status, vms, action, service=service, run=run))
 
     async def _set(
         self,
@@ -223,15 +224,27 @@ class LifecycleActions:
         action: ActionType | None,
         *,
         service: bool,
+        run: Awaitable[RunOutcome] | None = None,
     ) -> None:
         """After the run: owed VM events (no step was needed), then the service event.
 
-        ``action`` ``None``: a vmAction's run a restart finished (its VM events are the
-        reactor's), only its end is recorded.
+        ``run`` is the outcome of the action's own run (:meth:`Reactor.submit`): an edit
+        committed while it was going on has a run of its own after it, which must not be
+        mistaken for the action's (a later run without a step would log the action's VM
+        event a second time). The events are logged once the deployment is idle, with the
+        end of the quiet run. ``action`` ``None``: a vmAction's run a restart finished (its
+        VM events are the reactor's), only its end is recorded.
         """
         reactor = self._service.reactor
+        outcome: RunOutcome | None
+        if run is not None:
+            try:
+                outcome = await run
+            except asyncio.CancelledError:  # the reactor stopped before the run ended
+                outcome = None
         await reactor.wait(status.tenant, status.name)
-        outcome = reactor.last_outcome(status.tenant, status.name)
+        if run is None:
+            outcome = reactor.last_outcome(status.tenant, status.name)
         events: list[EscEvent] = []
         if action is not None and outcome is not None and outcome.ok and outcome.steps == 0:
             events += [self._vm_event(status, vm, action) for vm in vms]

@@ -66,6 +66,8 @@ class Reactor:
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._records: dict[Key, DeploymentRecord] = {}
         self._outcomes: dict[Key, RunOutcome] = {}
+        #: Per deployment: the futures of the targets queued in ``_pending`` (see submit).
+        self._tickets: dict[Key, list[asyncio.Future[RunOutcome]]] = {}
         self._converger = Converger(
             connectors=connectors,
             journal=journal,
@@ -100,12 +102,20 @@ class Reactor:
         return self._locks.setdefault(key, asyncio.Lock())
 
     # -- submitting work -------------------------------------------------------------------
-    def submit(self, target: DeploymentTarget) -> None:
-        """Queue ``target`` (replacing any queued one of that deployment); start a worker."""
+    def submit(self, target: DeploymentTarget) -> asyncio.Future[RunOutcome]:
+        """Queue ``target`` (replacing any queued one of that deployment); start a worker.
+
+        Returns the outcome of the run that takes it up (the run of a target that replaced
+        it while queued, which does what it wanted too) - not of a run submitted later, as
+        :meth:`last_outcome` may be once the caller looks.
+        """
         key = target.key
         self._pending[key] = target
+        ticket: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
+        self._tickets.setdefault(key, []).append(ticket)
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key), name=f"reactor {key}")
+        return ticket
 
     async def run(self, target: DeploymentTarget) -> RunOutcome:
         """Submit and wait until the deployment is idle; the outcome of its last run."""
@@ -231,8 +241,20 @@ class Reactor:
     async def _work(self, key: Key) -> None:
         try:
             while (target := self._pending.pop(key, None)) is not None:
-                async with self._limit, self._lock(key):
-                    self._outcomes[key] = outcome = await self._converger.converge(target)
+                tickets = self._tickets.pop(key, [])
+                try:
+                    async with self._limit, self._lock(key):
+                        self._outcomes[key] = outcome = await self._converger.converge(target)
+                except BaseException:
+                    for ticket in tickets:
+                        ticket.cancel()
+                    raise
+                for ticket in tickets:
+                    if not ticket.done():
+                        ticket.set_result(outcome)
                 metrics.lifecycle_run(operation=str(outcome.operation), ok=outcome.ok)
         finally:
             del self._workers[key]
+            if key not in self._pending:  # stopped (cancelled): no run will answer these
+                for ticket in self._tickets.pop(key, []):
+                    ticket.cancel()
