@@ -129,7 +129,15 @@ def check_events(run: Run, log: list[tuple[int, bytes, str | None, str]]) -> lis
         name = dep_name(dep.index)
         logged = [text for _, _, d, text in log if d == name]
         if logged != dep.expected:
-            problems.append(f"{name}: events {logged[-8:]}..., expected {dep.expected[-8:]}...")
+            at = next(
+                (i for i, (a, b) in enumerate(zip(logged, dep.expected, strict=False)) if a != b),
+                min(len(logged), len(dep.expected)),
+            )
+            problems.append(
+                f"{name}: {len(logged)} events logged, {len(dep.expected)} expected; from #{at}: "
+                f"logged {logged[max(0, at - 2) : at + 3]}, "
+                f"expected {dep.expected[max(0, at - 2) : at + 3]}"
+            )
     return problems
 
 
