@@ -28,11 +28,13 @@ any problem makes the script exit 1):
 * **state**: each deployment's opdata matches its last configuration (deployed: active, one
   alive VM; undeployed: absent); on the hosts, exactly one VM per deployed deployment, on its
   host, powered on, with its flavor's memory; no other VM; no disk without its VM;
+* **quiet**: no ERROR or CRITICAL line and no traceback in the daemon's log;
 * **flat**: after a warm-up (the first quarter of the run), the largest RSS of the last third
   of the samples is within ``--rss-slack`` (10 %) of the largest of the first third, and the
-  same for fds (within ``--fd-slack``, 10 %, + 4); after the sessions are closed, the fds
-  return to the baseline measured before they opened (+ ``FD_RETURN_SLACK``) within
-  ``FD_RETURN_S``.
+  same for fds (within ``--fd-slack``, 10 %, + 4); within ``FD_RETURN_S`` after the sessions
+  are closed, no NETCONF session socket is left and every kind of fd is back to its count
+  before they opened, the store's SQLite pool and the connectors' HTTP keep-alive pool
+  within their bounds (:func:`reliability.loadkit.fds_not_returned`).
 
 Run: ``.venv/bin/python tests/reliability/load.py [--sessions 50] [--minutes 2]``; the soak:
 ``--minutes 60``. ``tests/reliability/test_load_ci.py`` runs a short form under pytest.
@@ -56,7 +58,14 @@ if __package__ in (None, ""):  # run as a script: tests/ on the path, as pytest 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from functional.lifecycle.support import Cluster, connect, edit
-from reliability.load_checks import check_events, check_state, compare, durable_log, flatness
+from reliability.load_checks import (
+    check_events,
+    check_state,
+    compare,
+    durable_log,
+    flatness,
+    log_errors,
+)
 from reliability.loadkit import (
     DepState,
     Run,
@@ -132,6 +141,8 @@ def run_load(
         problems += flat
     finally:
         cluster.close()
+    assert cluster.daemon is not None
+    problems += log_errors(cluster.daemon.log())
     operations = len(run.op_latencies)
     figures = {
         "sessions": sessions,

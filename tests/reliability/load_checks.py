@@ -16,12 +16,12 @@ from lxml import etree
 from functional.lifecycle.support import Cluster, connect
 from payloads import ESC_NS
 from reliability.loadkit import (
-    FD_RETURN_SLACK,
     FLAVORS,
     TENANT,
     Run,
     canonical,
     dep_name,
+    fds_not_returned,
     host_of,
     kind,
 )
@@ -177,9 +177,18 @@ def flatness(run: Run, *, rss_slack: float, fd_slack: float) -> tuple[dict[str, 
     figures["fds_after"] = run.after.fds
     figures["baseline_threads"] = run.baseline.threads
     figures["threads_after"] = run.after.threads
-    if run.after.fds > run.baseline.fds + FD_RETURN_SLACK:
-        problems.append(
-            f"fds did not return: {run.after.fds} after the sessions closed, "
-            f"{run.baseline.fds} before they opened: {run.fds_after} (before: {run.fds_baseline})"
-        )
+    figures["netconf_session_fds_after"] = run.fds_after.get("netconf session", 0)
+    left = fds_not_returned(run.fds_baseline, run.fds_after)
+    if left:
+        problems.append(f"fds did not return after the sessions closed: {'; '.join(left)}")
     return figures, problems
+
+
+def log_errors(text: str) -> list[str]:
+    """The daemon's ERROR/CRITICAL lines and tracebacks: under load there must be none."""
+    bad = [
+        line
+        for line in text.splitlines()
+        if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")
+    ]
+    return [f"daemon log: {len(bad)} error line(s), first: {bad[0][:300]}"] if bad else []
