@@ -2,7 +2,8 @@
 
 An action is accepted (``<ok/>``) or refused with an rpc-error naming what is wrong: an
 unknown VM or deployment (``data-missing``), a deployment with a run in progress or queued
-(``in-use``: send it again when the run's service event has arrived), or an action that
+(``in-use``: send it again when the run's service event has arrived - a run past that event
+counts as over), or an action that
 makes no sense in the VM's state (``invalid-value``). The outcome comes as escEvents:
 
 * START / STOP — the VMs' wanted power is recorded durably (it survives restarts and later
@@ -85,7 +86,12 @@ class LifecycleActions:
         )
 
     def _check_free(self, status: DeploymentRecord, what: str) -> None:
-        if self._service.reactor.busy(status.tenant, status.name):
+        reactor = self._service.reactor
+        key = (status.tenant, status.name)
+        # A run past its service event is as good as over: its worker ends just after that
+        # event is published, and a client that waited for it, as the refusal below asks,
+        # may come in between. The action's run is queued behind it.
+        if reactor.busy(*key) and not reactor.ending(*key):
             raise RpcError(
                 tag=ErrorTag.IN_USE,
                 message=(

@@ -25,7 +25,7 @@ from esc_orch import metrics
 from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.events import EscEvent
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
-from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.record import DeploymentRecord, RecordChange
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.converge import Converger, Key
 from esc_orch.reactor.execute import Executor
@@ -68,10 +68,12 @@ class Reactor:
         self._outcomes: dict[Key, RunOutcome] = {}
         #: Per deployment: the futures of the targets queued in ``_pending`` (see submit).
         self._tickets: dict[Key, list[asyncio.Future[RunOutcome]]] = {}
+        #: Deployments whose run in progress has sent its service event, its last act.
+        self._ending: set[Key] = set()
         self._converger = Converger(
             connectors=connectors,
             journal=journal,
-            events=events,
+            events=_EndWatch(events, self._ending),
             sleep=sleep,
             new_uuid=new_uuid,
             clock=clock,
@@ -192,6 +194,15 @@ class Reactor:
         """Every deployment the reactor has a record of (for opdata)."""
         return tuple(sorted(self._records))
 
+    def ending(self, tenant: str, name: str) -> bool:
+        """Is the deployment's run in progress past its service event, and none queued?
+
+        The event is published before the run's worker ends: a client that acts on it (an
+        action "once its service event has arrived") may come in between.
+        """
+        key = (tenant, name)
+        return key in self._ending and key not in self._pending
+
     def busy(self, tenant: str, name: str) -> bool:
         """Is a run of this deployment in progress or queued?"""
         return (tenant, name) in self._workers or (tenant, name) in self._pending
@@ -241,6 +252,7 @@ class Reactor:
     async def _work(self, key: Key) -> None:
         try:
             while (target := self._pending.pop(key, None)) is not None:
+                self._ending.discard(key)
                 tickets = self._tickets.pop(key, [])
                 try:
                     async with self._limit, self._lock(key):
@@ -255,6 +267,24 @@ class Reactor:
                 metrics.lifecycle_run(operation=str(outcome.operation), ok=outcome.ok)
         finally:
             del self._workers[key]
+            self._ending.discard(key)
             if key not in self._pending:  # stopped (cancelled): no run will answer these
                 for ticket in self._tickets.pop(key, []):
                     ticket.cancel()
+
+
+class _EndWatch:
+    """The converger's event sink: notes a run's service event (``SERVICE_*``, its last act).
+
+    Noted before the event is written: once it is durable a subscriber may receive it and act
+    while the run's coroutine has yet to resume and end.
+    """
+
+    def __init__(self, inner: EventSink, ending: set[Key]) -> None:
+        self._inner = inner
+        self._ending = ending
+
+    async def publish(self, event: EscEvent, *, record: RecordChange) -> None:
+        if str(event.event.type).startswith("SERVICE_") and event.tenant and event.depname:
+            self._ending.add((event.tenant, event.depname))
+        await self._inner.publish(event, record=record)

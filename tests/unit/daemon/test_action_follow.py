@@ -1,10 +1,15 @@
-"""An action's follow-up judges the action's own run, not a later one (found by the load test).
+"""Actions racing the runs around them (both found by the load run, tests/reliability/load.py).
 
+An action's follow-up judges the action's own run, not a later one:
 ``LifecycleActions._follow`` logs the VM events of an action whose run needed no step (e.g. a
 STOP of a stopped VM) and then a serviceAction's SERVICE_* event. It used to wait until the
 deployment was idle and read the *last* run's outcome: when an edit arrived while the action's
 run was going on (a client that sends its next edit as soon as ``VM_REBOOTED`` arrives), the
 last run was the edit's — no step — and the action's VM event was logged a second time.
+
+An action sent as soon as the previous run's service event has arrived, as the ``in-use``
+refusal tells clients to, is accepted: the run's worker ends just after that event is
+published, and the action used to be refused in that window.
 """
 
 from __future__ import annotations
@@ -138,4 +143,38 @@ async def test_an_edit_during_a_reboot_does_not_log_the_reboot_twice(
     rebooted = ["VM_REBOOTED", "SERVICE_REBOOTED"] if service_action else ["VM_REBOOTED"]
     assert sorted(tail) == sorted([*rebooted, "SERVICE_UPDATED"]), tail
     assert tail[0] == "VM_REBOOTED"
+    await service.stop()
+
+
+async def test_an_action_sent_on_the_service_event_is_not_refused_in_use(lab: Lab) -> None:
+    service = await lab.service()
+    GatedConnector.gate.set()
+    await lab.commit(_config("vim_connectors.xml", fake=True))
+    await lab.commit(_config("deploy_csp_1.xml"))
+    await _idle(service)
+    record = service.reactor.status(*KEY)
+    assert record is not None
+    (vm,) = record.vms
+    actions = service.actions
+    assert actions is not None
+    loop = asyncio.get_running_loop()
+    sent: list[asyncio.Task[None]] = []
+    request = VmActionRequest(action=ActionType.REBOOT, vm_name=vm.name)
+    arrived = asyncio.Event()
+
+    def send() -> None:  # what a client does on the event: send the action at once
+        sent.append(loop.create_task(actions.vm_action(request, session_id=1)))
+        arrived.set()
+
+    def on_commit(events: object) -> None:  # the committing thread, as the NETCONF bus is told
+        for logged in events:  # type: ignore[attr-defined]
+            if logged.event_type == "SERVICE_UPDATED" and not arrived.is_set():
+                loop.call_soon_threadsafe(send)
+
+    lab.store.events.add_listener(on_commit)
+    await lab.commit(_config("deploy_csp_1.xml", wait=61))  # SERVICE_UPDATED, no VM step
+    await asyncio.wait_for(arrived.wait(), 10)
+    await sent[0]  # accepted, not in-use
+    await _idle(service)
+    assert lab.logged()[3:] == ["SERVICE_UPDATED", "VM_REBOOTED"]
     await service.stop()
