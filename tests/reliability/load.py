@@ -18,8 +18,8 @@ The generator is this process (one asyncio loop, raw asyncssh clients with base:
 After the run, with the edit sessions closed, the invariants (each failure is a problem line;
 any problem makes the script exit 1):
 
-* **no errors**: every RPC got ``<ok/>`` (an action answered ``in-use`` while the previous
-  run finishes is retried and counted, not an error), every operation's last event came;
+* **no errors**: every RPC got ``<ok/>`` (also the ``vmAction``, sent as soon as the previous
+  operation's service event arrived: never ``in-use``), every operation's last event came;
 * **events**: the durable log (``event_log``, read from SQLite) is what each subscriber
   received — exactly once each, in log order (the live one from its subscription on, the replay
   one all of it) — and what a third subscriber replaying from the start with a ``stopTime``
@@ -156,7 +156,6 @@ def run_load(
         "rpc_max_ms": max(run.rpc_latencies, default=float("nan")) * 1000,
         "operation_p50_s": _quantile(run.op_latencies, 0.5),
         "operation_p90_s": _quantile(run.op_latencies, 0.9),
-        "in_use_retries": run.in_use_retries,
         "events_logged": len(log),
         "events_live": len(run.live),
         "events_replay": len(run.replay),

@@ -195,7 +195,6 @@ class Run:
     edits: int = 0
     rpc_latencies: list[float] = field(default_factory=list)
     op_latencies: list[float] = field(default_factory=list)
-    in_use_retries: int = 0
     errors: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     #: (eventTime ms, canonical escEvent) as each subscriber received them.
@@ -302,17 +301,12 @@ class Session:
         elif op is REBOOT:
             assert dep.vm is not None
             vm = dep.vm
-            deadline = time.monotonic() + 30
-            while True:
-                reply = await self.call(
-                    lambda mid: action_rpc(
-                        mid, "vmAction", actionType="REBOOT", vmName=vm, force="false"
-                    )
+            # sent once the previous operation's service event has arrived: never in-use
+            reply = await self.call(
+                lambda mid: action_rpc(
+                    mid, "vmAction", actionType="REBOOT", vmName=vm, force="false"
                 )
-                if b"<error-tag>in-use</error-tag>" not in reply or time.monotonic() > deadline:
-                    break
-                self.run.in_use_retries += 1
-                await asyncio.sleep(0.2)
+            )
         else:
             reply = await self.call(lambda mid: edit_rpc(mid, delete_xml(index)))
         if b"<ok/>" not in reply:
