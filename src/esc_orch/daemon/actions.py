@@ -2,7 +2,8 @@
 
 An action is accepted (``<ok/>``) or refused with an rpc-error naming what is wrong: an
 unknown VM or deployment (``data-missing``), a deployment with a run in progress or queued
-(``in-use``: send it again when the run's service event has arrived), or an action that
+(``in-use``: send it again when the run's service event has arrived - a run past that event
+counts as over), or an action that
 makes no sense in the VM's state (``invalid-value``). The outcome comes as escEvents:
 
 * START / STOP — the VMs' wanted power is recorded durably (it survives restarts and later
@@ -21,7 +22,8 @@ Without monitoring (a daemon built without it) it is ``operation-not-supported``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
 
 from esc_orch import failpoints
 from esc_orch.daemon.lifecycle import Key, LifecycleService
@@ -84,7 +86,12 @@ class LifecycleActions:
         )
 
     def _check_free(self, status: DeploymentRecord, what: str) -> None:
-        if self._service.reactor.busy(status.tenant, status.name):
+        reactor = self._service.reactor
+        key = (status.tenant, status.name)
+        # A run past its service event is as good as over: its worker ends just after that
+        # event is published, and a client that waited for it, as the refusal below asks,
+        # may come in between. The action's run is queued behind it.
+        if reactor.busy(*key) and not reactor.ending(*key):
             raise RpcError(
                 tag=ErrorTag.IN_USE,
                 message=(
@@ -181,8 +188,8 @@ class LifecycleActions:
             await self._set(key, stopped=stopped, owed_service_action=owed, quiet_run=True)
             target = svc.target(key, quiet=True)
         failpoints.hit("actions.after-accept")
-        svc.reactor.submit(target)
-        svc.spawn(self._follow(status, vms, action, service=service))
+        run = svc.reactor.submit(target)
+        svc.spawn(self._follow(status, vms, action, service=service, run=run))
 
     async def _set(
         self,
@@ -223,15 +230,27 @@ class LifecycleActions:
         action: ActionType | None,
         *,
         service: bool,
+        run: Awaitable[RunOutcome] | None = None,
     ) -> None:
         """After the run: owed VM events (no step was needed), then the service event.
 
-        ``action`` ``None``: a vmAction's run a restart finished (its VM events are the
-        reactor's), only its end is recorded.
+        ``run`` is the outcome of the action's own run (:meth:`Reactor.submit`): an edit
+        committed while it was going on has a run of its own after it, which must not be
+        mistaken for the action's (a later run without a step would log the action's VM
+        event a second time). The events are logged once the deployment is idle, with the
+        end of the quiet run. ``action`` ``None``: a vmAction's run a restart finished (its
+        VM events are the reactor's), only its end is recorded.
         """
         reactor = self._service.reactor
+        outcome: RunOutcome | None
+        if run is not None:
+            try:
+                outcome = await run
+            except asyncio.CancelledError:  # the reactor stopped before the run ended
+                outcome = None
         await reactor.wait(status.tenant, status.name)
-        outcome = reactor.last_outcome(status.tenant, status.name)
+        if run is None:
+            outcome = reactor.last_outcome(status.tenant, status.name)
         events: list[EscEvent] = []
         if action is not None and outcome is not None and outcome.ok and outcome.steps == 0:
             events += [self._vm_event(status, vm, action) for vm in vms]

@@ -25,7 +25,7 @@ from esc_orch import metrics
 from esc_orch.model.clock import Clock, utc_now
 from esc_orch.model.events import EscEvent
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
-from esc_orch.model.record import DeploymentRecord
+from esc_orch.model.record import DeploymentRecord, RecordChange
 from esc_orch.reactor import records as rec
 from esc_orch.reactor.alive import AliveVerdicts
 from esc_orch.reactor.converge import Converger, Key
@@ -75,10 +75,14 @@ class Reactor:
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._records: dict[Key, DeploymentRecord] = {}
         self._outcomes: dict[Key, RunOutcome] = {}
+        #: Per deployment: the futures of the targets queued in ``_pending`` (see submit).
+        self._tickets: dict[Key, list[asyncio.Future[RunOutcome]]] = {}
+        #: Deployments whose run in progress has sent its service event, its last act.
+        self._ending: set[Key] = set()
         self._converger = Converger(
             connectors=connectors,
             journal=journal,
-            events=events,
+            events=_EndWatch(events, self._ending),
             sleep=sleep,
             new_uuid=new_uuid,
             clock=clock,
@@ -116,12 +120,20 @@ class Reactor:
         return self._locks.setdefault(key, asyncio.Lock())
 
     # -- submitting work -------------------------------------------------------------------
-    def submit(self, target: DeploymentTarget) -> None:
-        """Queue ``target`` (replacing any queued one of that deployment); start a worker."""
+    def submit(self, target: DeploymentTarget) -> asyncio.Future[RunOutcome]:
+        """Queue ``target`` (replacing any queued one of that deployment); start a worker.
+
+        Returns the outcome of the run that takes it up (the run of a target that replaced
+        it while queued, which does what it wanted too) - not of a run submitted later, as
+        :meth:`last_outcome` may be once the caller looks.
+        """
         key = target.key
         self._pending[key] = target
+        ticket: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
+        self._tickets.setdefault(key, []).append(ticket)
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key), name=f"reactor {key}")
+        return ticket
 
     async def run(self, target: DeploymentTarget) -> RunOutcome:
         """Submit and wait until the deployment is idle; the outcome of its last run."""
@@ -201,6 +213,15 @@ class Reactor:
         """Every deployment the reactor has a record of (for opdata)."""
         return tuple(sorted(self._records))
 
+    def ending(self, tenant: str, name: str) -> bool:
+        """Is the deployment's run in progress past its service event, and none queued?
+
+        The event is published before the run's worker ends: a client that acts on it (an
+        action "once its service event has arrived") may come in between.
+        """
+        key = (tenant, name)
+        return key in self._ending and key not in self._pending
+
     def busy(self, tenant: str, name: str) -> bool:
         """Is a run of this deployment in progress or queued?"""
         return (tenant, name) in self._workers or (tenant, name) in self._pending
@@ -250,8 +271,39 @@ class Reactor:
     async def _work(self, key: Key) -> None:
         try:
             while (target := self._pending.pop(key, None)) is not None:
-                async with self._limit, self._lock(key):
-                    self._outcomes[key] = outcome = await self._converger.converge(target)
+                self._ending.discard(key)
+                tickets = self._tickets.pop(key, [])
+                try:
+                    async with self._limit, self._lock(key):
+                        self._outcomes[key] = outcome = await self._converger.converge(target)
+                except BaseException:
+                    for ticket in tickets:
+                        ticket.cancel()
+                    raise
+                for ticket in tickets:
+                    if not ticket.done():
+                        ticket.set_result(outcome)
                 metrics.lifecycle_run(operation=str(outcome.operation), ok=outcome.ok)
         finally:
             del self._workers[key]
+            self._ending.discard(key)
+            if key not in self._pending:  # stopped (cancelled): no run will answer these
+                for ticket in self._tickets.pop(key, []):
+                    ticket.cancel()
+
+
+class _EndWatch:
+    """The converger's event sink: notes a run's service event (``SERVICE_*``, its last act).
+
+    Noted before the event is written: once it is durable a subscriber may receive it and act
+    while the run's coroutine has yet to resume and end.
+    """
+
+    def __init__(self, inner: EventSink, ending: set[Key]) -> None:
+        self._inner = inner
+        self._ending = ending
+
+    async def publish(self, event: EscEvent, *, record: RecordChange) -> None:
+        if str(event.event.type).startswith("SERVICE_") and event.tenant and event.depname:
+            self._ending.add((event.tenant, event.depname))
+        await self._inner.publish(event, record=record)
