@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from esc_orch import metrics
 from esc_orch.model.clock import Clock, utc_now
+from esc_orch.model.eo_events import LogEntry
 from esc_orch.model.events import EscEvent
 from esc_orch.model.ports import EventSink, Intent, Journal, Outcome, StepStatus
 from esc_orch.model.record import DeploymentRecord, RecordChange
@@ -303,7 +304,15 @@ class _EndWatch:
         self._inner = inner
         self._ending = ending
 
-    async def publish(self, event: EscEvent, *, record: RecordChange) -> None:
-        if str(event.event.type).startswith("SERVICE_") and event.tenant and event.depname:
+    async def publish(self, event: LogEntry, *, record: RecordChange) -> None:
+        if (
+            isinstance(event, EscEvent)
+            and str(event.event.type).startswith("SERVICE_")
+            and event.tenant
+            and event.depname
+        ):
             self._ending.add((event.tenant, event.depname))
         await self._inner.publish(event, record=record)
+
+    async def durable(self) -> None:
+        await self._inner.durable()
