@@ -56,6 +56,7 @@ from esc_orch.monitor.recovery_driver import RecoveryCoordinator, StepResult
 from esc_orch.monitor.rule_runner import RuleOutcome, RuleRunner
 from esc_orch.monitor.service import MonitorService
 from esc_orch.monitor.snapshot import (
+    MonitorSnapshot,
     book_from_json,
     book_to_json,
     forget_conditions,
@@ -77,7 +78,6 @@ from esc_orch.reconcile.recovery import (
     RecoverySubject,
     RecoveryType,
     recovery_event,
-    resume,
 )
 from esc_orch.vim.errors import VimError
 from esc_orch.vim.protocol import Connector
@@ -119,6 +119,7 @@ class DaemonMonitoring:
         self.service: MonitorService | None = None
         self.coordinator: RecoveryCoordinator | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loaded: tuple[MonitorSnapshot | None, RecoveryBook | None] | None = None
 
     # ------------------------------------------------------------------ start / stop
 
@@ -129,6 +130,7 @@ class DaemonMonitoring:
         svc.reactor.alive.wake_on_verdicts()  # a group's next move waits for the KPI
         svc.change_hooks.append(self.on_deployment_change)
         svc.holds = self.holds
+        svc.recovering = self._load
         svc.vm_opdata = self.vm_opdata
 
     def _collectors_for(self) -> dict[str, Collector]:
@@ -148,26 +150,38 @@ class DaemonMonitoring:
                 log.exception("collector %s could not be created", name)
         return out
 
+    async def _load(self) -> frozenset[str]:
+        """Read the snapshot and the recovery book (once, before the lifecycle resumes): the
+        VMs whose recovery the restart resumes, which the start-up resync leaves alone."""
+        if self._loaded is None:
+            store = self.lifecycle.store
+            snapshot = book = None
+            with contextlib.suppress(ValueError, TypeError):
+                raw = await store.load_state(SNAPSHOT)
+                snapshot = snapshot_from_json(json.loads(raw)) if raw else None
+            with contextlib.suppress(ValueError, TypeError):
+                raw = await store.load_state(BOOK)
+                book = book_from_json(json.loads(raw)) if raw else None
+            self._loaded = (snapshot, book)
+        book = self._loaded[1]
+        return frozenset(book.runs) if book is not None else frozenset()
+
     async def start(self) -> None:
-        store = self.lifecycle.store
-        snapshot = book = None
-        with contextlib.suppress(ValueError, TypeError):
-            raw = await store.load_state(SNAPSHOT)
-            snapshot = snapshot_from_json(json.loads(raw)) if raw else None
-        with contextlib.suppress(ValueError, TypeError):
-            raw = await store.load_state(BOOK)
-            book = book_from_json(json.loads(raw)) if raw else None
+        await self._load()
+        assert self._loaded is not None
+        snapshot, book = self._loaded
+        self.coordinator = RecoveryCoordinator(
+            subjects=self, executor=self, reporter=self, clock=self._clock,
+            new_uuid=lambda: str(uuid.uuid4()), book=book, persist=self._persist,
+        )  # fmt: skip
         if book is not None:
-            book = resume(book, at=self._clock.now(), subjects=self.subjects())
+            await self.coordinator.resume()  # cut starts and reboots are handed over again
+            book = self.coordinator.book
             for name, run in book.runs.items():
                 log.info("recovery of %s resumed after a restart (%s)", name, run.phase)
             awaiting = [n for n, r in book.runs.items() if r.phase is Phase.AWAITING_ALIVE]
             if snapshot is not None and awaiting:
                 snapshot = forget_conditions(snapshot, awaiting)
-        self.coordinator = RecoveryCoordinator(
-            subjects=self, executor=self, reporter=self, clock=self._clock,
-            new_uuid=lambda: str(uuid.uuid4()), book=book, persist=self._persist,
-        )  # fmt: skip
         self.service = MonitorService(
             watches=self, sink=self, collectors=self._collectors_for(), clock=self._clock,
             rules=RuleRunner(
