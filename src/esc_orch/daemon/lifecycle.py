@@ -10,7 +10,8 @@
   (:class:`ConnectorPool`; rebuilt when a connector changes);
 * the durable :class:`~esc_orch.store.journal.LifecycleStore` (journal, memory, event log);
 * start-up: ``reactor.resume`` with a target for every configured deployment, plus undeploy
-  targets for deployments the store remembers but the configuration no longer has;
+  targets for deployments the store remembers but the configuration no longer has (a plain
+  resync of a deployment whose recovery resumes is left to that recovery);
 * a periodic resync of the healthy deployments (``[lifecycle] resync_interval``), and of every
   deployment not at its desired state, errored ones included, with bounded backoff
   (``error_retry_delay`` doubling up to ``resync_interval``); an edit naming a deployment (even

@@ -12,7 +12,8 @@
   only VIM caller, journaled like every step;
 * **recovery events** rendered with the seed's messages and written to the durable event log
   with the recovery book and the VM records in one transaction, before the steps they
-  announce are handed over (a step is never run twice; a restart resumes the book);
+  announce are handed over (a restart resumes the book: a cut start or reboot is run again,
+  a cut undeploy or redeploy is not; the start-up resync leaves such a deployment alone);
 * **VM_ALIVE** from the KPI (the reactor no longer reports VMs of watched groups alive when it
   first sees them running), SERVICE_ALIVE when a deploy run left it owed and all are alive;
 * **cancels** on a change of a watched group: a locator change is a move, a deleted
@@ -419,11 +420,14 @@ class DaemonMonitoring:
 
     def holds(self, key: Key) -> bool:
         """A recovery runs (or failed) on a VM of ``key``: the periodic resync leaves it."""
-        if self.coordinator is None:
+        if self.coordinator is not None:
+            book = self.coordinator.book
+        elif self._loaded is not None and self._loaded[1] is not None:
+            book = self._loaded[1]  # read, not resumed yet (between the lifecycle's start and ours)
+        else:
             return False
         record = self.lifecycle.reactor.status(*key)
         names = record.names() if record is not None else frozenset()
-        book = self.coordinator.book
         return bool(names & (set(book.runs) | book.failed))
 
     def on_deployment_change(

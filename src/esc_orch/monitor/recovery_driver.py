@@ -82,7 +82,8 @@ class RecoveryCoordinator:
     ) -> None:
         """``persist``: called with the new book after the notices and VM states of an input
         and before its steps are handed over (the daemon writes the book with those events,
-        so a step is durable before it runs and never runs twice)."""
+        so a step is durable before it runs; after a restart only a cut start or reboot is
+        run again, see :meth:`resume`)."""
         self._subjects = subjects
         self._executor = executor
         self._reporter = reporter
