@@ -10,7 +10,8 @@
   (:class:`ConnectorPool`; rebuilt when a connector changes);
 * the durable :class:`~esc_orch.store.journal.LifecycleStore` (journal, memory, event log);
 * start-up: ``reactor.resume`` with a target for every configured deployment, plus undeploy
-  targets for deployments the store remembers but the configuration no longer has;
+  targets for deployments the store remembers but the configuration no longer has (a plain
+  resync of a deployment whose recovery resumes is left to that recovery);
 * a periodic resync of the healthy deployments (``[lifecycle] resync_interval``), and of every
   deployment not at its desired state, errored ones included, with bounded backoff
   (``error_retry_delay`` doubling up to ``resync_interval``); an edit naming a deployment (even
@@ -33,7 +34,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -141,6 +142,9 @@ class LifecycleService:
         self.change_hooks: list[Callable[[Key, Deployment | None, Deployment | None], None]] = []
         #: A recovery holds the deployment: the periodic resync leaves it alone.
         self.holds: Callable[[Key], bool] = lambda _k: False
+        #: At start-up, before resuming: the VMs whose recovery the restart resumes (their
+        #: deployments' start-up resync is left to that recovery, see :meth:`start`).
+        self.recovering: Callable[[], Awaitable[frozenset[str]]] = _nothing_recovering
         #: The eo:monitoring element of a VM in opdata.
         self.vm_opdata: Callable[[VmRecord], Any] | None = None
 
@@ -163,7 +167,16 @@ class LifecycleService:
             self._resume_target(key, records.get(key), owed=key in owed)
             for key in sorted(self.deployments.keys() | records.keys())
         ]
-        closed = await self.reactor.resume(targets, records=tuple(records.values()))
+        # A deployment whose recovery resumes, with nothing else owed, is the recovery's: the
+        # plain resync would repair its VM itself (start a VM the crash left off, reporting
+        # VM_STARTED and SERVICE_UPDATED) while the recovery runs its cut step again. The
+        # periodic resync leaves it alone likewise (``holds``) until the recovery ends.
+        recovering = await self.recovering()
+        held = frozenset(
+            t.key for t in targets
+            if t.resync and (r := records.get(t.key)) is not None and r.names() & recovering
+        )  # fmt: skip
+        closed = await self.reactor.resume(targets, records=tuple(records.values()), hold=held)
         log.info(
             "lifecycle started",
             extra={"deployments": len(targets), "abandoned_steps": len(closed)},
@@ -569,6 +582,10 @@ class LifecycleService:
         if threading.get_ident() == self._loop_thread:
             return build()  # already on the loop: nothing can change under us
         return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout=10)
+
+
+async def _nothing_recovering() -> frozenset[str]:
+    return frozenset()
 
 
 def _put(table: dict[K, V], key: K, value: V | None) -> None:

@@ -12,7 +12,8 @@
   only VIM caller, journaled like every step;
 * **recovery events** rendered with the seed's messages and written to the durable event log
   with the recovery book and the VM records in one transaction, before the steps they
-  announce are handed over (a step is never run twice; a restart resumes the book);
+  announce are handed over (a restart resumes the book: a cut start or reboot is run again,
+  a cut undeploy or redeploy is not; the start-up resync leaves such a deployment alone);
 * **VM_ALIVE** from the KPI (the reactor no longer reports VMs of watched groups alive when it
   first sees them running), SERVICE_ALIVE when a deploy run left it owed and all are alive;
 * **cancels** on a change of a watched group: a locator change is a move, a deleted
@@ -56,6 +57,7 @@ from esc_orch.monitor.recovery_driver import RecoveryCoordinator, StepResult
 from esc_orch.monitor.rule_runner import RuleOutcome, RuleRunner
 from esc_orch.monitor.service import MonitorService
 from esc_orch.monitor.snapshot import (
+    MonitorSnapshot,
     book_from_json,
     book_to_json,
     forget_conditions,
@@ -77,7 +79,6 @@ from esc_orch.reconcile.recovery import (
     RecoverySubject,
     RecoveryType,
     recovery_event,
-    resume,
 )
 from esc_orch.vim.errors import VimError
 from esc_orch.vim.protocol import Connector
@@ -119,6 +120,7 @@ class DaemonMonitoring:
         self.service: MonitorService | None = None
         self.coordinator: RecoveryCoordinator | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loaded: tuple[MonitorSnapshot | None, RecoveryBook | None] | None = None
 
     # ------------------------------------------------------------------ start / stop
 
@@ -129,6 +131,7 @@ class DaemonMonitoring:
         svc.reactor.alive.wake_on_verdicts()  # a group's next move waits for the KPI
         svc.change_hooks.append(self.on_deployment_change)
         svc.holds = self.holds
+        svc.recovering = self._load
         svc.vm_opdata = self.vm_opdata
 
     def _collectors_for(self) -> dict[str, Collector]:
@@ -148,26 +151,38 @@ class DaemonMonitoring:
                 log.exception("collector %s could not be created", name)
         return out
 
+    async def _load(self) -> frozenset[str]:
+        """Read the snapshot and the recovery book (once, before the lifecycle resumes): the
+        VMs whose recovery the restart resumes, which the start-up resync leaves alone."""
+        if self._loaded is None:
+            store = self.lifecycle.store
+            snapshot = book = None
+            with contextlib.suppress(ValueError, TypeError):
+                raw = await store.load_state(SNAPSHOT)
+                snapshot = snapshot_from_json(json.loads(raw)) if raw else None
+            with contextlib.suppress(ValueError, TypeError):
+                raw = await store.load_state(BOOK)
+                book = book_from_json(json.loads(raw)) if raw else None
+            self._loaded = (snapshot, book)
+        book = self._loaded[1]
+        return frozenset(book.runs) if book is not None else frozenset()
+
     async def start(self) -> None:
-        store = self.lifecycle.store
-        snapshot = book = None
-        with contextlib.suppress(ValueError, TypeError):
-            raw = await store.load_state(SNAPSHOT)
-            snapshot = snapshot_from_json(json.loads(raw)) if raw else None
-        with contextlib.suppress(ValueError, TypeError):
-            raw = await store.load_state(BOOK)
-            book = book_from_json(json.loads(raw)) if raw else None
+        await self._load()
+        assert self._loaded is not None
+        snapshot, book = self._loaded
+        self.coordinator = RecoveryCoordinator(
+            subjects=self, executor=self, reporter=self, clock=self._clock,
+            new_uuid=lambda: str(uuid.uuid4()), book=book, persist=self._persist,
+        )  # fmt: skip
         if book is not None:
-            book = resume(book, at=self._clock.now(), subjects=self.subjects())
+            await self.coordinator.resume()  # cut starts and reboots are handed over again
+            book = self.coordinator.book
             for name, run in book.runs.items():
                 log.info("recovery of %s resumed after a restart (%s)", name, run.phase)
             awaiting = [n for n, r in book.runs.items() if r.phase is Phase.AWAITING_ALIVE]
             if snapshot is not None and awaiting:
                 snapshot = forget_conditions(snapshot, awaiting)
-        self.coordinator = RecoveryCoordinator(
-            subjects=self, executor=self, reporter=self, clock=self._clock,
-            new_uuid=lambda: str(uuid.uuid4()), book=book, persist=self._persist,
-        )  # fmt: skip
         self.service = MonitorService(
             watches=self, sink=self, collectors=self._collectors_for(), clock=self._clock,
             rules=RuleRunner(
@@ -405,11 +420,14 @@ class DaemonMonitoring:
 
     def holds(self, key: Key) -> bool:
         """A recovery runs (or failed) on a VM of ``key``: the periodic resync leaves it."""
-        if self.coordinator is None:
+        if self.coordinator is not None:
+            book = self.coordinator.book
+        elif self._loaded is not None and self._loaded[1] is not None:
+            book = self._loaded[1]  # read, not resumed yet (between the lifecycle's start and ours)
+        else:
             return False
         record = self.lifecycle.reactor.status(*key)
         names = record.names() if record is not None else frozenset()
-        book = self.coordinator.book
         return bool(names & (set(book.runs) | book.failed))
 
     def on_deployment_change(

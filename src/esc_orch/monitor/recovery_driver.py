@@ -25,6 +25,7 @@ from esc_orch.reconcile.recovery import (
     AliveAgain,
     IssuedStep,
     RecoveryBook,
+    RecoveryEffects,
     RecoveryInput,
     RecoveryNotice,
     RecoverySubject,
@@ -33,6 +34,7 @@ from esc_orch.reconcile.recovery import (
     Trigger,
     TriggerCause,
     recover,
+    resume,
 )
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,8 @@ class RecoveryCoordinator:
     ) -> None:
         """``persist``: called with the new book after the notices and VM states of an input
         and before its steps are handed over (the daemon writes the book with those events,
-        so a step is durable before it runs and never runs twice)."""
+        so a step is durable before it runs; after a restart only a cut start or reboot is
+        run again, see :meth:`resume`)."""
         self._subjects = subjects
         self._executor = executor
         self._reporter = reporter
@@ -97,20 +100,34 @@ class RecoveryCoordinator:
             self.book, effects = recover(
                 self.book, event, subjects=self._subjects.subjects(), new_uuid=self._new_uuid
             )
-            for note in effects.notes:
-                log.info("recovery: %s", note)
-            for notice in effects.notices:
-                await self._reporter.notice(notice)
-            for name, state in effects.vm_states:
-                await self._reporter.vm_state(name, state)
-            if self._persist is not None and (
-                self.book != before or effects.notices or effects.vm_states
-            ):
-                await self._persist(self.book)
-            for step in effects.steps:
-                task = asyncio.create_task(self._run(step))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            await self._carry_out(before, effects)
+
+    async def resume(self) -> None:
+        """After a restart: the book resumed (:func:`~esc_orch.reconcile.recovery.resume`),
+        persisted, and the cut steps it runs again handed over."""
+        async with self._lock:
+            before = self.book
+            self.book, effects = resume(
+                self.book, at=self._clock.now(), subjects=self._subjects.subjects(),
+                new_uuid=self._new_uuid,
+            )  # fmt: skip
+            await self._carry_out(before, effects)
+
+    async def _carry_out(self, before: RecoveryBook, effects: RecoveryEffects) -> None:
+        for note in effects.notes:
+            log.info("recovery: %s", note)
+        for notice in effects.notices:
+            await self._reporter.notice(notice)
+        for name, state in effects.vm_states:
+            await self._reporter.vm_state(name, state)
+        if self._persist is not None and (
+            self.book != before or effects.notices or effects.vm_states
+        ):
+            await self._persist(self.book)
+        for step in effects.steps:
+            task = asyncio.create_task(self._run(step))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _run(self, step: IssuedStep) -> None:
         try:

@@ -18,7 +18,7 @@ the next record with each step, is :mod:`esc_orch.reactor.converge`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 
 from esc_orch import metrics
@@ -155,7 +155,11 @@ class Reactor:
         await self._events.durable()
 
     async def resume(
-        self, targets: Iterable[DeploymentTarget], *, records: Sequence[DeploymentRecord] = ()
+        self,
+        targets: Iterable[DeploymentTarget],
+        *,
+        records: Sequence[DeploymentRecord] = (),
+        hold: Collection[Key] = (),
     ) -> tuple[Intent, ...]:
         """Start-up: restore ``records``, close unfinished intents, converge again.
 
@@ -166,6 +170,8 @@ class Reactor:
         and the event of a step that was done on the VIM but not reported is sent then.
         That debt is written into the record (``VmRecord.owed``) in the very transaction that
         marks the intent abandoned, so a second crash right after the restart keeps it.
+        Deployments in ``hold`` are restored and their intents closed, but not converged (a
+        recovery resuming holds them; the caller converges them later).
         Returns the intents it closed.
         """
         for record in records:
@@ -199,7 +205,8 @@ class Reactor:
             )  # every VM of every deployment is owned before any run
             resumed_targets.append(resumed)
         for resumed in resumed_targets:
-            self.submit(resumed)
+            if resumed.key not in hold:
+                self.submit(resumed)
         return unfinished
 
     # -- the records -----------------------------------------------------------------------

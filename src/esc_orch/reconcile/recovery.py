@@ -453,30 +453,56 @@ def _owed_step(
     return (_notice(run, subject, event, ok=ok, failure=failure, target=target),)
 
 
-def resume(
-    book: RecoveryBook, *, at: float, subjects: Mapping[str, RecoverySubject]
-) -> RecoveryBook:
-    """The book after a restart: a step that was with the reactor is not issued again.
+#: Steps whose effect is the same when run twice: a start or reboot of the same VM. A cut one
+#: is run again after a restart (see :func:`resume`); an undeploy or redeploy is not.
+REDOABLE = frozenset({Step.REBOOT, Step.POWER_ON})
 
-    Its outcome was lost with the process, and its event with it (the book is written with
-    the events it produced, so a step still in the book has not been reported): the VM gets
-    ``bootup_time`` from now to be alive, and the step's event is owed (``cut``) — sent as a
-    success when the VM is seen alive, before COMPLETE, or as a failure when the time runs
-    out, before the next attempt or COMPLETE FAILURE. A recovery cut by a crash resumes, no
-    step runs twice, and its events are those it has without the crash. A recovery already
-    awaiting its VM alive gets ``bootup_time`` from now too (at least): nobody watched while
-    the daemon was down.
+
+def resume(
+    book: RecoveryBook,
+    *,
+    at: float,
+    subjects: Mapping[str, RecoverySubject],
+    new_uuid: UuidFactory,
+) -> tuple[RecoveryBook, RecoveryEffects]:
+    """The book after a restart, and the steps to hand over again.
+
+    A step still in the book (phase STEP) was cut by the crash: its outcome never reached the
+    book, so it provably did not finish (its VIM call may or may not have been made), and its
+    event was not sent (the book is written with the events it produced).
+
+    * A start or reboot (:data:`REDOABLE`) is **run again**: running it twice does what
+      running it once does, so the recovery goes on as it would have without the crash (its
+      VM_RECOVERY_REBOOT from the new outcome, its boot time from then). The start-up resync
+      leaves the deployment to it — otherwise the resync itself would start a VM the crash
+      left off and report VM_STARTED and SERVICE_UPDATED, events the recovery does not have.
+    * An undeploy or redeploy is **not** (deleting or creating twice is not the same): the VM
+      gets ``bootup_time`` from now to be alive, and the step's event is owed (``cut``) — sent
+      as a success when the VM is seen alive, before COMPLETE, or as a failure when the time
+      runs out, before the next attempt or COMPLETE FAILURE.
+
+    A recovery already awaiting its VM alive gets ``bootup_time`` from now too (at least):
+    nobody watched while the daemon was down.
     """
-    runs = dict(book.runs)
-    for name, run in book.runs.items():
+    effects = _NONE
+    for name in sorted(book.runs):
+        run = book.runs[name]
         subject = subjects.get(name)
         if subject is None:
             continue
-        if run.phase is Phase.STEP:
-            runs[name] = replace(
+        if run.phase is Phase.STEP and run.step in REDOABLE:
+            assert run.step is not None
+            book, more = _issue(book, run, subject, run.step, new_uuid)
+            effects += (
+                RecoveryEffects(notes=(f"{name}: {run.step} cut by a restart, run again",)) + more
+            )
+        elif run.phase is Phase.STEP:
+            run = replace(
                 run, phase=Phase.AWAITING_ALIVE, deadline=at + subject.bootup_time, cut=True
             )
+            book = _with(book, run, name)
         elif run.phase is Phase.AWAITING_ALIVE and run.deadline is not None:
             # nobody watched while the daemon was down: the VM gets its boot time from now
-            runs[name] = replace(run, deadline=max(run.deadline, at + subject.bootup_time))
-    return replace(book, runs=runs)
+            run = replace(run, deadline=max(run.deadline, at + subject.bootup_time))
+            book = _with(book, run, name)
+    return book, effects

@@ -306,15 +306,16 @@ def test_bootup_expiry_then_reboot_then_redeploy_with_a_new_vmid(cluster: Cluste
         assert dep_state(m)["vms"] == {vm.vmname: "VM_ALIVE_STATE"}
 
 
-def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
+def test_kill_minus_nine_during_a_recovery_step_resumes_and_runs_the_cut_reboot_again(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """The daemon dies right after journaling the recovery's reboot (intent 2; 1 is the create).
 
     The book with VM_RECOVERY_INIT was written before the step was handed over; after the
-    restart the step is not run again (its intent is abandoned): the VM gets bootup_time to be
-    alive, then the cut step's owed VM_RECOVERY_REBOOT FAILURE and VM_RECOVERY_COMPLETE
-    FAILURE are reported, once each — the events the recovery has without the crash.
+    restart the cut intent is abandoned and the recovery runs the reboot again, once (a reboot
+    run twice does what it does once; docs/monitoring.md): the host is dead, so its
+    VM_RECOVERY_REBOOT FAILURE names that, then VM_RECOVERY_COMPLETE FAILURE once the boot
+    time ran out — once each, the events the recovery has without the crash.
     """
     cluster.start_daemon(env={failpoints.ENV: "lifecycle.after-intent=kill@2"})
     with connect(cluster) as m:
@@ -344,7 +345,8 @@ def test_kill_minus_nine_during_a_recovery_step_resumes_and_never_runs_it_twice(
         )]  # fmt: skip
     finally:
         db.close()
-    assert rows == [("abandoned",)]  # journaled once, never replayed
+    # the cut intent closed as abandoned, never replayed as such; the reboot run again failed
+    assert sorted(r[0] for r in rows) == ["abandoned", "failed"]
     assert logged == ["VM_RECOVERY_INIT", "VM_RECOVERY_REBOOT", "VM_RECOVERY_COMPLETE"]
 
 

@@ -18,9 +18,12 @@ from esc_orch.reconcile.identity import VmIdentity
 from esc_orch.reconcile.recovery import (
     IssuedStep,
     RecoveryAction,
+    RecoveryBook,
     RecoveryNotice,
     RecoverySubject,
+    Trigger,
     TriggerCause,
+    recover,
 )
 from esc_orch.vim.types import VmSpec
 
@@ -93,6 +96,30 @@ async def test_a_request_waits_then_reboots_and_completes_when_alive() -> None:
     await c.sink_alive(VM.name)
     assert events(port)[-1] == "COMPLETE:ok"
     assert port.states == [VmLifecycleState.RECOVERING, VmLifecycleState.ALIVE]
+
+
+async def test_a_restart_runs_the_cut_reboot_again_after_persisting_the_book() -> None:
+    """The book resumed at start-up: the reboot the crash cut (in the book, never reported)
+    is run again, once, after the book naming it is durable; no second INIT."""
+    port, clock = Port(), Clock()
+    trigger = Trigger(vm_name=VM.name, cause=TriggerCause.MANUAL, at=clock.t)
+    book, cut = recover(RecoveryBook(), trigger, subjects=port.subjects(), new_uuid=lambda: "x")
+    assert len(cut.steps) == 1  # INIT and the step in the book; then the daemon died
+    order: list[str] = []
+
+    async def persist(b: object) -> None:
+        order.append(f"persist:{len(port.steps)}")
+
+    ids = (f"00000000-0000-0000-0000-{i:012d}" for i in itertools.count(1))
+    c = RecoveryCoordinator(subjects=port, executor=port, reporter=port, clock=clock,
+                            new_uuid=lambda: next(ids), book=book, persist=persist)  # fmt: skip
+    await c.resume()
+    await c.settled()
+    assert order[0] == "persist:0" and len(port.steps) == 1
+    assert port.steps[0].seq != book.runs[VM.name].seq
+    assert events(port) == ["REBOOT:ok"]
+    await c.sink_alive(VM.name)
+    assert events(port) == ["REBOOT:ok", "COMPLETE:ok"]
 
 
 async def test_an_executor_that_raises_is_a_failed_step_with_the_reason() -> None:

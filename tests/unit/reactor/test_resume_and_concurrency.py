@@ -195,3 +195,33 @@ async def test_a_deployment_whose_vm_names_look_like_another_s_never_takes_them(
     for name in ("dep", "dep_a"):
         assert (await reactor.run(target(deployments[name], name=name, resync=True))).ok
     assert set(lab.vms("csp-1")) == names
+
+
+async def test_a_held_deployment_is_restored_but_not_converged_at_start_up() -> None:
+    """Found by the crash matrix's recovery rows: a VM left off by a crash during its
+    recovery was started by the start-up resync (VM_STARTED, SERVICE_UPDATED) while the
+    resumed recovery ran its cut step again. A deployment the resuming recovery holds is
+    restored, its intents closed, and left to the recovery."""
+    journal = CrashingJournal(after_intent=True, armed=False)
+    lab = Lab(journal=journal)
+    first = lab.reactor()
+    assert (await first.run(target(DEP))).ok
+    record = first.status("name1", "dep")
+    assert record is not None
+    (name,) = lab.vms("csp-1")
+    await lab.connectors["CSP-1"].power_off(name=name)  # behind the daemon's back
+    before = lab.events.types()
+    restarted = lab.reactor(uuid_start=5000)
+    await restarted.resume(
+        [target(DEP, resync=True, operation=LifecycleOperation.UPDATE)],
+        records=(record,), hold={record.key},
+    )  # fmt: skip
+    await restarted.drain()
+    assert restarted.status("name1", "dep") == record
+    assert lab.running() == [] and lab.events.types() == before  # left to the recovery
+    resync = lab.reactor(uuid_start=6000)  # without the hold, the resync starts it
+    await resync.resume(
+        [target(DEP, resync=True, operation=LifecycleOperation.UPDATE)], records=(record,)
+    )
+    await resync.drain()
+    assert lab.running() == [("csp-1", name)] and "VM_STARTED" in lab.events.types()[len(before):]

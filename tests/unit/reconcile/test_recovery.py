@@ -250,20 +250,60 @@ def test_unknown_vm_is_noted_not_recovered() -> None:
     assert short(out) == [] and "not a known VM" in out.notes[0]
 
 
-def test_resume_after_a_crash_never_runs_a_step_twice() -> None:
-    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=2))
-    d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
-    assert d.book.runs[NAME].phase is Phase.STEP
-    d.book = resume(d.book, at=1000, subjects=d.subjects)
+def restarted(d: Driver, *, at: float) -> RecoveryEffects:
+    """The daemon restarted: the book resumed, as the coordinator does at start-up."""
+    d.book, effects = resume(d.book, at=at, subjects=d.subjects, new_uuid=lambda: next(d.ids))
+    if effects.steps:
+        d.seq = effects.steps[-1].seq
+    return effects
+
+
+def test_a_reboot_cut_by_a_restart_is_run_again_and_reported_from_its_new_outcome() -> None:
+    """Found by the crash matrix's recovery rows (recovery-vm-down @ after-intent and
+    @ recovery-book-1): killed with the recovery's step durable but not run, the restart's
+    resync started the VM itself (VM_STARTED, SERVICE_UPDATED, events the recovery does not
+    have). A start or reboot the crash cut is now run again by the recovery itself (running
+    it twice does what running it once does); its events are those it has without the
+    crash, once each."""
+    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=1))
+    first = d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
+    assert short(first) == ["INIT:ok", "do:Reboot", "state:RECOVERING"]
+    cut = d.seq
+    again = restarted(d, at=1000)
+    assert short(again) == ["do:Reboot"]  # no second INIT
+    assert again.steps[0].seq != cut and again.steps[0].action.vm == VM
     run = d.book.runs[NAME]
-    assert run.phase is Phase.AWAITING_ALIVE and run.deadline == 1600
+    assert run.phase is Phase.STEP and not run.cut and run.deadline is None
+    assert short(d(StepOutcome(vm_name=NAME, seq=cut, at=1001, ok=True))) == []  # stale
+    assert short(d(AliveAgain(vm_name=NAME, at=1002))) == []  # the new outcome decides
+    assert short(d.done(1003, ok=True)) == ["REBOOT:ok"]
+    assert d.book.runs[NAME].deadline == 1603  # boot time from the new outcome
+    assert short(d(AliveAgain(vm_name=NAME, at=1010))) == ["COMPLETE:ok", "state:ALIVE"]
+    assert NAME not in d.book.runs
+
+
+def test_a_start_of_a_stopped_vm_cut_by_a_restart_is_run_again() -> None:
+    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=1))
+    d(Trigger(vm_name=NAME, cause=TriggerCause.VM_STOPPED, at=0))
+    again = restarted(d, at=50)
+    assert short(again) == ["do:PowerOn"]
+    assert isinstance(again.steps[0].action, PowerOn) and again.steps[0].action.report is None
+    assert short(d.done(51, ok=False, failure="host CSP-1 does not answer")) == ["REBOOT:FAIL"]
+
+
+def test_an_undeploy_cut_by_a_restart_is_not_run_twice() -> None:
+    d = Driver(subject(RecoveryAction.REDEPLOY_ONLY, retries=2))
+    assert short(d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0)))[1] == "do:DeleteVm"
+    assert short(restarted(d, at=1000)) == []
+    run = d.book.runs[NAME]
+    assert run.phase is Phase.AWAITING_ALIVE and run.deadline == 1600 and run.cut
     assert short(d.done(1001, ok=True)) == []  # the lost step's outcome is stale
     # its event is owed: a failure once the boot time ran out, then the second attempt (not
     # the first again)
     over = d(Tick(at=1600))
-    assert short(over) == ["REBOOT:FAIL", "do:Reboot"]
+    assert short(over) == ["UNDEPLOYED:FAIL", "do:DeleteVm"]
     assert "outcome was lost in a restart" in (over.notices[0].failure or "")
-    assert short(d.done(1601, ok=True)) == ["REBOOT:ok"]
+    assert short(d.done(1601, ok=True)) == ["UNDEPLOYED:ok", "do:CreateVm"]
 
 
 def test_a_recovery_awaiting_alive_gets_its_boot_time_again_after_a_restart() -> None:
@@ -274,20 +314,22 @@ def test_a_recovery_awaiting_alive_gets_its_boot_time_again_after_a_restart() ->
     d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
     assert short(d.done(10, ok=True)) == ["REBOOT:ok"]
     assert d.book.runs[NAME].deadline == 610
-    d.book = resume(d.book, at=605, subjects=d.subjects)
+    assert short(restarted(d, at=605)) == []
     assert d.book.runs[NAME].deadline == 1205 and not d.book.runs[NAME].cut
     assert short(d(Tick(at=700))) == []
     assert short(d(AliveAgain(vm_name=NAME, at=710))) == ["COMPLETE:ok", "state:ALIVE"]
 
 
 def test_a_step_cut_by_a_restart_is_reported_once_the_vm_is_alive() -> None:
-    """Found by the crash matrix's recovery rows: killed after the reboot's intent or before
-    its outcome, the restarted daemon never sent VM_RECOVERY_REBOOT (the VM alive again)."""
-    d = Driver(subject(RecoveryAction.REBOOT_ONLY, retries=2))
+    """Found by the crash matrix's recovery rows: killed after the step's intent or before
+    its outcome, the restarted daemon never sent the step's event (the VM alive again). A
+    step not run again (a redeploy) is now owed and reported before COMPLETE."""
+    d = Driver(subject(RecoveryAction.REDEPLOY_ONLY, retries=2))
     d(Trigger(vm_name=NAME, cause=TriggerCause.HOST_DOWN, at=0))
-    d.book = resume(d.book, at=1000, subjects=d.subjects)
+    assert short(d.done(5, ok=True)) == ["UNDEPLOYED:ok", "do:CreateVm"]
+    assert short(restarted(d, at=1000)) == []
     assert short(d(AliveAgain(vm_name=NAME, at=1005))) == [
-        "REBOOT:ok", "COMPLETE:ok", "state:ALIVE",
+        "DEPLOYED:ok", "COMPLETE:ok", "state:ALIVE",
     ]  # fmt: skip
     assert NAME not in d.book.runs
 
@@ -341,7 +383,7 @@ def test_the_book_survives_json_and_resumes() -> None:
     text = json.dumps(book_to_json(d.book))
     back = book_from_json(json.loads(text))
     assert back == d.book
-    resumed = resume(back, at=2000, subjects=d.subjects)
-    assert resumed.runs[NAME].phase is Phase.AWAITING_ALIVE
+    resumed, effects = resume(back, at=2000, subjects=d.subjects, new_uuid=lambda: next(d.ids))
+    assert resumed.runs[NAME].phase is Phase.AWAITING_ALIVE and effects.steps == ()
     with pytest.raises(ValueError, match="version"):
         book_from_json({"version": 9})
