@@ -235,6 +235,7 @@ class Executor:
             connector_id=target,
             unreachable_source=source if a.source is SourceState.UNREACHABLE else None,
         )
+        guarded = silent and a.spec.storage is Storage.GLUSTER
         try:
             state = await self._call(
                 target,
@@ -243,7 +244,19 @@ class Executor:
                 fence=fence if a.spec.storage is Storage.GLUSTER else None,
                 retry_conflict=not silent,
             )
+            if guarded and state.power is not PowerState.RUNNING:
+                # Found defined but not running (a refused start whose clean-up was lost):
+                # its start has not taken the disk lock, so nothing is proven until it does.
+                state = await self._call(
+                    target,
+                    f"starting {name}",
+                    lambda c: c.power_on(name=name),
+                    fence=fence,
+                    retry_conflict=False,
+                )
         except StepFailed as exc:
+            if guarded and isinstance(exc.failure, DiskHeld):
+                await self._remove_refused(target, name)
             if not present:
                 raise
             await self._roll_back(a, spec, exc.failure)
@@ -254,6 +267,22 @@ class Executor:
             keep = a.source_storage is Storage.GLUSTER
             await self._delete(source, name, keep_disk=keep)
         return state
+
+    async def _remove_refused(self, target: str, name: str) -> None:
+        """The disk lock refused the start on ``target``: no copy of ``name`` may stay defined
+        there while the source may still run it (the connector removes what its create made;
+        this covers a clean-up of its that was lost). The shared disk is kept; a failure here
+        is logged, the refusal is what the step reports, and the next try removes it again."""
+        try:
+            await self._delete(target, name, keep_disk=True)
+        except StepFailed as exc:
+            log.warning(
+                "could not remove the copy of %s the disk lock refused on %s: %s",
+                name,
+                target,
+                exc.reason,
+                extra={"vm": name, "connector": target},
+            )
 
     async def _roll_back(self, a: MigrateVm, spec: VmSpec, failure: Failure) -> None:
         """The target could not take the VM and the source answers: put it back there

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,6 +30,11 @@ from esc_orch.fence.types import FenceAgentConfig
 from esc_orch.model.schema import EO_NS as EO_NAMESPACE
 from esc_orch.vim.types import ConnectorConfig, Credentials
 
+#: The hosts' password, new for each test process: a daemon another run left behind keeps
+#: retrying its connectors' URLs, and an ephemeral port reused by a host of this run must not
+#: let it in (it would create its VMs there: seen as a deployment found already made).
+SESSION_PASSWORD = f"contract-{secrets.token_hex(8)}"
+
 
 @dataclass
 class EmulatorHost:
@@ -36,7 +42,7 @@ class EmulatorHost:
 
     name: str
     root: Path
-    password: str = "contract-secret"
+    password: str = SESSION_PASSWORD
     user: str = "admin"
     cluster_name: str = "Cluster_Test"
     extra_args: list[str] = field(default_factory=list)

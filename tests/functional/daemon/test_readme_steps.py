@@ -7,8 +7,10 @@ alive (SERVICE_ALIVE printed by notif), the metrics scraped, everything stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -47,6 +49,16 @@ def free_ports() -> tuple[int, int, int]:
     raise AssertionError("no free ports")
 
 
+def test_readme_steps_wait_for_their_jobs_by_pid() -> None:
+    """``wait %3`` fails ("no such job", status 127, so ``bash -e`` stops there and leaves the
+    hosts and the daemon running) when that job ended before the shell reached the ``wait``,
+    which the notif job does whenever its three events come before the edit-config client has
+    exited, as on a loaded machine; ``wait $pid`` returns the status of an ended child."""
+    script = readme_block()
+    assert not re.search(r"\b(wait|kill)\s+%", script), script
+    assert "wait $notif" in script
+
+
 def test_readme_steps_run_as_written(tmp_path: Path) -> None:
     nc, csp, prom = free_ports()
     script = readme_block()
@@ -74,23 +86,32 @@ def test_readme_steps_run_as_written(tmp_path: Path) -> None:
         start_new_session=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("ESC_NC_")},
     )
+    gone = False
     try:
-        out, _ = proc.communicate(timeout=120)
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"the README steps did not end within 120 s: {exc.output}"
+            ) from None
+        assert proc.returncode == 0, out
+        for expected in ("VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE", "SERVICE_ACTIVE_STATE"):
+            assert expected in out, out
+        assert 'esc_orch_lifecycle_runs_total{operation="deploy",outcome="success"} 1.0' in out
+        # kill $orchd $hosts stops everything the steps started (they exit within seconds)
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                os.killpg(proc.pid, 0)
+                time.sleep(0.2)
+        except ProcessLookupError:
+            gone = True
+            return
+        raise AssertionError("a process of the README steps was still running 30 s after them")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        # Whatever failed, nothing the steps started outlives the test: a daemon left behind
+        # keeps driving its connectors' ports, which later runs' emulators may reuse.
+        if not gone:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    assert proc.returncode == 0, out
-    for expected in ("VM_DEPLOYED", "VM_ALIVE", "SERVICE_ALIVE", "SERVICE_ACTIVE_STATE"):
-        assert expected in out, out
-    assert 'esc_orch_lifecycle_runs_total{operation="deploy",outcome="success"} 1.0' in out
-    # kill %2 %1 stops everything the steps started (they exit within seconds)
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            os.killpg(proc.pid, 0)
-            time.sleep(0.2)
-    except ProcessLookupError:
-        return
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("a process of the README steps was still running 30 s after them")

@@ -21,7 +21,9 @@ from esc_orch.model.confirmation import HostDownConfirmation
 from esc_orch.model.failure import FailureCause, NotAliveAfterMove, cause_of
 from esc_orch.model.ports import StepStatus
 from esc_orch.model.record import StepInFlight
-from esc_orch.vim.fake import FakeClock
+from esc_orch.model.vim import VmSpec, VmState
+from esc_orch.vim.errors import VimDiskInUse
+from esc_orch.vim.fake import FakeClock, FakeConnector
 from unit.reactor.harness import Lab, target
 from unit.reconcile.builders import seed_deployment, with_group, with_locator, with_storage
 
@@ -191,6 +193,49 @@ async def test_a_confirmation_does_not_beat_the_disk_lock_of_a_partitioned_host(
     assert not outcome.ok  # the operator was wrong: the lock kept the second copy off
     assert lab.running() == [("csp-1", name)] and lab.vms("csp-2") == {}
     assert len(sources.waits) >= 5  # waited between tries, no busy loop
+
+
+class LeftoverConnector(FakeConnector):
+    """A target whose clean-up after a start refused by the disk lock is lost (the CSP
+    connector's DELETE after the 409 can fail under load): the refused copy stays defined,
+    stopped, as the CSP leaves it."""
+
+    async def ensure_vm(self, *, spec: VmSpec) -> VmState:
+        holders = self.host.cluster.gluster_holder
+        holder = holders.get(spec.name)
+        if holder in (None, self.host.name) or spec.name in self.host.vms:
+            return await super().ensure_vm(spec=spec)
+        del holders[spec.name]
+        try:
+            await super().ensure_vm(spec=spec)
+            await super().power_off(name=spec.name)
+        finally:
+            holders[spec.name] = holder
+        raise VimDiskInUse(f"disk of {spec.name!r} is in use on host {holder}")
+
+
+async def test_a_copy_left_defined_by_a_refused_start_is_no_proof_and_is_removed() -> None:
+    lab = Lab()
+    lab.connectors["CSP-2"] = LeftoverConnector(
+        config=lab.connectors["CSP-2"].config, host=lab.hosts["csp-2"], clock=lab.clock
+    )
+    sources = Sources(lab.clock)
+    reactor = lab.reactor(proof_sources=sources)
+    assert (await reactor.run(target(DEP))).ok
+    (name,) = lab.vms("csp-1")
+    lab.hosts["csp-1"].down = True  # partitioned, still holding the shared disk
+    on_target: list[dict[str, Any]] = []
+    sources.on_wait.extend([lambda: on_target.append(dict(lab.vms("csp-2")))] * 3)
+    outcome = await reactor.run(target(with_locator(DEP, "CSP-2")))
+    # The leftover was found at the next try: not taken for the moved VM (its start did not
+    # take the lock, so nothing was proven), and removed each time the lock refused it.
+    assert not outcome.ok
+    assert lab.running() == [("csp-1", name)] and lab.vms("csp-2") == {}
+    assert on_target == [{}, {}, {}]
+    record = reactor.status("name1", "dep")
+    assert record is not None
+    entry = record.vm(name)
+    assert entry is not None and entry.connector_id == "CSP-1"
 
 
 async def test_a_move_keeps_the_port_ids_where_the_target_lets_it_choose_them() -> None:
