@@ -33,7 +33,7 @@ from lxml import etree
 from esc_orch.cli import wakeup
 from esc_orch.cli.main import open_manager
 from esc_orch.cli.notif import format_notification
-from esc_orch.model.schema import ESC_NS
+from esc_orch.model.schema import EO_NS, ESC_NS
 from esc_orch.testing.emulator import EmulatorHost
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -155,6 +155,9 @@ def _until(m: Any, last: str, *, count: int = 1, timeout: float = 60) -> None:
         root = etree.fromstring(notification.notification_xml.encode())
         print(format_notification(root) + "\n", flush=True)
         kind = root.findtext(f".//{{{ESC_NS}}}event/{{{ESC_NS}}}type")
+        if kind is None:  # one of our own notifications: eo:<its name>
+            ours = [c for c in root if etree.QName(c).namespace == EO_NS]
+            kind = f"eo:{etree.QName(ours[0]).localname}" if ours else None
         if kind == last:
             count -= 1
             if count == 0:
@@ -228,9 +231,11 @@ def _scenario_2(m: Any, hosts: dict[str, EmulatorHost]) -> None:
         "SERVICE_UPDATED",
     )
     print(f"  hosts: {_where(hosts)}")
-    hosts["CSP-1"].start()  # back with the stale copy it had when it died
-    print(f"  CSP-1 restarted; hosts: {_where(hosts)}")
-    _step(m, "Undeploy (also the stale copy on CSP-1)", _delete("dep"), "SERVICE_UNDEPLOYED")
+    print("\n===== Scenario 2: CSP-1 powered on again, with the old copy it had when it died\n")
+    hosts["CSP-1"].start()
+    _until(m, "eo:stale-copy-removed")  # its return noticed, the old copy removed at once
+    print(f"  hosts: {_where(hosts)}")
+    _step(m, "Undeploy", _delete("dep"), "SERVICE_UNDEPLOYED")
     print(f"  hosts: {_where(hosts)}")
 
 
