@@ -284,7 +284,8 @@ class VimSupervisor:
                         app_tag="vim-unreachable",
                         message=(
                             f"VIM connector {target} is not usable: {state.message}"
-                            " (fix the connector, or place the group elsewhere)"
+                            " (fix the connector, or place the group elsewhere; a host that"
+                            f" is back is checked at once by esc_nc_cli recheck-vim {target})"
                         ),
                         path=(
                             f"/{ESC_PREFIX}:esc_datamodel/{ESC_PREFIX}:tenants"

@@ -132,6 +132,7 @@ async def test_placing_vms_on_a_failed_connector_is_refused(store: SqlDatastore)
     error = info.value.errors[0]
     assert (error.tag, error.app_tag) == ("operation-failed", "vim-unreachable")
     assert error.path is not None and error.path.endswith("esc:locator/esc:vim_id")
+    assert "esc_nc_cli recheck-vim CSP-1" in error.message  # the way out, if the host is back
     assert dump(store) == before
 
 
