@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -236,22 +239,12 @@ async def test_a_restart_with_nothing_changed_reports_no_connection_state(
     ]
 
 
-async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_next_interval(
-    store: SqlDatastore,
-) -> None:
-    """The loop sleeps for a whole interval (an hour); a recheck on demand finds CSP-1 down:
-    from then on the loop probes it every failed_interval, so its return (and the removal of
-    a stale copy it holds) is seen at once. Before, the loop slept on to the next interval."""
-    import asyncio  # noqa: PLC0415
-
-    hosts, events = Hosts(), []
-    checked = asyncio.Event()
-
-    def emit(batch: list[EscEvent]) -> None:
-        events.extend(batch)
-        if len(events) >= 3:  # the first checks of the three connectors
-            checked.set()
-
+@contextlib.asynccontextmanager
+async def _probing(
+    store: SqlDatastore, hosts: Hosts, emit: Callable[[list[EscEvent]], None]
+) -> AsyncIterator[tuple[VimSupervisor, asyncio.Event]]:
+    """A supervisor running on the seed's three connectors: full checks an hour apart, a down
+    host probed every 10 ms; yields it and the event its ``on_up`` sets."""
     supervisor = VimSupervisor(
         emit=emit, clock=lambda: NOW, factory=hosts.factory, interval=3600,
         failed_interval=0.01,
@@ -262,16 +255,34 @@ async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_ne
     store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
     task = asyncio.create_task(supervisor.run())
     try:
+        yield supervisor, back
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await supervisor.pool.close()
+
+
+async def test_a_host_found_down_by_a_recheck_is_probed_until_back_not_at_the_next_interval(
+    store: SqlDatastore,
+) -> None:
+    """The loop sleeps for a whole interval (an hour); a recheck on demand finds CSP-1 down:
+    from then on the loop probes it every failed_interval, so its return (and the removal of
+    a stale copy it holds) is seen at once. Before, the loop slept on to the next interval."""
+    hosts, events = Hosts(), []
+    checked = asyncio.Event()
+
+    def emit(batch: list[EscEvent]) -> None:
+        events.extend(batch)
+        if len(events) >= 3:  # the first checks of the three connectors
+            checked.set()
+
+    async with _probing(store, hosts, emit) as (supervisor, back):
         await asyncio.wait_for(checked.wait(), timeout=5)
         hosts.by_url["http://127.0.0.1:8441"].down = True
         down = await supervisor.recheck("CSP-1")
         assert down is not None and down.status is ConnectionStatus.FAILED
         hosts.by_url["http://127.0.0.1:8441"].down = False
         await asyncio.wait_for(back.wait(), timeout=5)  # seen by the loop's own probe
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await supervisor.pool.close()
 
 
 async def test_a_host_a_run_found_silent_is_checked_now_and_probed_until_back(
@@ -280,8 +291,6 @@ async def test_a_host_a_run_found_silent_is_checked_now_and_probed_until_back(
     """Between full checks (an hour here) a run finds CSP-1 silent and says so (``suspect``):
     the supervisor checks it at once, finds it down, probes it every failed_interval, and
     reports its return — the lifecycle then removes a stale copy it holds."""
-    import asyncio  # noqa: PLC0415
-
     hosts, events = Hosts(), []
     checked, failed = asyncio.Event(), asyncio.Event()
 
@@ -292,16 +301,7 @@ async def test_a_host_a_run_found_silent_is_checked_now_and_probed_until_back(
         if any(e.status is EventStatus.FAILURE for e in batch):
             failed.set()
 
-    supervisor = VimSupervisor(
-        emit=emit, clock=lambda: NOW, factory=hosts.factory, interval=3600,
-        failed_interval=0.01,
-    )  # fmt: skip
-    back = asyncio.Event()
-    supervisor.on_up = lambda connector_id: back.set()
-    store.add_listener(supervisor.on_commit)
-    store.edit_config(target=Datastore.RUNNING, config=config_of(EXAMPLES / "vim_connectors.xml"))
-    task = asyncio.create_task(supervisor.run())
-    try:
+    async with _probing(store, hosts, emit) as (supervisor, back):
         await asyncio.wait_for(checked.wait(), timeout=5)
         hosts.by_url["http://127.0.0.1:8441"].down = True
         supervisor.suspect("CSP-1")
@@ -310,7 +310,3 @@ async def test_a_host_a_run_found_silent_is_checked_now_and_probed_until_back(
         assert [e.status for e in events[3:]] == [EventStatus.FAILURE]
         hosts.by_url["http://127.0.0.1:8441"].down = False
         await asyncio.wait_for(back.wait(), timeout=5)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await supervisor.pool.close()
