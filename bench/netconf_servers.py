@@ -150,7 +150,7 @@ def esc_orchd(
                     str(config),
                     *ORCHD_SERVE_ARGS,
                     *serve_args,
-                ],  # fmt: skip
+                ],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -172,9 +172,7 @@ def _check_children(
             _keys_first(child, snode)
             identity: tuple[object, ...] | None = _key_values(child, snode)
             if identity is None:
-                missing = [
-                    k for k in snode.keys if child.find(f"{{{snode.namespace}}}{k}") is None
-                ]
+                missing = [k for k in snode.keys if child.find(f"{{{snode.namespace}}}{k}") is None]
                 errors.append(
                     _err(
                         ErrorTag.MISSING_ELEMENT,

@@ -132,9 +132,7 @@ def test_a_move_away_from_a_partitioned_host_fences_it_first(
             # The password of the controller is a secret like the VIM's: masked in get-config.
             shown = m.get_config(source="running", filter=("xpath", "/esc_system_config"))
             assert emulator.hosts["CSP-1"].power_password not in shown.data_xml
-            fence = shown.data_ele.find(
-                f".//{{{ESC_NS}}}vim_connector/{{{EO_NS}}}fence_agent"
-            )
+            fence = shown.data_ele.find(f".//{{{ESC_NS}}}vim_connector/{{{EO_NS}}}fence_agent")
             assert fence is not None
             assert fence.findtext(f"{{{EO_NS}}}password") == "********"
             assert fence.findtext(f"{{{EO_NS}}}url") == emulator.hosts["CSP-1"].power_url

@@ -224,4 +224,4 @@ async def test_a_held_deployment_is_restored_but_not_converged_at_start_up() -> 
         [target(DEP, resync=True, operation=LifecycleOperation.UPDATE)], records=(record,)
     )
     await resync.drain()
-    assert lab.running() == [("csp-1", name)] and "VM_STARTED" in lab.events.types()[len(before):]
+    assert lab.running() == [("csp-1", name)] and "VM_STARTED" in lab.events.types()[len(before) :]

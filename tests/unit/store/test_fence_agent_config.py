@@ -338,9 +338,7 @@ def test_a_subtree_filter_selects_the_fence_agent(fenced: SqlDatastore) -> None:
     assert [etree.QName(c).localname for c in vc] == ["id", "fence_agent"]
     fence = vc.find(f"{{{EO_NS}}}fence_agent")
     assert fence is not None
-    assert [(etree.QName(c).localname, c.text) for c in fence] == [
-        ("url", "http://127.0.0.1:8541")
-    ]
+    assert [(etree.QName(c).localname, c.text) for c in fence] == [("url", "http://127.0.0.1:8541")]
 
 
 def test_an_xpath_filter_with_the_eo_prefix_masks_the_password(fenced: SqlDatastore) -> None:
